@@ -1,0 +1,1 @@
+"""Pure signal functions: file I/O, STFT, features, mixing and the synthetic corpus."""

@@ -1,0 +1,59 @@
+"""The `dlsp` command line: a thin layer that parses flags and calls the library.
+
+Each command lives in its own module exposing `register(subparsers)`; the module adds its parser and sets
+`func` to a function taking the parsed namespace and returning an exit code. User mistakes raise `DlspError`
+and end here as one line on stderr with exit code 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from dlsp import __version__
+from dlsp.cli import data, demo, info, metrics
+from dlsp.errors import DlspError
+
+COMMANDS = (info, demo, data, metrics)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlsp",
+        description="Deep Learning for Signal Processing: raw recordings to trained, evaluated models.",
+        epilog="Run 'dlsp COMMAND --help' for the flags and examples of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"dlsp {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    warnings.showwarning = _one_line_warning
+    try:
+        return int(args.func(args) or 0)
+    except DlspError as exc:
+        if args.debug:
+            raise
+        print(f"dlsp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlsp: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"dlsp: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Helpers shared by the command modules: help formatting and argument types."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples in epilogs as written and shows defaults."""
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str, examples: str,
+                description: str | None = None) -> argparse.ArgumentParser:
+    """Add a subcommand whose --help ends with an 'examples' block."""
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=description or summary,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples.strip().splitlines()),
+        formatter_class=HelpFormatter,
+    )
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
