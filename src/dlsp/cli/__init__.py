@@ -8,6 +8,7 @@ and end here as one line on stderr with exit code 2; `--debug` shows the traceba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -49,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dlsp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dlsp ... | head`); silence the flush at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"dlsp: warning: {message}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Results people look at: PNG plots and an HTML report with audio players."""

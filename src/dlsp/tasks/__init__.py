@@ -1,0 +1,1 @@
+"""Tasks: glue from a config to data, model, training and a report."""

@@ -1,0 +1,113 @@
+"""One training loop: the model, a step function, the optimiser and batch sources are passed in.
+
+A task supplies `step(model, batch) -> loss`; the loop handles modes, gradients, validation, the best weights,
+early stopping, a time budget, progress bars and non-finite losses.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dlsp.errors import DlspError
+
+StepFn = Callable[[nn.Module, Any], torch.Tensor]
+
+
+@dataclass
+class FitResult:
+    """What training produced: per-epoch history and the best epoch (its weights are loaded into the model)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = math.inf
+    stopped: str = "epochs"
+    seconds: float = 0.0
+
+
+def fit(
+    model: nn.Module,
+    step: StepFn,
+    optimizer: torch.optim.Optimizer,
+    train_batches: Callable[[int], Iterable[Any]],
+    val_batches: Callable[[], Iterable[Any]] | None = None,
+    epochs: int = 10,
+    patience: int | None = None,
+    max_seconds: float | None = None,
+    grad_clip: float | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train `model` and leave the weights of the best validation epoch in it.
+
+    Args:
+        train_batches: called with the epoch number, returns that epoch's batches (lets tasks reshuffle or
+            remix data every epoch).
+        val_batches: returns the validation batches; without it the training loss picks the best epoch.
+        patience: stop after this many epochs without a better validation loss.
+        max_seconds: stop after the first epoch that ends past this wall-clock budget.
+    """
+    result = FitResult()
+    best_state = None
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        train_loss = _train_epoch(model, step, optimizer, train_batches(epoch), grad_clip, epoch)
+        val_loss = evaluate_loss(model, step, val_batches()) if val_batches else train_loss
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                  "seconds": time.perf_counter() - start}
+        result.history.append(record)
+        if on_epoch_end:
+            on_epoch_end(record)
+        if val_loss < result.best_val_loss:
+            result.best_val_loss, result.best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch)
+        if patience is not None and epoch - result.best_epoch >= patience:
+            result.stopped = "early stopping"
+            break
+        if max_seconds is not None and record["seconds"] >= max_seconds:
+            result.stopped = "time budget"
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimizer, batches: Iterable[Any],
+                 grad_clip: float | None, epoch: int) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for index, batch in enumerate(batches):
+        optimizer.zero_grad(set_to_none=True)
+        loss = step(model, batch)
+        if not torch.isfinite(loss):
+            raise DlspError(f"training stopped: non-finite loss {loss.item()} at epoch {epoch}, batch {index}")
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        total, count = total + loss.item(), count + 1
+    if count == 0:
+        raise DlspError("no training batches (is the training set empty?)")
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, step: StepFn, batches: Iterable[Any]) -> float:
+    """Mean of `step` over `batches` in eval mode without gradients."""
+    model.eval()
+    losses = [step(model, batch).item() for batch in batches]
+    if not losses:
+        raise DlspError("no validation batches (is the validation set empty?)")
+    return sum(losses) / len(losses)

@@ -1,0 +1,61 @@
+"""dlsp.train.checkpoint: safe loading, model rebuilt from its recorded arguments."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from dlsp.errors import DlspError
+from dlsp.models.denoisers import MODELS, LinearDenoiser
+from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+
+
+def test_save_reload_gives_identical_output(tmp_path):
+    torch.manual_seed(0)
+    model = LinearDenoiser(n_freqs=33, hidden=(16,), context=1).eval()
+    save_checkpoint(tmp_path / "m.pt", model, "linear", config={"lr": 1e-3})
+    payload = load_checkpoint(tmp_path / "m.pt")
+    assert payload["config"] == {"lr": 1e-3}
+    rebuilt = build_from_checkpoint(payload, MODELS)
+    x = torch.rand(2, 33, 10)
+    torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch MARKER_FILE",))
+
+
+def test_code_execution_payload_is_refused_and_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"format": "dlsp-checkpoint/1", "x": _Payload()}, handle)
+    with pytest.raises(DlspError, match="refused"):
+        load_checkpoint(path)
+    assert not (tmp_path / "MARKER_FILE").exists()
+    torch.save({"format": "dlsp-checkpoint/1", "x": _Payload()}, path)
+    with pytest.raises(DlspError):
+        load_checkpoint(path)
+    assert not (tmp_path / "MARKER_FILE").exists()
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(DlspError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"garbage")
+    with pytest.raises(DlspError, match=r"junk\.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(DlspError, match="not a dlsp checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    model = LinearDenoiser(n_freqs=9, hidden=())
+    save_checkpoint(tmp_path / "m.pt", model, "linear")
+    payload = load_checkpoint(tmp_path / "m.pt")
+    with pytest.raises(DlspError, match="unknown model"):
+        build_from_checkpoint({**payload, "model": "nope"}, MODELS)
+    with pytest.raises(DlspError, match="does not match"):
+        build_from_checkpoint({**payload, "model_args": {**payload["model_args"], "n_freqs": 10}}, MODELS)
