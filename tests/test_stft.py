@@ -58,7 +58,9 @@ def test_istft_matches_torch_istft(rng, n_fft, hop, win_length, window, center, 
 def test_istft_chunked_equals_unchunked(rng, monkeypatch):
     x = torch.from_numpy(rng.standard_normal((2, 20000)).astype(np.float32))
     spec = stft(x, 512, 128)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # several threads: all frames in one pass
     whole = istft(spec, 512, 128, length=20000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # one thread: cache-sized chunks
     monkeypatch.setattr(stft_module, "CPU_CHUNK_SAMPLES", 3 * 2 * 512)  # three frames per chunk
     chunked = istft(spec, 512, 128, length=20000)
     assert float((chunked - whole).abs().max()) < 1e-6
@@ -73,6 +75,7 @@ def test_chunked_stft_equals_torch_stft(rng, monkeypatch, pad_mode, n_fft, hop, 
     chunked = stft_module._chunked_stft
     monkeypatch.setattr(stft_module, "_chunked_stft", lambda *args: calls.append(1) or chunked(*args))
     monkeypatch.setattr(stft_module, "CPU_CHUNK_SAMPLES", 5 * n_fft)  # 5 frames per chunk
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # the chunked path is single-threaded only
     x = torch.from_numpy(rng.standard_normal((2, 3, 1000)))
     got = stft(x, n_fft, hop, win_length, "hamming", center, pad_mode)
     window = torch.hamming_window(win_length or n_fft, dtype=torch.float64)

@@ -9,9 +9,9 @@ The defaults (n_fft 1024, hop 512, Hann) are the original denoising studies' lib
 difference from librosa >= 0.10: `pad_mode` defaults to `reflect` (torch's convention) where librosa now pads
 with zeros; pass `pad_mode="constant"` to match librosa frame for frame.
 
-Speed: `stft` is `torch.stft`, except for long signals on CPU where a chunked version with identical output is
-about 1.5x faster; `istft` is an overlap-add written here (same results as `torch.istft`, which is slower than
-librosa on CPU). `benchmarks/stft.py` measures both against librosa.
+Speed: `stft` is `torch.stft`, except for long signals on a single CPU thread (data-loader workers) where a
+chunked version with identical output is about 1.8x faster; `istft` is an overlap-add written here (same
+results as `torch.istft`, which is slower than librosa on CPU). `benchmarks/stft.py` measures them.
 """
 
 from __future__ import annotations
@@ -119,8 +119,7 @@ def stft(
     flat = signal.reshape(-1, n_samples)
     n_frames = frame_count(n_samples, n_fft, hop_length, center)
     chunk = max(1, CPU_CHUNK_SAMPLES // n_fft)
-    needs_grad = flat.requires_grad and torch.is_grad_enabled()  # rfft(out=...) cannot record gradients
-    if flat.device.type == "cpu" and n_frames >= 4 * chunk and not needs_grad:
+    if _use_chunked_stft(flat, n_frames, chunk):
         left = (n_fft - win_length) // 2
         win = torch.nn.functional.pad(win, (left, n_fft - win_length - left))
         spec = _chunked_stft(flat, n_fft, hop_length, win, center, pad_mode, chunk)
@@ -130,9 +129,17 @@ def stft(
     return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
 
 
+def _use_chunked_stft(signal: torch.Tensor, n_frames: int, chunk: int) -> bool:
+    # Only single-threaded: with several intra-op threads the many short parallel regions stall whenever
+    # another process holds a core (measured: up to 20x slower on a busy 2-core machine).
+    needs_grad = signal.requires_grad and torch.is_grad_enabled()  # rfft(out=...) cannot record gradients
+    return (signal.device.type == "cpu" and torch.get_num_threads() == 1 and n_frames >= 4 * chunk
+            and not needs_grad)
+
+
 def _chunked_stft(signal: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, center: bool,
                   pad_mode: str, chunk: int) -> torch.Tensor:
-    """`torch.stft` for long signals on CPU, about 1.5x faster and with the same numbers.
+    """`torch.stft` for long signals on one CPU thread, about 1.8x faster and with the same numbers.
 
     `torch.stft` pads the whole signal (a full copy) and transforms all frames in one pass through memory.
     Here interior frames are read straight from the signal, chunk by chunk so that they stay in cache, and
@@ -247,12 +254,15 @@ def _overlap_add(spec: torch.Tensor, window: torch.Tensor, hop: int, center: boo
     n_blocks = n_frames + blocks_per_frame - 1
     out = torch.zeros(batch, n_blocks, hop, dtype=real_dtype, device=spec.device)
     by_frame = spec.mT  # (batch, frames, freqs): irfft runs along the last dim
-    chunk = n_frames if spec.device.type != "cpu" else max(1, CPU_CHUNK_SAMPLES // (batch * padded))
+    # Cache-sized chunks pay off on one thread; with several, each chunk's short parallel regions stall while
+    # another process holds a core, so the whole signal goes at once (as on GPUs).
+    single_thread = spec.device.type == "cpu" and torch.get_num_threads() == 1
+    chunk = max(1, CPU_CHUNK_SAMPLES // (batch * padded)) if single_thread else n_frames
     for first in range(0, n_frames, chunk):
         frames = torch.fft.irfft(by_frame[:, first:first + chunk], n=n_fft, dim=-1)
         if padded != n_fft:
             frames = torch.nn.functional.pad(frames, (0, padded - n_fft))
-        frames = (frames * synthesis).reshape(batch, -1, blocks_per_frame, hop)
+        frames = frames.mul_(synthesis).reshape(batch, -1, blocks_per_frame, hop)  # in place: no new buffer
         count = frames.shape[1]
         for block in range(blocks_per_frame):
             out[:, first + block:first + block + count] += frames[:, :, block]

@@ -1,8 +1,10 @@
 """Spectral denoisers: networks on STFT magnitudes that predict a mask or the clean magnitude.
 
 Every model takes the noisy magnitude `(batch, freq, frames)` and returns the estimated clean magnitude of the same
-shape; the noisy phase is kept outside the model. Inputs are compressed with `log1p` and standardised per
-frequency with statistics stored as buffers, so a checkpoint carries everything needed to run it.
+shape; the noisy phase is kept outside the model. Every model reports `get_model_args()` (to rebuild it from a
+checkpoint), `receptive_field` (past, future frames) and `time_multiple` (chunk alignment), which chunked and
+streaming inference rely on to reproduce the offline output exactly. Inputs are compressed with `log1p` and
+standardised per frequency with statistics stored as buffers, so a checkpoint carries everything to run it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ class LinearDenoiser(nn.Module):
 
     def get_model_args(self) -> dict[str, Any]:
         return dict(self.args)
+
+    @property
+    def receptive_field(self) -> tuple[int, int]:
+        """`(past, future)` frames that output frame t depends on: input frames t-past .. t+future."""
+        return (self.context, 0 if self.causal else self.context)
+
+    @property
+    def time_multiple(self) -> int:
+        """Chunks must start at frame indices that are multiples of this (1: any frame)."""
+        return 1
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         features = self.normalizer(magnitude)  # (B, F, T)

@@ -12,12 +12,7 @@ from typing import Any
 import numpy as np
 
 from dlsp.audio.io import save_audio
-from dlsp.device import resolve_device
-from dlsp.fileio import ensure_dir, write_json
-from dlsp.metrics.enhancement import enhancement_metrics
-from dlsp.report import html, plots
-from dlsp.report.tables import format_table
-from dlsp.tasks.denoise import (
+from dlsp.denoise.train import (
     DenoiseConfig,
     Pair,
     denoise_audio,
@@ -25,6 +20,11 @@ from dlsp.tasks.denoise import (
     save_denoiser,
     train_denoiser,
 )
+from dlsp.device import resolve_device
+from dlsp.fileio import ensure_dir, write_json
+from dlsp.metrics.enhancement import enhancement_metrics
+from dlsp.report import html, plots
+from dlsp.report.tables import format_table
 
 METRICS = ("snr", "si_sdr", "pesq", "stoi")
 

@@ -18,9 +18,9 @@ from torch import nn
 
 from dlsp.audio.io import load_audio
 from dlsp.audio.stft import StftConfig, from_magphase, magphase
+from dlsp.denoise.model_file import save_denoiser as _save_model_file
 from dlsp.errors import DlspError
-from dlsp.models.denoisers import MODELS, build_denoiser
-from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.models.denoisers import build_denoiser
 from dlsp.train.loop import FitResult, fit
 
 LOSSES = ("mse", "log_mse")
@@ -153,10 +153,6 @@ def denoise_audio(model: nn.Module, audio: np.ndarray, stft: StftConfig) -> np.n
 
 
 def save_denoiser(path: str | os.PathLike[str], model: nn.Module, config: DenoiseConfig, **extra: Any) -> Path:
-    return save_checkpoint(path, model, config.model, config=asdict(config), **extra)
-
-
-def load_denoiser(path: str | os.PathLike[str]) -> tuple[nn.Module, DenoiseConfig]:
-    payload = load_checkpoint(path)
-    model = build_from_checkpoint(payload, MODELS, path)
-    return model, DenoiseConfig(**payload["config"])
+    """Write the trained model with its sample rate, STFT and training config."""
+    return _save_model_file(path, model, config.model, sample_rate=config.sample_rate, stft=config.stft,
+                            config=asdict(config), **extra)

@@ -1,0 +1,61 @@
+"""Denoiser model files: the network plus the sample rate and STFT it was trained with.
+
+A model file is a dlsp checkpoint (plain data, loaded with `weights_only=True`) whose extra fields say how to
+run it: `sample_rate`, `stft` (the `StftConfig` fields) and the training `config`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from dlsp.audio.stft import StftConfig
+from dlsp.errors import DlspError
+from dlsp.models.denoisers import MODELS
+from dlsp.paths import PRETRAINED_DIR
+from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+
+DEFAULT_MODEL_NAME = "denoiser.pt"
+
+
+@dataclass
+class DenoiserModel:
+    """A loaded denoiser: the network (eval mode, on CPU) and how to feed it."""
+
+    model: nn.Module
+    name: str
+    sample_rate: int
+    stft: StftConfig
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_denoiser(path: str | os.PathLike[str], model: nn.Module, name: str, *, sample_rate: int,
+                  stft: StftConfig, config: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """Write a denoiser model file atomically."""
+    return save_checkpoint(path, model, name, task="denoise", sample_rate=int(sample_rate), stft=asdict(stft),
+                           config=config or {}, **extra)
+
+
+def load_denoiser(path: str | os.PathLike[str] | None = None) -> DenoiserModel:
+    """Load a denoiser model file; `None` loads the default model shipped in the package."""
+    path = default_model_path() if path is None else Path(path)
+    payload = load_checkpoint(path)
+    if payload.get("task") != "denoise" or "sample_rate" not in payload or "stft" not in payload:
+        raise DlspError("not a dlsp denoiser model file (it holds a different kind of model)", path)
+    model = build_from_checkpoint(payload, MODELS, path)
+    return DenoiserModel(model, payload["model"], int(payload["sample_rate"]), StftConfig(**payload["stft"]),
+                         payload.get("config", {}), path)
+
+
+def default_model_path() -> Path:
+    """The default pretrained denoiser shipped with dlsp."""
+    path = PRETRAINED_DIR / DEFAULT_MODEL_NAME
+    if not path.exists():
+        raise DlspError("no default denoiser is installed; pass --model MODEL (train one with "
+                        "'dlsp denoise train')", path)
+    return path
