@@ -36,6 +36,7 @@ def make_signal(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
 def methods(n_samples: int) -> dict[str, tuple[Callable, Callable]]:
     """name -> (analysis, synthesis), each synthesis returning `n_samples` samples."""
     window = torch.hann_window(N_FFT)
+    threads = torch.get_num_threads()
     return {
         "librosa stft + istft": (
             lambda x: librosa.stft(x, n_fft=N_FFT, hop_length=HOP, window="hann"),
@@ -45,11 +46,25 @@ def methods(n_samples: int) -> dict[str, tuple[Callable, Callable]]:
             lambda x: torch.stft(torch.from_numpy(x), N_FFT, HOP, window=window, return_complex=True),
             lambda s: torch.istft(s, N_FFT, HOP, window=window, length=n_samples),
         ),
-        "dlsp stft + istft": (
+        f"dlsp stft + istft ({threads} threads)": (
             lambda x: stft(x, N_FFT, HOP),
             lambda s: istft(s, N_FFT, HOP, length=n_samples),
         ),
+        # librosa computes on one core; this row compares per core and shows a data-loader worker's speed.
+        "dlsp stft + istft (1 thread)": (
+            lambda x: _one_thread(stft, x, N_FFT, HOP),
+            lambda s: _one_thread(istft, s, N_FFT, HOP, length=n_samples),
+        ),
     }
+
+
+def _one_thread(function: Callable, *args, **kwargs):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def measure(signal: np.ndarray, repeats: int) -> dict[str, dict[str, list[float] | float]]:

@@ -9,13 +9,13 @@ from dlsp.tasks.demo import DemoConfig, run_demo, summary_table
 
 def test_tiny_demo_improves_si_sdr_and_writes_a_report(tmp_path):
     config = DemoConfig(out=str(tmp_path / "demo"), speakers=5, utterances=4, mixtures=24, train_seconds=300.0,
-                        epochs=40, examples=1, device="cpu")
+                        epochs=5, examples=1, device="cpu")
     results = run_demo(config, progress=False, log=lambda *a: None)
     out = tmp_path / "demo"
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["metrics"]) == {"snr", "si_sdr", "pesq", "stoi"}
     assert saved["metrics"]["si_sdr"]["after"] > saved["metrics"]["si_sdr"]["before"] + 1.0
-    for name in ("report.html", "loss.png", "model.pt"):
+    for name in ("report.html", "run/loss.png", "run/best.pt"):
         assert (out / name).stat().st_size > 0
     example = results["files"][0]["name"]
     assert (out / "examples" / f"{example}.png").exists()

@@ -1,14 +1,17 @@
-"""Speech denoising on STFT magnitudes: pair loading, training on spectrogram chunks, inference.
+"""Training denoisers: config, the step function, run folders, resumable checkpoints.
 
-The model sees the noisy magnitude and returns the clean estimate; the noisy phase is reused for the inverse
-STFT. Training cuts each utterance's spectrogram into fixed-length chunks so context models see real neighbours.
+A batch is `(noisy, clean)` waveforms `(batch, samples)`; the step takes their STFTs in one batched call, runs
+the model on the noisy magnitude, and computes the configured loss (on magnitudes, or SI-SDR through the ISTFT
+with the noisy phase). A run folder holds `config.yaml`, `metrics.jsonl` (one line per epoch), `best.pt` (the
+model file, best validation loss), `last.pt` (everything needed to resume), `loss.png`, `splits.json` and
+`results.json`.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,143 +19,224 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlsp.audio.io import load_audio
 from dlsp.audio.stft import StftConfig, from_magphase, magphase
-from dlsp.denoise.model_file import save_denoiser as _save_model_file
+from dlsp.config import save_config, to_dict
+from dlsp.denoise.data import DenoiseData, DenoiseDataConfig, batches, mixing_data, pair_data
+from dlsp.denoise.model_file import load_denoiser, save_denoiser
+from dlsp.device import resolve_device
 from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
 from dlsp.models.denoisers import build_denoiser
 from dlsp.train.loop import FitResult, fit
 
-LOSSES = ("mse", "log_mse")
+LOSSES = ("mse", "log_mse", "compressed_mse", "si_sdr")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = "linear"
+    args: dict[str, Any] = field(default_factory=lambda: {"hidden": [256], "context": 2, "output": "mask"})
+
+
+@dataclass(frozen=True)
+class StftSection:
+    n_fft: int = 1024
+    hop_length: int = 512
+    window: str = "hann"
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    loss: str = "mse"
+    lr: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 30
+    patience: int | None = 8
+    max_seconds: float | None = None
+    grad_clip: float | None = 5.0
+    seed: int = 0
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
 class DenoiseConfig:
-    """Everything that defines a denoiser training run."""
+    """Everything that defines a denoiser training run (a recipe fills it)."""
 
-    model: str = "linear"
-    model_args: dict[str, Any] = field(default_factory=lambda: {"hidden": [256], "context": 2, "output": "mask"})
-    sample_rate: int = 16000
-    n_fft: int = 1024
-    hop_length: int = 512
-    loss: str = "mse"
-    lr: float = 1e-3
-    batch_size: int = 32
-    chunk_frames: int = 32
-    epochs: int = 200
-    patience: int | None = 20
-    max_seconds: float | None = None
-    seed: int = 0
+    model: ModelSection = field(default_factory=ModelSection)
+    stft: StftSection = field(default_factory=StftSection)
+    data: DenoiseDataConfig = field(default_factory=DenoiseDataConfig)
+    train: TrainSection = field(default_factory=TrainSection)
 
     @property
-    def stft(self) -> StftConfig:
-        return StftConfig(n_fft=self.n_fft, hop_length=self.hop_length)
+    def stft_config(self) -> StftConfig:
+        return StftConfig(n_fft=self.stft.n_fft, hop_length=self.stft.hop_length, window=self.stft.window)
 
 
-@dataclass(frozen=True)
-class Pair:
-    """A noisy recording and its clean reference, already at the model's rate."""
-
-    name: str
-    noisy: np.ndarray
-    clean: np.ndarray
-
-
-def load_pairs_from_manifest(manifest: str | os.PathLike[str], split: str, sample_rate: int) -> list[Pair]:
-    """Read the pairs of one split from a `dlsp data mix` manifest."""
-    manifest = Path(manifest)
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("split") == split]
-    root = manifest.parent
-    pairs = []
-    for row in rows:
-        noisy, _ = load_audio(root / row["noisy"], sample_rate=sample_rate)
-        clean, _ = load_audio(root / row["clean"], sample_rate=sample_rate)
-        pairs.append(Pair(row["name"], noisy, clean))
-    if not pairs:
-        raise DlspError(f"no pairs in split {split!r}", manifest)
-    return pairs
-
-
-def spectrogram_chunks(pairs: list[Pair], stft: StftConfig, chunk_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy and clean magnitudes cut into chunks. Shape: `-> (chunks, freq, chunk_frames)` twice.
-
-    Utterances shorter than a chunk are zero-padded; the tail of longer ones starts a last, overlapping chunk so
-    no frame is dropped.
-    """
-    noisy_chunks, clean_chunks = [], []
-    for pair in pairs:
-        noisy = stft.stft(torch.from_numpy(pair.noisy)).abs()
-        clean = stft.stft(torch.from_numpy(pair.clean)).abs()
-        frames = noisy.shape[-1]
-        if frames < chunk_frames:
-            pad = chunk_frames - frames
-            noisy, clean = (nn.functional.pad(x, (0, pad)) for x in (noisy, clean))
-            frames = chunk_frames
-        starts = list(range(0, frames - chunk_frames + 1, chunk_frames))
-        if starts[-1] + chunk_frames < frames:
-            starts.append(frames - chunk_frames)
-        noisy_chunks += [noisy[:, s : s + chunk_frames] for s in starts]
-        clean_chunks += [clean[:, s : s + chunk_frames] for s in starts]
-    return torch.stack(noisy_chunks), torch.stack(clean_chunks)
-
-
-def magnitude_loss(name: str, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """`mse` on magnitudes (the original studies' choice) or `log_mse` on log1p magnitudes."""
+def spectral_loss(name: str, estimate: torch.Tensor, clean_magnitude: torch.Tensor, phase: torch.Tensor,
+                  clean: torch.Tensor, stft: StftConfig) -> torch.Tensor:
+    """The training loss by name. Shapes: magnitudes `(B, F, T)`, waveforms `(B, time)`."""
     if name == "mse":
-        return nn.functional.mse_loss(estimate, target)
+        return nn.functional.mse_loss(estimate, clean_magnitude)
     if name == "log_mse":
-        return nn.functional.mse_loss(torch.log1p(estimate), torch.log1p(target))
+        return nn.functional.mse_loss(torch.log1p(estimate), torch.log1p(clean_magnitude))
+    if name == "compressed_mse":
+        # Power-law compression weights quiet time-frequency bins (consonants, speech onsets) more fairly.
+        return nn.functional.mse_loss((estimate + 1e-8) ** 0.3, (clean_magnitude + 1e-8) ** 0.3)
+    if name == "si_sdr":
+        wave = stft.istft(from_magphase(estimate, phase), length=clean.shape[-1])
+        return -si_sdr_db(wave, clean).mean()
     raise DlspError(f"unknown loss {name!r} (use one of {', '.join(LOSSES)})")
 
 
-def train_denoiser(
-    config: DenoiseConfig, train: list[Pair], val: list[Pair], device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> tuple[nn.Module, FitResult]:
-    """Train a denoiser on pairs; returns the model with its best validation weights and the history."""
-    torch.manual_seed(config.seed)
-    device = torch.device(device)
-    stft = config.stft
-    train_noisy, train_clean = spectrogram_chunks(train, stft, config.chunk_frames)
-    val_noisy, val_clean = spectrogram_chunks(val, stft, config.chunk_frames)
-    model = build_denoiser(config.model, n_freqs=stft.n_freqs, **config.model_args)
-    model.normalizer.fit(train_noisy)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
+def si_sdr_db(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """SI-SDR in dB per row. Shape: `(B, time), (B, time) -> (B,)`."""
+    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
+    reference = reference - reference.mean(dim=-1, keepdim=True)
+    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
+    target = scale * reference
+    return 10 * torch.log10(target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + eps) + eps)
 
-    def train_batches(epoch: int):
-        order = torch.randperm(len(train_noisy), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            yield train_noisy[index].to(device), train_clean[index].to(device)
 
-    def val_batches():
-        for start in range(0, len(val_noisy), config.batch_size * 4):
-            stop = start + config.batch_size * 4
-            yield val_noisy[start:stop].to(device), val_clean[start:stop].to(device)
+def make_step(config: DenoiseConfig, device: torch.device):
+    """The step function of the training loop: `(model, (noisy, clean)) -> loss`."""
+    stft = config.stft_config
 
-    def step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        noisy, clean = batch
-        return magnitude_loss(config.loss, model(noisy), clean)
+    def step(model: nn.Module, batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        noisy = torch.from_numpy(batch[0]).to(device)
+        clean = torch.from_numpy(batch[1]).to(device)
+        magnitude, phase = magphase(stft.stft(noisy))
+        clean_magnitude = stft.stft(clean).abs()
+        return spectral_loss(config.train.loss, model(magnitude), clean_magnitude, phase, clean, stft)
 
-    result = fit(model, step, optimizer, train_batches, val_batches, epochs=config.epochs,
-                 patience=config.patience, max_seconds=config.max_seconds, progress=progress)
-    return model.eval(), result
+    return step
 
 
 @torch.no_grad()
-def denoise_audio(model: nn.Module, audio: np.ndarray, stft: StftConfig) -> np.ndarray:
-    """Denoise mono audio at the model's rate, keeping the noisy phase. Shape: `(time,) -> (time,)`."""
-    device = next(model.parameters()).device
-    spec = stft.stft(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(device))
-    magnitude, phase = magphase(spec)
-    estimate = model(magnitude[None])[0]
-    return stft.istft(from_magphase(estimate, phase), length=audio.shape[-1]).cpu().numpy()
+def validation_si_sdr(model: nn.Module, val_batches: list[tuple[np.ndarray, np.ndarray]], stft: StftConfig,
+                      device: torch.device) -> dict[str, float]:
+    """Mean SI-SDR of the noisy input and of the model's output on the validation segments, in dB."""
+    model.eval()
+    before, after = [], []
+    for noisy_np, clean_np in val_batches:
+        noisy, clean = torch.from_numpy(noisy_np).to(device), torch.from_numpy(clean_np).to(device)
+        magnitude, phase = magphase(stft.stft(noisy))
+        estimate = stft.istft(from_magphase(model(magnitude), phase), length=noisy.shape[-1])
+        before.append(si_sdr_db(noisy, clean))
+        after.append(si_sdr_db(estimate, clean))
+    b, a = torch.cat(before).mean().item(), torch.cat(after).mean().item()
+    return {"val_si_sdr": a, "val_si_sdr_improvement": a - b}
 
 
-def save_denoiser(path: str | os.PathLike[str], model: nn.Module, config: DenoiseConfig, **extra: Any) -> Path:
-    """Write the trained model with its sample rate, STFT and training config."""
-    return _save_model_file(path, model, config.model, sample_rate=config.sample_rate, stft=config.stft,
-                            config=asdict(config), **extra)
+def load_data(config: DenoiseConfig, *, clean: list[str] | None = None, noise: list[str] | None = None,
+              pairs: str | None = None, cache: str | None = None, progress: bool = True) -> DenoiseData:
+    """Training data from clean+noise folders (mixed on the fly) or from a clean/noisy pair layout."""
+    if pairs is not None and (clean or noise):
+        raise DlspError("give either --pairs DIR or --clean DIR --noise DIR, not both")
+    if pairs is not None:
+        data = pair_data(pairs, config.data, config.train.seed, cache, progress)
+    elif clean and noise:
+        data = mixing_data(clean, noise, config.data, config.train.seed, cache, progress)
+    else:
+        raise DlspError("training data missing: give --clean DIR --noise DIR, or --pairs DIR")
+    for split in ("train", "val"):
+        if split not in data.sources:
+            raise DlspError(f"the {split} split is empty; add data or change data.split")
+    return data
+
+
+def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool = False,
+              progress: bool = True, log=print) -> tuple[nn.Module, FitResult]:
+    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best model."""
+    out = ensure_dir(out)
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    stft = config.stft_config
+    model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
+    seed, batch_size = config.train.seed, config.train.batch_size
+    train_source, val_source = data.sources["train"], data.sources["val"]
+    val_list = list(batches(val_source, seed + 1, 0, config.data.val_segments, batch_size * 2))
+    model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    resumed = _resume(out, model, optimizer, config) if resume else None
+    if resumed is None:
+        _start_run_folder(out, config, data)
+    log(f"training {config.model.name} ({_count(model):,} parameters) on {device}"
+        + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
+
+    result_holder = resumed or FitResult()
+
+    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
+        with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if improved:
+            save_denoiser(out / "best.pt", model, config.model.name, sample_rate=config.data.sample_rate,
+                          stft=stft, config=to_dict(config), epoch=int(record["epoch"]))
+        _save_resume_state(out, model, optimizer, result_holder)
+
+    result = fit(
+        model, make_step(config, device), optimizer,
+        train_batches=lambda epoch: batches(train_source, seed, epoch, config.data.segments_per_epoch, batch_size),
+        val_batches=lambda: iter(val_list), epochs=config.train.epochs, patience=config.train.patience,
+        max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
+        on_epoch_end=on_epoch_end, resume=result_holder,
+        val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device),
+    )
+    best = load_denoiser(out / "best.pt").model.to(device)
+    _finish_run(out, result, config)
+    return best.eval(), result
+
+
+def _normalizer_batch(source, seed: int, stft: StftConfig) -> torch.Tensor:
+    noisy = np.stack([source.segment(seed + 2, 0, i)[0] for i in range(64)])
+    return stft.stft(torch.from_numpy(noisy)).abs()
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _start_run_folder(out: Path, config: DenoiseConfig, data: DenoiseData) -> None:
+    for name in ("metrics.jsonl", "last.pt", "best.pt", "results.json"):
+        (out / name).unlink(missing_ok=True)
+    save_config(out / "config.yaml", config)
+    write_json(out / "splits.json", data.files)
+
+
+def _save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, result: FitResult) -> None:
+    state = {"format": "dlsp-resume/1", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+             "torch_rng": torch.get_rng_state()}
+    with atomic_path(out / "last.pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            config: DenoiseConfig) -> FitResult | None:
+    path = out / "last.pt"
+    if not path.exists():
+        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as exc:  # a torn or foreign file must not crash with a traceback
+        raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
+    torch.set_rng_state(state["torch_rng"])
+    # Drop any epochs logged after the checkpoint (killed between the two writes).
+    history = state["history"]
+    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+    write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines[:len(history)]))
+    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
+
+
+def _finish_run(out: Path, result: FitResult, config: DenoiseConfig) -> None:
+    from dlsp.report.plots import loss_curves
+
+    best = result.history[result.best_epoch] if result.history else {}
+    write_json(out / "results.json", {
+        "best_epoch": result.best_epoch, "epochs": len(result.history), "stopped": result.stopped,
+        "val_loss": result.best_val_loss, "val_si_sdr": best.get("val_si_sdr"),
+        "val_si_sdr_improvement": best.get("val_si_sdr_improvement"), "model": config.model.name,
+    })
+    loss_curves(out / "loss.png", result.history, title=f"{config.model.name} denoiser")

@@ -11,15 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from dlsp.audio.io import save_audio
-from dlsp.denoise.train import (
-    DenoiseConfig,
-    Pair,
-    denoise_audio,
-    load_pairs_from_manifest,
-    save_denoiser,
-    train_denoiser,
-)
+from dlsp.audio.io import load_audio, save_audio
+from dlsp.config import to_dict
+from dlsp.data.index import index_pairs
+from dlsp.denoise.data import DenoiseDataConfig
+from dlsp.denoise.train import DenoiseConfig, ModelSection, TrainSection, load_data, train_run
 from dlsp.device import resolve_device
 from dlsp.fileio import ensure_dir, write_json
 from dlsp.metrics.enhancement import enhancement_metrics
@@ -56,47 +52,72 @@ def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, 
     synth = make_synthetic_corpus(out / "data" / "synth", seed=config.seed, n_speakers=config.speakers,
                                   utterances_per_speaker=config.utterances, noise_files_per_kind=3,
                                   progress=progress)
-    log(f"[2/4] mixing {config.mixtures} noisy utterances at SNR {config.snr} dB -> {out / 'data' / 'mixtures'}")
+    log(f"[2/4] mixing {config.mixtures} held-out noisy utterances at SNR {config.snr} dB -> "
+        f"{out / 'data' / 'mixtures'}")
     manifest = make_noisy_corpus(synth / "speech", synth / "noise", out / "data" / "mixtures", snr=config.snr,
                                  count=config.mixtures, sample_rate=16000, seed=config.seed, progress=progress)
-    train_config = DenoiseConfig(max_seconds=config.train_seconds, seed=config.seed, epochs=config.epochs,
-                                 patience=40)
-    train, val, test = (load_pairs_from_manifest(manifest, split, 16000) for split in ("train", "val", "test"))
-    log(f"[3/4] training a {train_config.model} denoiser on {len(train)} pairs for up to "
-        f"{config.train_seconds:.0f} s on {device}")
-    model, fit = train_denoiser(train_config, train, val, device=device, progress=progress)
+    # Training mixes the same train/val speakers and noise recordings on the fly (same seed, same splits),
+    # so the corpus' test split holds speakers and noise recordings the model never heard.
+    train_config = DenoiseConfig(
+        model=ModelSection("linear", {"hidden": [256], "context": 2, "output": "mask"}),
+        data=DenoiseDataConfig(snr=config.snr, segments_per_epoch=256, val_segments=64),
+        train=TrainSection(loss="mse", epochs=config.epochs, patience=None, max_seconds=config.train_seconds,
+                           seed=config.seed, device=str(device)),
+    )
+    data = load_data(train_config, clean=[str(synth / "speech")], noise=[str(synth / "noise")], progress=progress)
+    log(f"[3/4] training a {train_config.model.name} denoiser for up to {config.train_seconds:.0f} s on {device}")
+    _, fit = train_run(train_config, data, out / "run", progress=progress, log=lambda *a: None)
     log(f"      {len(fit.history)} epochs in {fit.seconds:.0f} s, best validation loss {fit.best_val_loss:.4g} "
         f"(epoch {fit.best_epoch + 1}, stopped by {fit.stopped})")
-    save_denoiser(out / "model.pt", model, train_config, history=fit.history)
-    plots.loss_curves(out / "loss.png", fit.history, title="denoiser training")
+    test = [p for p in index_pairs(manifest.parent) if p.split == "test"]
     log(f"[4/4] denoising {len(test)} held-out mixtures and measuring SNR, SI-SDR, PESQ, STOI")
-    rows = _evaluate(model, test, train_config, out, config.examples, progress)
+    rows = _evaluate(out / "run" / "best.pt", test, out, config.examples, progress)
     summary = _summarize(rows)
-    results = {"config": asdict(config), "train": asdict(train_config), "epochs": len(fit.history),
+    results = {"config": asdict(config), "train": to_dict(train_config), "epochs": len(fit.history),
                "train_seconds": fit.seconds, "metrics": summary, "files": rows}
     write_json(out / "results.json", results)
     _write_html(out, summary, rows, config.examples)
     return results
 
 
-def _evaluate(model, test: list[Pair], train_config: DenoiseConfig, out: Path, examples: int,
-              progress: bool) -> list[dict[str, Any]]:
+def _evaluate(model_path: Path, test: list, out: Path, examples: int, progress: bool) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
+    enhance = _enhancer(model_path)
     rows = []
     for index, pair in enumerate(tqdm(test, desc="evaluate", unit="file", disable=not progress, leave=False)):
-        denoised = denoise_audio(model, pair.noisy, train_config.stft)
-        before = enhancement_metrics(pair.clean, pair.noisy, 16000)
-        after = enhancement_metrics(pair.clean, denoised, 16000)
-        save_audio(out / "denoised" / f"{pair.name}.wav", denoised, 16000, on_clip="normalize")
-        rows.append({"name": pair.name, **{f"{k}_before": before[k] for k in METRICS},
+        clean, _ = load_audio(pair.clean, sample_rate=16000)
+        noisy, _ = load_audio(pair.noisy, sample_rate=16000)
+        denoised = enhance(noisy)
+        before = enhancement_metrics(clean, noisy, 16000, on_error="nan")
+        after = enhancement_metrics(clean, denoised, 16000, on_error="nan")
+        name = pair.noisy.stem
+        save_audio(out / "denoised" / f"{name}.wav", denoised, 16000, on_clip="normalize")
+        rows.append({"name": name, **{f"{k}_before": before[k] for k in METRICS},
                      **{f"{k}_after": after[k] for k in METRICS}})
         if index < examples:
-            for kind, audio in (("noisy", pair.noisy), ("clean", pair.clean), ("denoised", denoised)):
-                save_audio(out / "examples" / f"{pair.name}_{kind}.wav", audio, 16000, on_clip="normalize")
-            plots.spectrogram_panels(out / "examples" / f"{pair.name}.png",
-                                     [("noisy", pair.noisy), ("denoised", denoised), ("clean", pair.clean)], 16000)
+            for kind, audio in (("noisy", noisy), ("clean", clean), ("denoised", denoised)):
+                save_audio(out / "examples" / f"{name}_{kind}.wav", audio, 16000, on_clip="normalize")
+            plots.spectrogram_panels(out / "examples" / f"{name}.png",
+                                     [("noisy", noisy), ("denoised", denoised), ("clean", clean)], 16000)
     return rows
+
+
+def _enhancer(model_path: Path):
+    import torch
+
+    from dlsp.audio.stft import from_magphase, magphase
+    from dlsp.denoise.model_file import load_denoiser
+
+    loaded = load_denoiser(model_path)
+
+    @torch.no_grad()
+    def enhance(audio: np.ndarray) -> np.ndarray:
+        magnitude, phase = magphase(loaded.stft.stft(torch.from_numpy(audio)))
+        estimate = loaded.model(magnitude[None])[0]
+        return loaded.stft.istft(from_magphase(estimate, phase), length=len(audio)).numpy()
+
+    return enhance
 
 
 def _summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -118,7 +139,7 @@ def _write_html(out: Path, summary: dict, rows: list[dict[str, Any]], examples: 
     table = html.table_html(["metric", "noisy", "denoised", "change"],
                             [[m, v["before"], v["after"], v["change"]] for m, v in summary.items()])
     sections = [("Held-out metrics (mean over test files)", table),
-                ("Training", html.image_html("loss.png", "loss curves"))]
+                ("Training", html.image_html("run/loss.png", "loss curves"))]
     for row in rows[:examples]:
         name = row["name"]
         players = "".join(html.audio_html(kind, f"examples/{name}_{kind}.wav")

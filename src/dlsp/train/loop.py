@@ -44,7 +44,9 @@ def fit(
     max_seconds: float | None = None,
     grad_clip: float | None = None,
     progress: bool = True,
-    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    on_epoch_end: Callable[[dict[str, float], bool], None] | None = None,
+    resume: FitResult | None = None,
+    val_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> FitResult:
     """Train `model` and leave the weights of the best validation epoch in it.
 
@@ -53,23 +55,32 @@ def fit(
             remix data every epoch).
         val_batches: returns the validation batches; without it the training loss picks the best epoch.
         patience: stop after this many epochs without a better validation loss.
-        max_seconds: stop after the first epoch that ends past this wall-clock budget.
+        max_seconds: stop after the first epoch that ends past this wall-clock budget (of this call).
+        on_epoch_end: called with the epoch's record and whether it is the best so far (to write checkpoints).
+        resume: the result of an interrupted run: training continues after its last epoch, keeping its
+            history and best epoch (the caller restores model and optimiser state).
+        val_metrics: extra validation figures per epoch (e.g. SI-SDR), stored in the history.
     """
-    result = FitResult()
+    result = resume or FitResult()
     best_state = None
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    first = len(result.history)
+    bar = tqdm(range(first, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
+               initial=first, total=epochs)
     for epoch in bar:
         train_loss = _train_epoch(model, step, optimizer, train_batches(epoch), grad_clip, epoch)
         val_loss = evaluate_loss(model, step, val_batches()) if val_batches else train_loss
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                  "seconds": time.perf_counter() - start}
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        if val_metrics:
+            record.update(val_metrics(model))
+        record["seconds"] = time.perf_counter() - start
         result.history.append(record)
-        if on_epoch_end:
-            on_epoch_end(record)
-        if val_loss < result.best_val_loss:
+        improved = val_loss < result.best_val_loss
+        if improved:
             result.best_val_loss, result.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
+        if on_epoch_end:
+            on_epoch_end(record, improved)
         bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch)
         if patience is not None and epoch - result.best_epoch >= patience:
             result.stopped = "early stopping"

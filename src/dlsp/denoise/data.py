@@ -1,0 +1,249 @@
+"""Training data for denoisers: audio pools per split and sources that cut fixed-length training segments.
+
+Two sources:
+- `MixingSource`: clean speech and noise mixed on the fly, with a fresh SNR, level, noise crop and utterance
+  choice for every segment of every epoch (far more variety than a fixed corpus).
+- `PairSource`: aligned noisy/clean recordings (VoiceBank-DEMAND, `dlsp data mix` output), cut at random
+  offsets.
+Every segment is drawn from its own generator keyed by (seed, epoch, index), so an epoch is reproducible on
+its own, which makes resumed training see exactly the data an uninterrupted run would have seen.
+Pools can be cached (decoded and resampled) under `CACHE/{train,validation,test}` to start repeated runs fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlsp.audio.io import is_silent, list_audio_files, load_audio
+from dlsp.audio.mixing import SnrSpec, fit_noise, mix_at_snr, parse_snr_spec
+from dlsp.data import index as dataset_index
+from dlsp.data.noisy_corpus import assign_clean_splits, assign_noise_splits, clean_layout
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path, ensure_dir, write_json
+
+SPLITS = ("train", "val", "test")
+CACHE_DIRS = {"train": "train", "val": "validation", "test": "test"}
+
+
+@dataclass(frozen=True)
+class DenoiseDataConfig:
+    """How training segments are made."""
+
+    sample_rate: int = 16000
+    segment_seconds: float = 2.0
+    snr: str = "-5:20"
+    level_db: str | None = "-35:-15"
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    segments_per_epoch: int = 2048
+    val_segments: int = 256
+    clean_format: str = "auto"
+
+
+@dataclass
+class AudioPool:
+    """Named recordings of one split, decoded at one sample rate."""
+
+    names: list[str]
+    audio: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(len(a) for a in self.audio))
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *key]))
+
+
+class MixingSource:
+    """Segments of clean speech (utterances joined with short pauses) mixed with noise on the fly."""
+
+    def __init__(self, clean: AudioPool, noise: AudioPool, snr: SnrSpec, level: SnrSpec | None,
+                 segment_samples: int, sample_rate: int) -> None:
+        if not len(clean) or not len(noise):
+            raise DlspError("a mixing source needs clean speech and noise")
+        self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
+        self.segment_samples, self.sample_rate = segment_samples, sample_rate
+
+    def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """One `(noisy, clean)` segment, each `(segment_samples,)`."""
+        rng = _rng(seed, epoch, index)
+        clean = self._speech(rng)
+        noise = self.noise.audio[int(rng.integers(len(self.noise)))]
+        level = None if self.level is None else self.level.sample(rng)
+        mix = mix_at_snr(clean, fit_noise(noise, len(clean), rng), self.snr.sample(rng), rng=rng, level_db=level)
+        return mix.noisy.astype(np.float32), mix.clean.astype(np.float32)
+
+    def _speech(self, rng: np.random.Generator) -> np.ndarray:
+        # Join random utterances with short pauses until the segment is full, then take a random window.
+        parts, total = [], 0
+        while total < self.segment_samples:
+            utterance = self.clean.audio[int(rng.integers(len(self.clean)))]
+            gap = np.zeros(int(rng.uniform(0.0, 0.25) * self.sample_rate), np.float32)
+            parts += [utterance, gap]
+            total += len(utterance) + len(gap)
+        speech = np.concatenate(parts)
+        start = int(rng.integers(0, len(speech) - self.segment_samples + 1))
+        segment = speech[start:start + self.segment_samples]
+        return segment if not is_silent(segment) else self._speech(rng)
+
+
+class PairSource:
+    """Random aligned crops of noisy/clean pairs (zero-padded when a pair is shorter than a segment)."""
+
+    def __init__(self, noisy: AudioPool, clean: AudioPool, segment_samples: int) -> None:
+        if not len(noisy):
+            raise DlspError("a pair source needs at least one pair")
+        self.noisy, self.clean, self.segment_samples = noisy, clean, segment_samples
+
+    def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = _rng(seed, epoch, index)
+        k = int(rng.integers(len(self.noisy)))
+        noisy, clean = self.noisy.audio[k], self.clean.audio[k]
+        n = self.segment_samples
+        if len(noisy) <= n:
+            pad = n - len(noisy)
+            return np.pad(noisy, (0, pad)), np.pad(clean, (0, pad))
+        start = int(rng.integers(0, len(noisy) - n + 1))
+        return noisy[start:start + n], clean[start:start + n]
+
+
+def batches(source: MixingSource | PairSource, seed: int, epoch: int, count: int,
+            batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`count` segments of an epoch as `(noisy, clean)` batches, each `(batch, segment_samples)`."""
+    for start in range(0, count, batch_size):
+        pairs = [source.segment(seed, epoch, i) for i in range(start, min(count, start + batch_size))]
+        yield np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+@dataclass
+class DenoiseData:
+    """The sources of the three splits and what went into each (for the run folder)."""
+
+    sources: dict[str, MixingSource | PairSource]
+    files: dict[str, dict[str, list[str]]]
+
+
+def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequence[str | os.PathLike[str]],
+                config: DenoiseDataConfig, seed: int, cache: str | os.PathLike[str] | None = None,
+                progress: bool = True) -> DenoiseData:
+    """Speaker-disjoint clean splits and disjoint noise recordings (as `dlsp data mix` makes them)."""
+    items = []
+    for clean_dir in clean_dirs:
+        layout = clean_layout(clean_dir, config.clean_format)
+        for item in dataset_index.index_dataset(clean_dir, format=layout):
+            # Folders may reuse speaker names; keep them apart.
+            speaker = f"{Path(clean_dir).name}/{item.speaker}" if item.speaker else None
+            items.append(dataset_index.AudioItem(item.path, item.label, speaker, item.duration, item.sample_rate))
+    noise_files = [f for d in noise_dirs for f in list_audio_files(d)]
+    if not noise_files:
+        raise DlspError("noise folder has no audio files", noise_dirs[0])
+    clean_splits = assign_clean_splits(items, config.split, seed, clean_dirs[0])
+    noise_splits, _ = assign_noise_splits(noise_files, config.split, seed)
+    snr = parse_snr_spec(config.snr)
+    level = None if config.level_db is None else parse_snr_spec(config.level_db, "level")
+    segment = round(config.segment_seconds * config.sample_rate)
+    sources, files = {}, {}
+    for split in SPLITS:
+        clean_paths = [item.path for item in clean_splits[split]]
+        if not clean_paths:
+            continue
+        clean_pool = load_pool(clean_paths, config.sample_rate, cache, f"{split}-clean", progress)
+        noise_pool = load_pool(noise_splits[split], config.sample_rate, cache, f"{split}-noise", progress)
+        sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate)
+        files[split] = {"clean": [str(p) for p in clean_paths], "noise": [str(p) for p in noise_splits[split]]}
+    return DenoiseData(sources, files)
+
+
+def pair_data(root: str | os.PathLike[str], config: DenoiseDataConfig, seed: int,
+              cache: str | os.PathLike[str] | None = None, progress: bool = True) -> DenoiseData:
+    """Pairs from a clean/noisy layout, keeping its splits when it has them (else speaker-disjoint ones)."""
+    pairs = dataset_index.index_pairs(root)
+    if not all(p.split in SPLITS for p in pairs):
+        pairs = [p for group in dataset_index.speaker_disjoint_split(pairs, config.split, seed,
+                                                                     respect_existing=False).values()
+                 for p in group]
+    segment = round(config.segment_seconds * config.sample_rate)
+    sources, files = {}, {}
+    for split in SPLITS:
+        chosen = [p for p in pairs if p.split == split]
+        if not chosen:
+            continue
+        noisy = load_pool([p.noisy for p in chosen], config.sample_rate, cache, f"{split}-noisy", progress)
+        clean = load_pool([p.clean for p in chosen], config.sample_rate, cache, f"{split}-clean", progress)
+        sources[split] = PairSource(noisy, clean, segment)
+        files[split] = {"clean": [str(p.clean) for p in chosen], "noisy": [str(p.noisy) for p in chosen]}
+    return DenoiseData(sources, files)
+
+
+def load_pool(paths: Sequence[Path], sample_rate: int, cache: str | os.PathLike[str] | None, name: str,
+              progress: bool = True) -> AudioPool:
+    """Decode and resample `paths`, through the cache when one is given. Silent files are skipped."""
+    key = _cache_key(paths, sample_rate)
+    if cache is not None:
+        cached = _read_cache(Path(cache), name, key)
+        if cached is not None:
+            return cached
+    from tqdm.auto import tqdm
+
+    names, audio = [], []
+    for path in tqdm(paths, desc=f"loading {name}", unit="file", disable=not progress, leave=False):
+        signal, _ = load_audio(path, sample_rate=sample_rate, allow_silent=True)
+        if not is_silent(signal):
+            names.append(str(path))
+            audio.append(signal)
+    if not audio:
+        raise DlspError(f"no usable (non-silent) audio for {name}", paths[0] if paths else None)
+    pool = AudioPool(names, audio)
+    if cache is not None:
+        _write_cache(Path(cache), name, key, pool)
+    return pool
+
+
+def _cache_key(paths: Sequence[Path], sample_rate: int) -> str:
+    digest = hashlib.sha256(str(sample_rate).encode())
+    for path in paths:
+        stat = Path(path).stat()
+        digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _cache_files(cache: Path, name: str) -> tuple[Path, Path]:
+    split, kind = name.split("-", 1)
+    folder = cache / CACHE_DIRS[split]
+    return folder / f"{kind}.npy", folder / f"{kind}.json"
+
+
+def _read_cache(cache: Path, name: str, key: str) -> AudioPool | None:
+    data_path, index_path = _cache_files(cache, name)
+    if not (data_path.exists() and index_path.exists()):
+        return None
+    try:
+        index = json.loads(index_path.read_text())
+        if index.get("key") != key:
+            return None
+        data = np.load(data_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None  # a damaged cache is rebuilt, never trusted
+    offsets = index["offsets"]
+    audio = [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return AudioPool(index["names"], audio)
+
+
+def _write_cache(cache: Path, name: str, key: str, pool: AudioPool) -> None:
+    data_path, index_path = _cache_files(cache, name)
+    ensure_dir(data_path.parent)
+    offsets = np.cumsum([0, *(len(a) for a in pool.audio)]).tolist()
+    with atomic_path(data_path) as tmp:
+        np.save(tmp, np.concatenate(pool.audio).astype(np.float32), allow_pickle=False)
+    write_json(index_path, {"key": key, "names": pool.names, "offsets": offsets})

@@ -1,0 +1,83 @@
+"""dlsp.denoise.data: on-the-fly mixing and pair sources, determinism per (seed, epoch, index), the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlsp.audio.io import save_audio
+from dlsp.audio.synthetic import make_synthetic_corpus
+from dlsp.data.noisy_corpus import make_noisy_corpus
+from dlsp.denoise.data import DenoiseDataConfig, batches, mixing_data, pair_data
+from dlsp.errors import DlspError
+from dlsp.metrics.enhancement import snr
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    return make_synthetic_corpus(root / "c", seed=3, n_speakers=5, utterances_per_speaker=3,
+                                 noise_files_per_kind=3, noise_seconds=3.0, progress=False)
+
+
+def test_mixing_source_segments_have_the_drawn_snr_and_are_reproducible(corpus):
+    config = DenoiseDataConfig(segment_seconds=1.0, snr="5", level_db=None)
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False)
+    source = data.sources["train"]
+    noisy, clean = source.segment(0, 0, 7)
+    assert noisy.shape == clean.shape == (16000,) and noisy.dtype == np.float32
+    assert snr(clean, noisy) == pytest.approx(5.0, abs=0.01)  # SNR of clean vs (noisy - clean) = the noise
+    again = source.segment(0, 0, 7)
+    np.testing.assert_array_equal(again[0], noisy)
+    assert not np.array_equal(source.segment(0, 1, 7)[0], noisy)  # a new epoch, new data
+
+
+def test_splits_keep_speakers_and_noise_recordings_apart(corpus):
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(), seed=0, progress=False)
+    speakers = {s: {p.split("/")[-2] for p in data.files[s]["clean"]} for s in data.files}
+    noises = {s: set(data.files[s]["noise"]) for s in data.files}
+    assert set(data.files) == {"train", "val", "test"}
+    assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"]
+    assert not noises["train"] & noises["test"] and not noises["val"] & noises["test"]
+
+
+def test_batches_shape_and_count(corpus):
+    config = DenoiseDataConfig(segment_seconds=0.5)
+    source = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False).sources["val"]
+    got = list(batches(source, 0, 0, 10, 4))
+    assert [b[0].shape for b in got] == [(4, 8000), (4, 8000), (2, 8000)]
+
+
+def test_pair_source_uses_the_manifest_splits(corpus, tmp_path):
+    mixes = make_noisy_corpus(corpus / "speech", corpus / "noise", tmp_path / "mix", count=12, seed=0,
+                              progress=False).parent
+    data = pair_data(mixes, DenoiseDataConfig(segment_seconds=0.5), seed=0, progress=False)
+    assert set(data.sources) == {"train", "val", "test"}
+    noisy, clean = data.sources["train"].segment(0, 0, 0)
+    assert noisy.shape == clean.shape == (8000,)
+
+
+def test_cache_is_reused_and_invalidated(corpus, tmp_path):
+    cache = tmp_path / "PREPROCESSED"
+    config = DenoiseDataConfig(segment_seconds=0.5)
+    first = mixing_data([corpus / "speech"], [corpus / "noise"], config, 0, cache=cache, progress=False)
+    assert (cache / "train" / "clean.npy").exists() and (cache / "validation" / "noise.npy").exists()
+    second = mixing_data([corpus / "speech"], [corpus / "noise"], config, 0, cache=cache, progress=False)
+    np.testing.assert_array_equal(first.sources["train"].segment(0, 0, 1)[0],
+                                  second.sources["train"].segment(0, 0, 1)[0])
+    # Changing an input file changes the key: the stale cache is not used.
+    target = corpus / "speech" / "spk00" / "spk00_000.wav"
+    original = target.read_bytes()
+    try:
+        save_audio(target, np.full(8000, 0.1, np.float32), 16000)
+        key_before = (cache / "train" / "clean.json").read_text()
+        mixing_data([corpus / "speech"], [corpus / "noise"], config, 0, cache=cache, progress=False)
+        assert (cache / "train" / "clean.json").read_text() != key_before or "spk00" not in key_before
+    finally:
+        target.write_bytes(original)
+
+
+def test_missing_noise_is_a_clear_error(corpus, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DlspError, match="no audio files"):
+        mixing_data([corpus / "speech"], [tmp_path / "empty"], DenoiseDataConfig(), 0, progress=False)

@@ -1,0 +1,105 @@
+"""dlsp.denoise.train and `dlsp denoise train`: run folders, the loss options, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dlsp.audio.stft import StftConfig
+from dlsp.audio.synthetic import make_synthetic_corpus
+from dlsp.config import apply_overrides
+from dlsp.denoise.model_file import load_denoiser
+from dlsp.denoise.train import LOSSES, DenoiseConfig, load_data, si_sdr_db, spectral_loss, train_run
+
+TINY = ["model.args={hidden: [32], context: 1, output: mask}", "stft.n_fft=256", "stft.hop_length=128",
+        "data.segment_seconds=0.5", "data.segments_per_epoch=32", "data.val_segments=16", "train.batch_size=8",
+        "train.device=cpu", "train.patience=null"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "c", seed=5, n_speakers=5,
+                                 utterances_per_speaker=3, noise_files_per_kind=3, noise_seconds=3.0,
+                                 progress=False)
+
+
+def _config(*extra: str) -> DenoiseConfig:
+    return apply_overrides(DenoiseConfig(), [*TINY, *extra])
+
+
+def test_run_folder_and_model_file(corpus, tmp_path):
+    config = _config("train.epochs=3")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    model, result = train_run(config, data, tmp_path / "run", progress=False, log=lambda *a: None)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "metrics.jsonl", "best.pt", "last.pt", "loss.png", "splits.json", "results.json"):
+        assert (run / name).exists(), name
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [0, 1, 2]
+    assert all("val_si_sdr_improvement" in line for line in lines)
+    loaded = load_denoiser(run / "best.pt")
+    assert loaded.sample_rate == 16000 and loaded.stft == StftConfig(n_fft=256, hop_length=128)
+    x = torch.rand(1, 129, 10)
+    torch.testing.assert_close(loaded.model(x), model.cpu()(x))
+    assert json.loads((run / "results.json").read_text())["best_epoch"] == result.best_epoch
+
+
+def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(corpus, tmp_path):
+    config = _config("train.epochs=4")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    _, full = train_run(config, data, tmp_path / "full", progress=False, log=lambda *a: None)
+    train_run(_config("train.epochs=2"), data, tmp_path / "part", progress=False, log=lambda *a: None)
+    _, resumed = train_run(config, data, tmp_path / "part", resume=True, progress=False, log=lambda *a: None)
+    assert len(resumed.history) == 4
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_is_finite_and_has_gradients(loss):
+    stft = StftConfig(n_fft=128, hop_length=64)
+    clean = torch.randn(2, 1024) * 0.1
+    noisy = clean + 0.05 * torch.randn(2, 1024)
+    spec = stft.stft(noisy)
+    estimate = spec.abs().clone().requires_grad_(True)
+    value = spectral_loss(loss, estimate, stft.stft(clean).abs(), spec.angle(), clean, stft)
+    value.backward()
+    assert torch.isfinite(value) and estimate.grad.abs().sum() > 0
+
+
+def test_si_sdr_db_known_values():
+    reference = torch.randn(3, 4000)
+    assert (si_sdr_db(reference * 3.0, reference) > 60).all()  # scale invariant, near-perfect
+    noise = torch.randn(3, 4000)
+    noise = noise - (noise * reference).sum(-1, keepdim=True) / reference.pow(2).sum(-1, keepdim=True) * reference
+    noise = noise * (reference.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)) / 10 ** 0.5
+    torch.testing.assert_close(si_sdr_db(reference + noise, reference), torch.full((3,), 10.0), atol=0.05,
+                               rtol=0)
+
+
+def test_cli_trains_and_reports(corpus, tmp_path, cli):
+    sets = [a for item in TINY for a in ("--set", item)]
+    code, out, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                         tmp_path / "r", "--epochs", "1", "--quiet", *sets)
+    assert code == 0, err
+    assert "val SI-SDR" in out and (tmp_path / "r" / "best.pt").exists()
+
+
+def test_cli_bad_inputs(corpus, tmp_path, cli):
+    code, _, err = cli("denoise", "train", "--out", tmp_path / "r1", "--quiet")
+    assert code == 2 and "training data missing" in err
+    code, _, err = cli("denoise", "train", "--pairs", corpus, "--clean", corpus, "--out", tmp_path / "r2")
+    assert code == 2 and "not both" in err
+    code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                       tmp_path / "r3", "--set", "train.lr=fast")
+    assert code == 2 and "train.lr: expected float" in err
+    sets = [a for item in TINY for a in ("--set", item)]
+    code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                       tmp_path / "r4", "--resume", "--quiet", *sets)
+    assert code == 2 and "nothing to resume" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
