@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dlsp.audio.io import save_audio
-from dlsp.audio.synthetic import make_synthetic_corpus
 from dlsp.data.noisy_corpus import make_noisy_corpus
+from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.denoise.data import DenoiseDataConfig, batches, mixing_data, pair_data
 from dlsp.errors import DlspError
 from dlsp.metrics.enhancement import snr

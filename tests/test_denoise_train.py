@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dlsp.audio.stft import StftConfig
-from dlsp.audio.synthetic import make_synthetic_corpus
 from dlsp.config import apply_overrides
+from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.denoise.model_file import load_denoiser
 from dlsp.denoise.train import LOSSES, DenoiseConfig, load_data, si_sdr_db, spectral_loss, train_run
 

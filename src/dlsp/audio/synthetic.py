@@ -1,39 +1,27 @@
-"""dlsp's default data: a deterministic synthetic speech and noise corpus, made here and never downloaded.
+"""Synthetic speech for dlsp's default data: made here and never downloaded.
 
 Speech comes from a source-filter model. A Rosenberg glottal pulse train follows a pitch contour (phrase
 declination, pitch accents, slow wander, per-period jitter and shimmer); aspiration noise makes breathy
 voices; frication noise and short bursts make fricatives and plosives. Five formants move between vowel
 targets (scaled by the speaker's vocal-tract length) and act as a cascade of resonators, applied frame by
 frame with overlap-add; lip radiation is a first difference. Speakers differ in pitch range, vocal-tract
-length, breathiness, speaking rate and a small individual formant pattern. Noises are white, pink, brown,
-mains hum, babble of synthetic talkers (never the corpus speakers), machine and clicks.
-
-Every file of `make_synthetic_corpus` draws from its own generator derived from the seed with
-`numpy.random.SeedSequence`, so a file is the same whatever else is generated, and the same seed gives
-byte-identical files.
+length, breathiness, speaking rate and a small individual formant pattern. Noises are in `dlsp.audio.noises`,
+the corpus on disk in `dlsp.data.synthetic_corpus`.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import signal
 
 from dlsp.errors import DlspError
 
-NOISE_KINDS = ("white", "pink", "brown", "hum", "babble", "machine", "clicks")
-README_NAME = "README.txt"
-README_TITLE = "dlsp synthetic corpus"
 MIN_SAMPLE_RATE = 8000
 
 # Vowel targets of an adult male vocal tract in Hz (F1-F3: Peterson & Barney 1952 means; F4, F5 typical).
@@ -56,7 +44,9 @@ _CODAS = ("", "", "", "", "", "s", "t", "k", "n", "m")
 _CONTROL_RATE = 1000  # Hz: articulation is planned on a 1 ms grid.
 _NOMINAL_SYLLABLE = 0.22  # s: mean syllable length of the unscaled part durations below.
 _JITTER, _SHIMMER = 0.008, 0.04
-_SPEECH_STREAM, _NOISE_STREAM, _SPEAKER_STREAM = 0, 1, 2
+# Seed streams: make_speakers draws from stream 2; dlsp.data.synthetic_corpus gives every speech file
+# a generator from stream 0 and every noise file one from stream 1.
+_SPEAKER_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -92,6 +82,13 @@ def make_speakers(n: int, seed: int = 0) -> list[SyntheticSpeaker]:
     return speakers
 
 
+def random_speaker(rng: np.random.Generator, name: str) -> SyntheticSpeaker:
+    """A speaker drawn at random from the range `make_speakers` spans (babble talkers, for instance)."""
+    pitch = rng.random()
+    return _speaker_at(name, pitch, float(np.clip(0.75 * pitch + 0.25 * rng.random(), 0, 1)), rng.random(),
+                       rng.random())
+
+
 def synth_utterance(speaker: SyntheticSpeaker, seconds: float, sample_rate: int = 16000,
                     rng: np.random.Generator | int | None = None) -> np.ndarray:
     """One speech-like utterance of `speaker`, peak-normalised to -6..-3 dBFS.
@@ -101,7 +98,7 @@ def synth_utterance(speaker: SyntheticSpeaker, seconds: float, sample_rate: int 
 
     Shape: `() -> (time,)` float32 with `time == round(seconds * sample_rate)`.
     """
-    n = _check_length(seconds, sample_rate)
+    n = duration_samples(seconds, sample_rate)
     rng = np.random.default_rng(0 if rng is None else rng)
     controls = _plan_utterance(speaker, n / sample_rate, rng)
     speech = _render(speaker, controls, n, sample_rate, rng)
@@ -110,21 +107,14 @@ def synth_utterance(speaker: SyntheticSpeaker, seconds: float, sample_rate: int 
     return speech.astype(np.float32)
 
 
-def synth_noise(kind: str, seconds: float, sample_rate: int = 16000,
-                rng: np.random.Generator | int | None = None) -> np.ndarray:
-    """Noise of one of `NOISE_KINDS`, normalised to an RMS of -26..-20 dBFS with its peak at most -1 dBFS.
-
-    Shape: `() -> (time,)` float32 with `time == round(seconds * sample_rate)`.
-    """
-    if kind not in NOISE_KINDS:
-        raise DlspError(f"unknown noise kind {kind!r} (use one of {', '.join(NOISE_KINDS)})")
-    n = _check_length(seconds, sample_rate)
-    rng = np.random.default_rng(0 if rng is None else rng)
-    noise = _NOISE_MAKERS[kind](n, sample_rate, rng)
-    noise = noise - noise.mean()
-    rms, peak = float(np.sqrt(np.mean(noise**2))), float(np.max(np.abs(noise)))
-    gain = min(10 ** (rng.uniform(-26, -20) / 20) / max(rms, 1e-12), 10 ** (-1 / 20) / max(peak, 1e-12))
-    return (noise * gain).astype(np.float32)
+def duration_samples(seconds: float, sample_rate: int) -> int:
+    """`round(seconds * sample_rate)`, refusing rates below `MIN_SAMPLE_RATE` and non-positive durations."""
+    if not sample_rate >= MIN_SAMPLE_RATE:
+        raise DlspError(f"sample rate must be at least {MIN_SAMPLE_RATE} Hz, got {sample_rate}")
+    n = round(seconds * sample_rate) if np.isfinite(seconds) else 0
+    if n < 1:
+        raise DlspError(f"duration must be positive, got {seconds} s")
+    return n
 
 
 # --- speakers ----------------------------------------------------------------------------------------------
@@ -136,12 +126,6 @@ def _speaker_at(name: str, pitch: float, tract: float, breath: float, tempo: flo
     return SyntheticSpeaker(name, round(85 * (250 / 85) ** pitch, 1), round(155 * (400 / 155) ** pitch, 1),
                             round(0.85 + 0.35 * float(tract), 3), round(0.05 + 0.35 * float(breath), 3),
                             round(3.5 + 2.0 * float(tempo), 2))
-
-
-def _random_speaker(rng: np.random.Generator, name: str) -> SyntheticSpeaker:
-    pitch = rng.random()
-    return _speaker_at(name, pitch, float(np.clip(0.75 * pitch + 0.25 * rng.random(), 0, 1)), rng.random(),
-                       rng.random())
 
 
 @dataclass(frozen=True)
@@ -439,277 +423,3 @@ def _filter_frames(x: np.ndarray, hop: int, nfft: int,
     for chunk in range(chunks):
         out[chunk:chunk + len(frames)] += blocks[:, chunk]
     return out.reshape(-1)[hop:hop + n]
-
-
-# --- noise -------------------------------------------------------------------------------------------------
-
-
-def _shaped_noise(n: int, rng: np.random.Generator, exponent: float, corner: float, sr: int) -> np.ndarray:
-    """Gaussian noise with power ~ 1/f**exponent above `corner` Hz (flat below), DC-free."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / sr)
-    spectrum *= np.maximum(freqs, corner) ** (-exponent / 2)
-    spectrum[0] = 0
-    return np.fft.irfft(spectrum, n)
-
-
-def _white(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.standard_normal(n)
-
-
-def _pink(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    return _shaped_noise(n, rng, 1.0, 20.0, sr)
-
-
-def _brown(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    leak = np.exp(-2 * np.pi * 20.0 / sr)  # a leaky integrator: 1/f**2 above 20 Hz, bounded below
-    return signal.lfilter([1.0], [1.0, -leak], rng.standard_normal(n))
-
-
-def _slow_wobble(n: int, sr: int, rng: np.random.Generator, depth: float, rate: float) -> np.ndarray:
-    knots = rng.normal(0, 1, int(n / sr * rate) + 4)
-    return depth * np.interp(np.arange(n) / sr * rate, np.arange(len(knots)), knots)
-
-
-def _harmonic_wave(cycles: np.ndarray, levels: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sum of `levels[k] * sin(2 pi (k + 1) cycles + offsets[k])`, read from a one-period wavetable, which is
-    much faster than one sine per harmonic. Shape: `(time,) -> (time,)`.
-    """
-    size = 4096
-    grid = 2 * np.pi * np.arange(size + 1) / size
-    harmonics = np.arange(1, len(levels) + 1)[:, None]
-    table = np.sum(levels[:, None] * np.sin(harmonics * grid + offsets[:, None]), axis=0)
-    position = (cycles - np.floor(cycles)) * size
-    index = position.astype(np.int64)
-    weight = position - index
-    return table[index] * (1 - weight) + table[index + 1] * weight
-
-
-def _hum(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    mains = float(rng.choice([50.0, 60.0]))
-    cycles = np.cumsum(mains * (1 + _slow_wobble(n, sr, rng, 0.001, 0.5))) / sr
-    harmonics = np.arange(1, min(12, int(0.45 * sr / mains)) + 1)
-    levels = harmonics**-1.2 * rng.uniform(0.3, 1.0, len(harmonics)) * np.where(harmonics == 2, 2.0, 1.0)
-    hum = _harmonic_wave(cycles, levels, rng.uniform(0, 2 * np.pi, len(harmonics)))
-    return hum * (1 + _slow_wobble(n, sr, rng, 0.05, 1.0)) + 0.003 * rng.standard_normal(n)
-
-
-def _babble(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    babble = np.zeros(n)
-    for talker in range(int(rng.integers(4, 9))):
-        speech = synth_utterance(_random_speaker(rng, f"babble{talker}"), n / sr, sr, rng).astype(float)
-        speech = np.roll(speech, rng.integers(n))  # talkers start at different times (the ends are silent)
-        babble += speech / (np.sqrt(np.mean(speech**2)) + 1e-12) * 10 ** (rng.uniform(-5, 5) / 20)
-    return babble
-
-
-def _machine(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    seconds = np.arange(n) / sr
-    machine = np.zeros(n)
-    for freq in np.exp(rng.uniform(np.log(150), np.log(min(4000, 0.4 * sr)), int(rng.integers(2, 5)))):
-        level = 10 ** (rng.uniform(-30, -12) / 20)
-        machine += _harmonic_wave(freq * seconds, np.array([level]), rng.uniform(0, 2 * np.pi, 1))
-    firing = rng.uniform(25, 70)
-    cycles = np.cumsum(firing * (1 + _slow_wobble(n, sr, rng, 0.01, 0.3))) / sr
-    harmonics = np.arange(1, min(40, int(0.45 * sr / firing)) + 1)
-    engine = _harmonic_wave(cycles, harmonics**-0.8 * rng.uniform(0.3, 1, len(harmonics)),
-                            rng.uniform(0, 2 * np.pi, len(harmonics)))
-    beat = _harmonic_wave(cycles / int(rng.choice([2, 4])), np.array([0.5]), np.zeros(1))  # the crankshaft
-    broadband = signal.sosfilt(signal.butter(2, [200, min(3000, 0.4 * sr)], "bandpass", fs=sr, output="sos"),
-                               rng.standard_normal(n))
-    return machine + engine * (1 + beat) + 0.3 * broadband + 0.1 * _brown(n, sr, rng)
-
-
-def _clicks(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    background = _shaped_noise(n, rng, 1.0, 20.0, sr)
-    noise = 0.003 * background / np.sqrt(np.mean(background**2))
-    starts = [rng.integers(0, n, rng.poisson(rng.uniform(3, 12) * n / sr))]
-    for _ in range(int(rng.integers(0, 4))):  # crackles: dense runs of small clicks
-        start = int(rng.integers(0, n))
-        starts.append(start + rng.integers(0, int(rng.uniform(0.05, 0.2) * sr), int(rng.integers(20, 80))))
-    starts = np.concatenate(starts)
-    length = max(int(0.003 * sr), 1)
-    decay = rng.uniform(0.0002, 0.0015, len(starts))[:, None] * sr
-    amplitude = 10 ** (rng.uniform(-30, 0, len(starts)) / 20)[:, None]
-    shapes = amplitude * rng.standard_normal((len(starts), length)) * np.exp(-np.arange(length) / decay)
-    index = (starts[:, None] + np.arange(length)) % n
-    np.add.at(noise, index, shapes)
-    return noise
-
-
-_NOISE_MAKERS = {"white": _white, "pink": _pink, "brown": _brown, "hum": _hum, "babble": _babble,
-                 "machine": _machine, "clicks": _clicks}
-
-
-def _check_length(seconds: float, sample_rate: int) -> int:
-    if not sample_rate >= MIN_SAMPLE_RATE:
-        raise DlspError(f"sample rate must be at least {MIN_SAMPLE_RATE} Hz, got {sample_rate}")
-    n = round(seconds * sample_rate) if np.isfinite(seconds) else 0
-    if n < 1:
-        raise DlspError(f"duration must be positive, got {seconds} s")
-    return n
-
-
-# --- the corpus ------------------------------------------------------------------------------------------
-
-
-def make_synthetic_corpus(
-    out_dir: str | os.PathLike[str],
-    seed: int = 0,
-    n_speakers: int = 8,
-    utterances_per_speaker: int = 12,
-    utterance_seconds: tuple[float, float] = (1.5, 3.0),
-    noise_files_per_kind: int = 2,
-    noise_seconds: float = 8.0,
-    sample_rate: int = 16000,
-    progress: bool = True,
-) -> Path:
-    """Write the synthetic corpus: `OUT/speech/<speaker>/<speaker>_<nnn>.wav`, `OUT/noise/<kind>_<nn>.wav` and
-    `OUT/README.txt` (16-bit PCM wav, mono).
-
-    Each file draws from its own generator, spawned from `seed` by its speaker and number (or noise kind and
-    number), so the same seed gives byte-identical files in any order. `out_dir` must be new, empty, or an
-    earlier synthetic corpus, which is overwritten (its files that the new corpus lacks are removed).
-    Everything is checked before anything is written.
-
-    Returns:
-        `out_dir` as a Path.
-    """
-    from tqdm.auto import tqdm
-
-    from dlsp.audio.io import save_audio
-    from dlsp.fileio import ensure_dir, write_text
-
-    out = Path(out_dir)
-    _check_corpus_args(seed, n_speakers, utterances_per_speaker, utterance_seconds, noise_files_per_kind,
-                       noise_seconds, sample_rate)
-    _check_target(out)
-    speakers = make_speakers(n_speakers, seed)
-    jobs = _corpus_jobs(speakers, seed, utterances_per_speaker, utterance_seconds, noise_files_per_kind,
-                        noise_seconds)
-    ensure_dir(out)
-    # The README goes first: it marks the folder as ours, so a re-run after an interruption may overwrite it.
-    settings = {"seed": seed, "utterances": utterances_per_speaker, "noise_files": noise_files_per_kind,
-                "utterance_seconds": tuple(utterance_seconds), "noise_seconds": noise_seconds,
-                "sample_rate": sample_rate}
-    write_text(out / README_NAME, _readme(speakers, jobs, settings))
-    for relative, source, seconds, rng in tqdm(jobs, desc="synthesizing", unit="file", disable=not progress,
-                                               file=sys.stderr, leave=False):
-        audio = (synth_utterance(source, seconds, sample_rate, rng) if isinstance(source, SyntheticSpeaker)
-                 else synth_noise(source, seconds, sample_rate, rng))
-        save_audio(out / relative, audio, sample_rate, subtype="PCM_16", on_clip="error")
-    _remove_stale(out, {relative for relative, *_ in jobs})
-    return out
-
-
-def is_synthetic_corpus(path: str | os.PathLike[str]) -> bool:
-    """True when `path` is a folder holding a README written by `make_synthetic_corpus`."""
-    readme = Path(path) / README_NAME
-    try:
-        with open(readme, encoding="utf-8") as handle:
-            return handle.readline(200).strip() == README_TITLE
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-def _check_corpus_args(seed: int, n_speakers: int, utterances: int, utterance_seconds: tuple[float, float],
-                       noise_files: int, noise_seconds: float, sample_rate: int) -> None:
-    problems = [
-        (seed < 0, f"seed must be a non-negative integer, got {seed}"),
-        (n_speakers < 1, f"need at least one speaker, got {n_speakers}"),
-        (utterances < 1, f"need at least one utterance per speaker, got {utterances}"),
-        (not 0 < utterance_seconds[0] <= utterance_seconds[1] < 3600,
-         f"utterance seconds must be 0 < low <= high, got {utterance_seconds[0]}-{utterance_seconds[1]}"),
-        (noise_files < 0, f"noise files per kind must be 0 or more, got {noise_files}"),
-        (not 0 < noise_seconds < 3600, f"noise seconds must be positive and under 3600, got {noise_seconds}"),
-        (not MIN_SAMPLE_RATE <= sample_rate <= 192000,
-         f"sample rate must be {MIN_SAMPLE_RATE}-192000 Hz, got {sample_rate}"),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise DlspError(message)
-
-
-def _check_target(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise DlspError("exists and is not a folder", out)
-    if out.is_dir() and any(out.iterdir()) and not is_synthetic_corpus(out):
-        raise DlspError("folder is not empty and is not a synthetic corpus from 'dlsp data synth'; "
-                        "choose a new or empty folder", out)
-
-
-def _corpus_jobs(speakers: list[SyntheticSpeaker], seed: int, utterances: int,
-                 utterance_seconds: tuple[float, float], noise_files: int,
-                 noise_seconds: float) -> list[tuple]:
-    """`(relative path, speaker or noise kind, seconds, generator)` for every file, the generator already used
-    for the duration only."""
-    jobs = []
-    width = max(3, len(str(utterances - 1)))
-    for s, speaker in enumerate(speakers):
-        for u in range(utterances):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SPEECH_STREAM, s, u)))
-            seconds = round(float(rng.uniform(*utterance_seconds)), 3)
-            jobs.append((f"speech/{speaker.name}/{speaker.name}_{u:0{width}d}.wav", speaker, seconds, rng))
-    width = max(2, len(str(noise_files - 1)))
-    for k, kind in enumerate(NOISE_KINDS):
-        for u in range(noise_files):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_NOISE_STREAM, k, u)))
-            jobs.append((f"noise/{kind}_{u:0{width}d}.wav", kind, float(noise_seconds), rng))
-    return jobs
-
-
-def _readme(speakers: list[SyntheticSpeaker], jobs: list[tuple], settings: dict) -> str:
-    from dlsp import __version__
-
-    speech_minutes = sum(job[2] for job in jobs if isinstance(job[1], SyntheticSpeaker)) / 60
-    noise_count = settings["noise_files"] * len(NOISE_KINDS)
-    low, high = settings["utterance_seconds"]
-    command = (f"dlsp data synth --out DIR --seed {settings['seed']} --speakers {len(speakers)} "
-               f"--utterances {settings['utterances']} --sr {settings['sample_rate']} "
-               f"--noise-seconds {settings['noise_seconds']:g}")
-    lines = [
-        README_TITLE,
-        "",
-        f"Made by `dlsp data synth --seed {settings['seed']}` (dlsp {__version__}). Every file was",
-        "synthesized by dlsp itself (dlsp.audio.synthetic); nothing here was recorded or downloaded.",
-        "The same settings reproduce byte-identical files:",
-        f"    {command}",
-        *([] if (low, high, settings["noise_files"]) == (1.5, 3.0, 2) else
-          [f"    (and in Python utterance_seconds=({low:g}, {high:g}), "
-           f"noise_files_per_kind={settings['noise_files']})"]),
-        "",
-        f"All files: mono, {settings['sample_rate']} Hz, 16-bit PCM wav.",
-        "",
-        f"speech/<speaker>/<speaker>_<nnn>.wav: {len(speakers)} speakers x {settings['utterances']} "
-        f"utterances of {low:g}-{high:g} s ({speech_minutes:.1f} minutes).",
-        "  Source-filter speech: a Rosenberg glottal pulse train with a declining, accented pitch contour,",
-        "  jitter and shimmer; fricatives, plosive bursts, nasals and pauses; five formants moving between",
-        "  vowel targets; about 4-5 syllables per second. Each speaker folder is one voice:",
-        "    name    f0 range (Hz)   formant scale   breathiness   syllables/s",
-        *(f"    {s.name:<7} {s.f0_low:>5.1f}-{s.f0_high:<8.1f} {s.formant_scale:>10.3f} "
-          f"{s.breathiness:>13.3f} {s.rate:>13.2f}" for s in speakers),
-        "",
-        f"noise/<kind>_<nn>.wav: {noise_count} files, {settings['noise_files']} of each kind, "
-        f"{settings['noise_seconds']:g} s each ({noise_count * settings['noise_seconds'] / 60:.1f} minutes),",
-        "  RMS -26..-20 dBFS. white; pink (1/f); brown (1/f^2, leaky integrator); hum (50 or 60 Hz mains",
-        "  and harmonics, drifting); babble (4-8 synthetic talkers who are not among the speakers above);",
-        "  machine (steady tones, an engine's harmonic series with a slower beat, broadband noise); clicks",
-        "  (impulsive clicks and crackle on a quiet background).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _remove_stale(out: Path, keep: set[str]) -> None:
-    """Delete files of an earlier synthetic corpus in `out` that this one did not write, and empty folders."""
-    from dlsp.fileio import TEMP_PREFIX
-
-    kinds = "|".join(NOISE_KINDS)
-    ours = re.compile(rf"^(speech/(spk\d+)/\2_\d+\.wav|noise/({kinds})_\d+\.wav)$")
-    for path in [*out.glob("speech/*/*"), *out.glob("noise/*")]:
-        relative = path.relative_to(out).as_posix()
-        stale = relative not in keep and (ours.match(relative) or path.name.startswith(TEMP_PREFIX))
-        if stale and path.is_file():
-            path.unlink()
-    for folder in [*out.glob("speech/*"), out / "speech", out / "noise"]:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()

@@ -66,11 +66,11 @@ def split_fractions(text: str) -> tuple[float, float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.data import index
+    from dlsp.data import index, pairs
 
     fmt = index.detect_format(args.dir) if args.format == "auto" else args.format
     if fmt == "pairs":
-        items = index.index_pairs(args.dir, allow_outside=args.allow_outside)
+        items = pairs.index_pairs(args.dir, allow_outside=args.allow_outside)
     else:
         items = index.index_dataset(args.dir, fmt, allow_outside=args.allow_outside)
     if args.split:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         items = [item for group in splits.values() for item in group]
     print(format_summary(index.summarize(items), args.dir, fmt))
     if args.output:
-        writer = index.write_pairs_csv if fmt == "pairs" else index.write_index_csv
+        writer = pairs.write_pairs_csv if fmt == "pairs" else index.write_index_csv
         items = sorted(items, key=_item_path)
         path = writer(items, args.output)
         print(f"wrote {len(items)} rows to {path}")

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.audio.io import audio_info, list_audio_files
-    from dlsp.audio.synthetic import make_synthetic_corpus
+    from dlsp.data.synthetic_corpus import make_synthetic_corpus
 
     start = time.perf_counter()
     out = make_synthetic_corpus(args.out, seed=args.seed, n_speakers=args.speakers,

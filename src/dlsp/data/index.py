@@ -11,7 +11,7 @@ file headers only (nothing is decoded), so indexing 100k files takes seconds. Fo
                      folders starting with `_` (such as `_background_noise_`) are skipped
     gtzan            [genres/]<genre>/*.wav|.au      label = genre, no speaker
     librispeech      [<subset>/]<speaker>/<chapter>/*.flac   label = speaker; subset train/dev/test -> split
-    pairs            clean/noisy pairs (see `index_pairs`); `index_dataset` returns the noisy files
+    pairs            clean/noisy pairs (see `dlsp.data.pairs.index_pairs`); `index_dataset` returns the noisy files
     manifest         a CSV with a `path` column, optionally label, speaker, split (see `read_manifest`)
 
 `auto` (`detect_format`) tries, in order: root is a CSV file -> manifest (pairs if it has clean and noisy
@@ -23,8 +23,6 @@ columns); root/manifest.csv -> the same rule; clean*/ + noisy*/ folders -> pairs
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import random
@@ -34,16 +32,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dlsp.audio.io import AUDIO_EXTENSIONS, AudioInfo, audio_info, list_audio_files
-from dlsp.errors import DlspError
+from dlsp.audio.io import AUDIO_EXTENSIONS, list_audio_files
+from dlsp.data.manifests import (
+    SPLITS,
+    csv_text,
+    expect,
+    manifest_file,
+    manifest_rows,
+    nonempty_info,
+    normalize_split,
+    read_csv,
+    relative_to_csv,
+    resolve_listed_path,
+    split_in_name,
+)
+from dlsp.data.pairs import PairItem, index_pairs, pair_folders
 from dlsp.fileio import write_text
 
 FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "gtzan", "librispeech", "pairs",
            "manifest")
-SPLITS = ("train", "val", "test")
-MANIFEST_NAME = "manifest.csv"
 INDEX_COLUMNS = ("path", "label", "speaker", "duration", "sample_rate", "split")
-PAIR_COLUMNS = ("name", "clean", "noisy", "snr_db", "sample_rate", "split", "speaker", "duration")
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 # Arabic Speech Commands' official split; its test speakers are neither and get no split.
 ARABIC_VAL_SPEAKERS = frozenset(f"{n:08d}" for n in (2, 7, 8, 12, 21, 25))
@@ -53,10 +61,6 @@ _ARABIC_SPLIT = {**dict.fromkeys(ARABIC_TRAIN_SPEAKERS, "train"), **dict.fromkey
 _FSDD = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
 _GOOGLE_SC = re.compile(r"^([0-9a-fA-F]+)_nohash_(\d+)$")
 _ARABIC_SC = re.compile(r"^(\d+)_NO_(\d+)$")
-_VOICEBANK = re.compile(r"^(p\d+)_\d+$")
-_MS_SNSD_NOISY = re.compile(r"^noisy\d+_SNRdb_(-?\d+(?:\.\d+)?)_(clnsp\d+)$")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test", "testing": "test", "eval": "test"}
 
 
 @dataclass(frozen=True)
@@ -72,19 +76,6 @@ class AudioItem:
     take: int | None = None
 
 
-@dataclass(frozen=True)
-class PairItem:
-    """A clean recording and its noisy version (same length and rate), for speech enhancement."""
-
-    clean: Path
-    noisy: Path
-    speaker: str | None
-    snr_db: float | None
-    split: str | None
-    sample_rate: int
-    duration: float
-
-
 def index_dataset(root: str | os.PathLike[str], format: str = "auto", *,
                   allow_outside: bool = False) -> list[AudioItem]:
     """Index every audio file of a dataset folder (or manifest CSV), sorted by path.
@@ -95,25 +86,25 @@ def index_dataset(root: str | os.PathLike[str], format: str = "auto", *,
         allow_outside: let manifests list absolute paths and paths outside their folder.
     """
     root = Path(root)
-    _expect(format in FORMATS, f"unknown dataset format {format!r} (valid: {', '.join(FORMATS)})")
+    expect(format in FORMATS, f"unknown dataset format {format!r} (valid: {', '.join(FORMATS)})")
     fmt = detect_format(root) if format == "auto" else format
     if fmt == "pairs":
         return [AudioItem(p.noisy, None, p.speaker, p.duration, p.sample_rate, p.split)
                 for p in index_pairs(root, allow_outside=allow_outside)]
     if fmt == "manifest":
-        return read_manifest(_manifest_file(root), allow_outside=allow_outside)
+        return read_manifest(manifest_file(root), allow_outside=allow_outside)
     items = _LAYOUTS[fmt](root, _scan(root))
-    _expect(bool(items), "no audio files found outside folders starting with '_'", root)
+    expect(bool(items), "no audio files found outside folders starting with '_'", root)
     return sorted(items, key=lambda item: item.path)
 
 
 def detect_format(root: str | os.PathLike[str]) -> str:
     """The layout of `root` by the rules in the module docstring (never "auto")."""
     root = Path(root)
-    csv_path = _manifest_file(root, required=False)
+    csv_path = manifest_file(root, required=False)
     if csv_path is not None:
-        return "pairs" if {"clean", "noisy"} <= set(_read_csv(csv_path)[0]) else "manifest"
-    if _pair_folders(root):
+        return "pairs" if {"clean", "noisy"} <= set(read_csv(csv_path)[0]) else "manifest"
+    if pair_folders(root):
         return "pairs"
     files = _scan(root)
     top = {parts[0] for _, parts in files if len(parts) > 1}
@@ -130,28 +121,6 @@ def detect_format(root: str | os.PathLike[str]) -> str:
     return "folders"
 
 
-def index_pairs(root: str | os.PathLike[str], *, allow_outside: bool = False) -> list[PairItem]:
-    """Index clean/noisy pairs, sorted by noisy path.
-
-    Layouts: a `manifest.csv` (or `root` itself a CSV) with `clean` and `noisy` columns as `dlsp data mix`
-    writes them (optional `snr_db`, `split`, `speaker`; paths relative to the CSV's folder); or sibling
-    folders `clean*/` and `noisy*/` matched by relative file name: VoiceBank-DEMAND's
-    `clean_trainset_28spk_wav` + `noisy_trainset_28spk_wav` (speaker from `p226_001.wav`, split from
-    train/test in the folder name), MS-SNSD's `CleanSpeech_training` + `NoisySpeech_training`
-    (`noisy7_SNRdb_5.0_clnsp7.wav` pairs with `clnsp7.wav` at 5 dB), or plain `clean/` + `noisy/`.
-    Every file must have its partner of the same sample rate and length.
-    """
-    root = Path(root)
-    csv_path = _manifest_file(root, required=False)
-    if csv_path is not None:
-        return _pairs_from_csv(csv_path, allow_outside)
-    folder_pairs = _pair_folders(root)
-    _expect(bool(folder_pairs), "no clean/noisy pairs found (expected clean*/ and noisy*/ folders or a "
-            f"{MANIFEST_NAME} with clean and noisy columns)", root)
-    pairs = [pair for clean_dir, noisy_dir in folder_pairs for pair in _match_folders(clean_dir, noisy_dir)]
-    return sorted(pairs, key=lambda pair: pair.noisy)
-
-
 def read_manifest(path: str | os.PathLike[str], *, allow_outside: bool = False) -> list[AudioItem]:
     """Read a CSV with a `path` column (optional `label`, `speaker`, `split`), sorted by path.
 
@@ -160,11 +129,11 @@ def read_manifest(path: str | os.PathLike[str], *, allow_outside: bool = False) 
     """
     path = Path(path)
     items, seen = [], set()
-    for line, row in _rows(path, ("path",)):
-        audio_path = _resolve(path, row["path"], line, allow_outside)
-        _expect(audio_path not in seen, f"line {line}: {row['path']} is listed twice", path)
+    for line, row in manifest_rows(path, ("path",)):
+        audio_path = resolve_listed_path(path, row["path"], line, allow_outside)
+        expect(audio_path not in seen, f"line {line}: {row['path']} is listed twice", path)
         seen.add(audio_path)
-        split = _normalize_split(row.get("split"), path, line)
+        split = normalize_split(row.get("split"), path, line)
         items.append(_item(audio_path, row.get("label") or None, row.get("speaker") or None, split))
     return sorted(items, key=lambda item: item.path)
 
@@ -188,11 +157,11 @@ def speaker_disjoint_split(
     for item in items:
         groups.setdefault(_speaker_key(item), []).append(item)
     wanted = [split for split, fraction in zip(SPLITS, fractions, strict=True) if fraction > 0]
-    _expect(len(groups) >= len(wanted), f"found {len(groups)} speaker(s), a speaker-disjoint split into "
-            f"{'/'.join(wanted)} needs at least {len(wanted)}")
+    expect(len(groups) >= len(wanted), f"found {len(groups)} speaker(s), a speaker-disjoint split into "
+           f"{'/'.join(wanted)} needs at least {len(wanted)}")
     targets = {split: fraction * len(items) for split, fraction in zip(SPLITS, fractions, strict=True)}
     counts = dict.fromkeys(SPLITS, 0)
-    own = {id(item): _normalize_split(item.split, _item_path(item)) if respect_existing else None
+    own = {id(item): normalize_split(item.split, _item_path(item)) if respect_existing else None
            for item in items}
     speaker_split: dict[str, str] = {}
     free = []
@@ -242,17 +211,9 @@ def write_index_csv(items: Sequence[AudioItem], path: str | os.PathLike[str]) ->
     `allow_outside=True`).
     """
     path = Path(path)
-    rows = [(_relative_to_csv(i.path, path), i.label, i.speaker, f"{i.duration:.6f}", i.sample_rate, i.split)
+    rows = [(relative_to_csv(i.path, path), i.label, i.speaker, f"{i.duration:.6f}", i.sample_rate, i.split)
             for i in items]
-    return write_text(path, _csv_text(INDEX_COLUMNS, rows))
-
-
-def write_pairs_csv(pairs: Sequence[PairItem], path: str | os.PathLike[str]) -> Path:
-    """Write pairs as CSV (`PAIR_COLUMNS`, like `dlsp data mix`) atomically; `index_pairs` reads it back."""
-    path = Path(path)
-    rows = [(p.noisy.stem, _relative_to_csv(p.clean, path), _relative_to_csv(p.noisy, path), p.snr_db,
-             p.sample_rate, p.split, p.speaker, f"{p.duration:.6f}") for p in pairs]
-    return write_text(path, _csv_text(PAIR_COLUMNS, rows))
+    return write_text(path, csv_text(INDEX_COLUMNS, rows))
 
 
 # Layouts: each takes the root and its scanned (path, relative parts) list and returns AudioItems.
@@ -263,7 +224,7 @@ def _folders(root: Path, files: list) -> list[AudioItem]:
 
 def _speakers(root: Path, files: list) -> list[AudioItem]:
     for path, parts in files:
-        _expect(len(parts) > 1, "expected <speaker>/<file>, but the file is directly in the root", path)
+        expect(len(parts) > 1, "expected <speaker>/<file>, but the file is directly in the root", path)
     return [_item(path, parts[0], parts[0]) for path, parts in files]
 
 
@@ -271,7 +232,7 @@ def _fsdd(root: Path, files: list) -> list[AudioItem]:
     items = []
     for path, _ in files:
         match = _FSDD.match(path.stem)
-        _expect(match is not None, "name does not follow FSDD's <digit>_<speaker>_<take>", path)
+        expect(match is not None, "name does not follow FSDD's <digit>_<speaker>_<take>", path)
         take = int(match[3])
         items.append(_item(path, match[1], match[2], "test" if take < 5 else "train", take))
     return items
@@ -288,8 +249,8 @@ def _speech_commands(root: Path, files: list) -> list[AudioItem]:
         if parts[0].startswith("_"):
             continue
         named = _command_name(path.stem)
-        _expect(len(parts) == 2 and named is not None,
-                "expected <keyword>/<speaker>_nohash_<n> or <keyword>/<speaker id>_NO_<take>", path)
+        expect(len(parts) == 2 and named is not None,
+               "expected <keyword>/<speaker>_nohash_<n> or <keyword>/<speaker id>_NO_<take>", path)
         speaker, take, split = named
         split = listed.get("/".join(parts), "train") if listed else split
         items.append(_item(path, parts[0], speaker, split, take))
@@ -299,16 +260,16 @@ def _speech_commands(root: Path, files: list) -> list[AudioItem]:
 def _gtzan(root: Path, files: list) -> list[AudioItem]:
     base = next((name for name in ("genres", "genres_original") if (root / name).is_dir()), None)
     for path, parts in files:
-        _expect(len(parts) == 2 if base is None else len(parts) == 3 and parts[0] == base,
-                f"expected {base + '/' if base else ''}<genre>/<file>", path)
+        expect(len(parts) == 2 if base is None else len(parts) == 3 and parts[0] == base,
+               f"expected {base + '/' if base else ''}<genre>/<file>", path)
     return [_item(path, parts[-2]) for path, parts in files]
 
 
 def _librispeech(root: Path, files: list) -> list[AudioItem]:
     for path, parts in files:
-        _expect(len(parts) >= 3 and path.suffix.lower() == ".flac",
-                "expected <speaker>/<chapter>/<file>.flac", path)
-    return [_item(path, parts[-3], parts[-3], _split_in_name(parts[-4]) if len(parts) > 3 else None)
+        expect(len(parts) >= 3 and path.suffix.lower() == ".flac",
+               "expected <speaker>/<chapter>/<file>.flac", path)
+    return [_item(path, parts[-3], parts[-3], split_in_name(parts[-4]) if len(parts) > 3 else None)
             for path, parts in files]
 
 
@@ -325,162 +286,27 @@ def _command_name(stem: str) -> tuple[str, int, str | None] | None:
     return None
 
 
-# Pairs.
-
-def _pair_folders(root: Path) -> list[tuple[Path, Path]]:
-    if not root.is_dir():
-        return []
-    pairs = []
-    for clean_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower().startswith("clean")):
-        word = clean_dir.name[:5]
-        noisy_dir = root / (("noisy" if word.islower() else "NOISY" if word.isupper() else "Noisy")
-                            + clean_dir.name[5:])
-        if noisy_dir.is_dir():
-            pairs.append((clean_dir, noisy_dir))
-    return pairs
-
-
-def _match_folders(clean_dir: Path, noisy_dir: Path) -> list[PairItem]:
-    clean = {p.relative_to(clean_dir).as_posix(): p for p in list_audio_files(clean_dir)}
-    matched = []
-    for noisy in list_audio_files(noisy_dir):
-        rel = noisy.relative_to(noisy_dir)
-        ms_snsd = _MS_SNSD_NOISY.match(rel.stem)
-        clean_rel = rel.with_name(ms_snsd[2] + rel.suffix).as_posix() if ms_snsd else rel.as_posix()
-        _expect(clean_rel in clean, f"has no clean partner {clean_dir / clean_rel}", noisy)
-        matched.append((clean[clean_rel], noisy, float(ms_snsd[1]) if ms_snsd else None))
-    unmatched = sorted(set(clean.values()) - {partner for partner, _, _ in matched})
-    _expect(not unmatched, f"has no noisy partner in {noisy_dir}", unmatched[0] if unmatched else None)
-    _expect(bool(matched), "no audio files found", noisy_dir)
-    split = _split_in_name(noisy_dir.name)
-    return [_pair(partner, noisy, _voicebank_speaker(partner), snr, split) for partner, noisy, snr in matched]
-
-
-def _pairs_from_csv(csv_path: Path, allow_outside: bool) -> list[PairItem]:
-    pairs = []
-    for line, row in _rows(csv_path, ("clean", "noisy")):
-        clean, noisy = (_resolve(csv_path, row[key], line, allow_outside) for key in ("clean", "noisy"))
-        snr_text = row.get("snr_db", "")
-        try:
-            snr = float(snr_text) if snr_text else None
-        except ValueError:
-            raise DlspError(f"line {line}: snr_db {snr_text!r} is not a number", csv_path) from None
-        split = _normalize_split(row.get("split"), csv_path, line)
-        pairs.append(_pair(clean, noisy, row.get("speaker") or _voicebank_speaker(clean), snr, split))
-    return sorted(pairs, key=lambda pair: pair.noisy)
-
-
-def _pair(clean: Path, noisy: Path, speaker: str | None, snr_db: float | None, split: str | None) -> PairItem:
-    clean_info, noisy_info = audio_info(clean), _nonempty_info(noisy)
-    _expect(clean_info.sample_rate == noisy_info.sample_rate,
-            f"{noisy_info.sample_rate} Hz, its clean partner {clean} {clean_info.sample_rate} Hz", noisy)
-    _expect(clean_info.frames == noisy_info.frames,
-            f"{noisy_info.frames} samples but its clean partner {clean} has {clean_info.frames}", noisy)
-    return PairItem(clean, noisy, speaker, snr_db, split, noisy_info.sample_rate, noisy_info.duration)
-
-
-def _voicebank_speaker(path: Path) -> str | None:
-    match = _VOICEBANK.match(path.stem)
-    return match[1] if match else None
-
-
-# Files and CSVs.
+# Files.
 
 def _scan(root: Path) -> list[tuple[Path, tuple[str, ...]]]:
     files = [(path, path.relative_to(root).parts) for path in list_audio_files(root)]
     files = [(path, parts) for path, parts in files if not any(part.startswith(".") for part in parts)]
-    _expect(bool(files), f"no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)})", root)
+    expect(bool(files), f"no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)})", root)
     return files
-
-
-def _manifest_file(root: Path, required: bool = True) -> Path | None:
-    _expect(root.exists(), "dataset folder does not exist", root)
-    if root.is_file():
-        _expect(root.suffix.lower() == ".csv", "is a file, expected a dataset folder or manifest .csv", root)
-        return root
-    if (root / MANIFEST_NAME).is_file():
-        return root / MANIFEST_NAME
-    _expect(not required, f"no {MANIFEST_NAME} in the dataset folder", root)
-    return None
 
 
 def _item(path: Path, label: str | None = None, speaker: str | None = None, split: str | None = None,
           take: int | None = None) -> AudioItem:
-    info = _nonempty_info(path)
+    info = nonempty_info(path)
     return AudioItem(path, label, speaker, info.duration, info.sample_rate, split, take)
-
-
-def _nonempty_info(path: Path) -> AudioInfo:
-    info = audio_info(path)
-    _expect(info.frames > 0, "audio file is empty (zero samples)", path)
-    return info
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(header, [(line number, cells)]) with cells stripped and blank rows dropped."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            rows = [(reader.line_num, [cell.strip() for cell in row]) for row in reader
-                    if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DlspError(f"cannot read CSV ({exc})", path) from None
-    return header, rows
-
-
-def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    header, rows = _read_csv(path)
-    missing = [name for name in required if name not in header]
-    _expect(not missing, f"missing column(s) {', '.join(missing)} (has: {', '.join(header) or 'none'})", path)
-    _expect(bool(rows), "manifest lists no audio files", path)
-    return [(line, {name: cells[i] if i < len(cells) else "" for i, name in enumerate(header)})
-            for line, cells in rows]
-
-
-def _resolve(csv_path: Path, text: str, line: int, allow_outside: bool) -> Path:
-    _expect(bool(text), f"line {line}: empty path", csv_path)
-    if not allow_outside:
-        _expect(not Path(text).is_absolute(), f"line {line}: absolute path {text} refused (paths must be "
-                "relative to the manifest's folder; --allow-outside accepts them)", csv_path)
-        _expect(os.path.normpath(text).split(os.sep)[0] != "..", f"line {line}: path {text} leaves the "
-                "manifest's folder (refused; --allow-outside accepts it)", csv_path)
-    return Path(os.path.normpath(csv_path.parent / text))
-
-
-def _relative_to_csv(path: Path, csv_path: Path) -> str:
-    folder, path = csv_path.absolute().parent, Path(os.path.normpath(path.absolute()))
-    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
-
-
-def _csv_text(columns: tuple[str, ...], rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(tuple("" if value is None else value for value in row) for row in rows)
-    return buffer.getvalue()
 
 
 # Splits and counts.
 
-def _normalize_split(text: str | None, path: Path | None = None, line: int | None = None) -> str | None:
-    if not text:
-        return None
-    split = _SPLIT_ALIASES.get(text.strip().lower())
-    where = f"line {line}: " if line is not None else ""
-    _expect(split is not None, f"{where}unknown split {text!r} (use {', '.join(SPLITS)})", path)
-    return split
-
-
-def _split_in_name(name: str) -> str | None:
-    words = (("train", "train"), ("test", "test"), ("dev", "val"), ("val", "val"))
-    return next((split for word, split in words if word in name.lower()), None)
-
-
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     values = tuple(float(f) for f in fractions)
     ok = len(values) == 3 and all(math.isfinite(f) and f >= 0 for f in values) and sum(values) > 0
-    _expect(ok, f"split fractions must be three non-negative numbers with a positive sum, got {values}")
+    expect(ok, f"split fractions must be three non-negative numbers with a positive sum, got {values}")
     return tuple(f / sum(values) for f in values)
 
 
@@ -497,8 +323,3 @@ def _counts(items: Sequence[AudioItem | PairItem]) -> dict:
     return {"files": len(items), "hours": sum(item.duration for item in items) / 3600,
             "labels": len({getattr(i, "label", None) for i in items} - {None}),
             "speakers": len({i.speaker for i in items} - {None})}
-
-
-def _expect(condition: bool, message: str, path: str | os.PathLike[str] | None = None) -> None:
-    if not condition:
-        raise DlspError(message, path)

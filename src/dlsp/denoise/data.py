@@ -25,6 +25,7 @@ from dlsp.audio.io import is_silent, list_audio_files, load_audio
 from dlsp.audio.mixing import SnrSpec, fit_noise, mix_at_snr, parse_snr_spec
 from dlsp.data import index as dataset_index
 from dlsp.data.noisy_corpus import assign_clean_splits, assign_noise_splits, clean_layout
+from dlsp.data.pairs import index_pairs
 from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, ensure_dir, write_json
 
@@ -168,7 +169,7 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
 def pair_data(root: str | os.PathLike[str], config: DenoiseDataConfig, seed: int,
               cache: str | os.PathLike[str] | None = None, progress: bool = True) -> DenoiseData:
     """Pairs from a clean/noisy layout, keeping its splits when it has them (else speaker-disjoint ones)."""
-    pairs = dataset_index.index_pairs(root)
+    pairs = index_pairs(root)
     if not all(p.split in SPLITS for p in pairs):
         pairs = [p for group in dataset_index.speaker_disjoint_split(pairs, config.split, seed,
                                                                      respect_existing=False).values()

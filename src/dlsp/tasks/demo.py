@@ -13,7 +13,7 @@ import numpy as np
 
 from dlsp.audio.io import load_audio, save_audio
 from dlsp.config import to_dict
-from dlsp.data.index import index_pairs
+from dlsp.data.pairs import index_pairs
 from dlsp.denoise.data import DenoiseDataConfig
 from dlsp.denoise.train import DenoiseConfig, ModelSection, TrainSection, load_data, train_run
 from dlsp.device import resolve_device
@@ -43,8 +43,8 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, Any]:
     """Run the whole demo and return its results (also written to `OUT/results.json`)."""
-    from dlsp.audio.synthetic import make_synthetic_corpus
     from dlsp.data.noisy_corpus import make_noisy_corpus
+    from dlsp.data.synthetic_corpus import make_synthetic_corpus
 
     out = ensure_dir(config.out)
     device = resolve_device(config.device)
