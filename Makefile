@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean pretrained-denoiser
 
 $(BIN)/dlsp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,18 @@ test: $(BIN)/dlsp
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(BIN)/dlsp
+	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[bench]'
 	$(BIN)/python benchmarks/stft.py
+	$(BIN)/python benchmarks/denoise.py
+
+# Retrain the default denoiser shipped in src/dlsp/pretrained/ (recipes/denoise_default.yaml, ../shared/data).
+SHARED := ../shared/data
+pretrained-denoiser: $(BIN)/dlsp
+	$(BIN)/dlsp denoise train --recipe recipes/denoise_default.yaml \
+	  --clean $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands \
+	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
+	  --cache runs/cache --out runs/denoise_default
+	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default/best.pt')"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

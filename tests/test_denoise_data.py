@@ -81,3 +81,13 @@ def test_missing_noise_is_a_clear_error(corpus, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DlspError, match="no audio files"):
         mixing_data([corpus / "speech"], [tmp_path / "empty"], DenoiseDataConfig(), 0, progress=False)
+
+
+def test_noise_augmentation_only_in_training(corpus):
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(), seed=0, progress=False)
+    assert data.sources["train"].augment_noise and not data.sources["val"].augment_noise
+    plain = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(augment_noise=False), seed=0,
+                        progress=False)
+    assert not plain.sources["train"].augment_noise
+    noisy, clean = data.sources["train"].segment(0, 0, 3)
+    assert np.all(np.isfinite(noisy)) and not np.array_equal(noisy, clean)

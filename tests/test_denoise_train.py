@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,9 @@ from dlsp.audio.stft import StftConfig
 from dlsp.config import apply_overrides
 from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.denoise.model_file import load_denoiser
-from dlsp.denoise.train import LOSSES, DenoiseConfig, load_data, si_sdr_db, spectral_loss, train_run
+from dlsp.denoise.train import DenoiseConfig, load_data, make_step, train_run
+from dlsp.models.denoisers import build_denoiser
+from dlsp.models.losses import LOSSES
 
 TINY = ["model.args={hidden: [32], context: 1, output: mask}", "stft.n_fft=256", "stft.hop_length=128",
         "data.segment_seconds=0.5", "data.segments_per_epoch=32", "data.val_segments=16", "train.batch_size=8",
@@ -61,25 +64,14 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(corp
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-def test_every_loss_is_finite_and_has_gradients(loss):
-    stft = StftConfig(n_fft=128, hop_length=64)
-    clean = torch.randn(2, 1024) * 0.1
-    noisy = clean + 0.05 * torch.randn(2, 1024)
-    spec = stft.stft(noisy)
-    estimate = spec.abs().clone().requires_grad_(True)
-    value = spectral_loss(loss, estimate, stft.stft(clean).abs(), spec.angle(), clean, stft)
+def test_training_step_works_with_every_loss(loss):
+    config = _config(f"train.loss={loss}")
+    model = build_denoiser("linear", n_freqs=129, hidden=[8])
+    clean = (np.random.default_rng(0).standard_normal((2, 4000)) * 0.1).astype(np.float32)
+    noisy = clean + np.float32(0.05) * np.random.default_rng(1).standard_normal((2, 4000)).astype(np.float32)
+    value = make_step(config, torch.device("cpu"))(model, (noisy, clean))
     value.backward()
-    assert torch.isfinite(value) and estimate.grad.abs().sum() > 0
-
-
-def test_si_sdr_db_known_values():
-    reference = torch.randn(3, 4000)
-    assert (si_sdr_db(reference * 3.0, reference) > 60).all()  # scale invariant, near-perfect
-    noise = torch.randn(3, 4000)
-    noise = noise - (noise * reference).sum(-1, keepdim=True) / reference.pow(2).sum(-1, keepdim=True) * reference
-    noise = noise * (reference.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)) / 10 ** 0.5
-    torch.testing.assert_close(si_sdr_db(reference + noise, reference), torch.full((3,), 10.0), atol=0.05,
-                               rtol=0)
+    assert torch.isfinite(value) and model.net[0].weight.grad.abs().sum() > 0
 
 
 def test_cli_trains_and_reports(corpus, tmp_path, cli):

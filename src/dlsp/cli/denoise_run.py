@@ -1,9 +1,173 @@
-"""Placeholder, filled in by its owner."""
+"""`dlsp denoise run`: denoise audio files and folders with a trained model, keeping rate, channels and format."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from dlsp.cli.common import add_command, positive_float
+from dlsp.errors import DlspError
+
+EXAMPLES = """
+dlsp denoise run noisy.wav -o clean.wav
+dlsp denoise run recordings/ -o denoised/ --model runs/unet/model.pt
+dlsp denoise run a.flac b.wav -o out/ --strength 0.8 --atten-limit 18
+dlsp denoise run talks/ -o out/ --skip-existing --suffix _denoised
+dlsp denoise run noisy.wav -o clean.wav --model model.onnx
+dlsp denoise run noisy.wav -o clean.wav --stream   # block by block through the streaming engine
+"""
+# Files longer than this get a progress bar of their own.
+LONG_FILE_SECONDS = 120.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    parser = add_command(subparsers, "run", "denoise audio files or folders with a trained denoiser", EXAMPLES,
+                         description="Denoise audio files or folders (recursively; the output mirrors the "
+                                     "subfolders). Each file keeps its sample rate, channels and format; outputs "
+                                     "are written atomically.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="audio files or folders")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="output folder, or an audio file when INPUT is a single file")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="denoiser model file (.pt, or .onnx from 'dlsp denoise export'); default: the "
+                             "model shipped with dlsp")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="dry/wet mix: 1 fully denoised, 0 the input unchanged")
+    parser.add_argument("--atten-limit", type=float, default=None, metavar="DB",
+                        help="attenuate no time-frequency bin by more than DB decibels (default: no limit)")
+    parser.add_argument("--chunk-seconds", type=positive_float, default=20.0,
+                        help="audio processed at once (memory only; the output does not depend on it)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--engine", choices=("torch", "onnx"), default=None,
+                        help="run the network with torch or onnxruntime (default: onnx for .onnx models)")
+    parser.add_argument("--stream", action="store_true",
+                        help="feed files block by block (one STFT hop) through the streaming denoiser")
+    parser.add_argument("--skip-existing", action="store_true", help="skip outputs that already exist")
+    parser.add_argument("--suffix", default="", help="text added to each output file name before its extension")
+    parser.set_defaults(func=run)
+
+
+def plan_jobs(inputs: list[Path], output: Path, suffix: str = "") -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair every input audio file with its output path; return `(jobs, non_audio_files)`.
+
+    A single input file with an output ending in an audio extension writes that file; otherwise the output is a
+    folder: files go directly into it, and a folder's tree is mirrored into it (into a subfolder named after
+    the input folder when there are several inputs). Raises `DlspError` for missing inputs, outputs inside an
+    input folder, outputs that would overwrite an input, and two inputs mapping to one output.
+    """
+    from dlsp.audio.io import AUDIO_EXTENSIONS
+
+    for path in inputs:
+        if not path.exists():
+            raise DlspError("input does not exist", path)
+    output_is_file = output.suffix.lower() in AUDIO_EXTENSIONS
+    if output_is_file and not (len(inputs) == 1 and inputs[0].is_file()):
+        raise DlspError("output ends in an audio extension, but only a single input file can go to a file; "
+                        "give an output folder", output)
+    if not output_is_file and output.exists() and not output.is_dir():
+        raise DlspError("output exists and is not a folder", output)
+    jobs: list[tuple[Path, Path]] = []
+    non_audio: list[Path] = []
+    for path in inputs:
+        if path.is_file():
+            if path.suffix.lower() not in AUDIO_EXTENSIONS:
+                raise DlspError(f"not an audio file (use {', '.join(AUDIO_EXTENSIONS)})", path)
+            jobs.append((path, output if output_is_file else output / _renamed(path.name, suffix)))
+            continue
+        _refuse_output_inside(path, output)
+        target = output / path.resolve().name if len(inputs) > 1 else output
+        for file in _visible_files(path):
+            relative = file.relative_to(path)
+            if file.suffix.lower() in AUDIO_EXTENSIONS:
+                jobs.append((file, target / relative.parent / _renamed(file.name, suffix)))
+            else:
+                non_audio.append(file)
+    _refuse_collisions(jobs)
+    return jobs, non_audio
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlsp.denoise.enhance import Denoiser
+
+    jobs, non_audio = plan_jobs(args.inputs, args.output, args.suffix)
+    denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
+                                  strength=args.strength, atten_limit_db=args.atten_limit, engine=args.engine)
+    for path in non_audio:
+        _warn(f"{path}: not an audio file, skipped")
+    block_seconds = None
+    if args.stream:
+        stream = denoiser.stream()
+        block_seconds = denoiser.model.stft.hop_length / denoiser.sample_rate
+        print(f"streaming in blocks of {block_seconds * 1000:.1f} ms, latency {stream.latency_seconds * 1000:.1f} "
+              f"ms at {denoiser.sample_rate} Hz")
+    done, existing, failed = _process(denoiser, jobs, args.skip_existing, block_seconds)
+    parts = [f"denoised {done} of {_count(len(jobs), 'audio file')} into {args.output}"]
+    if existing:
+        parts.append(f"{existing} skipped (output exists)")
+    if failed:
+        parts.append(f"{failed} failed")
+    if non_audio:
+        parts.append(f"{_count(len(non_audio), 'non-audio file')} skipped")
+    print(", ".join(parts))
+    return 1 if failed or non_audio else 0
+
+
+def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block_seconds: float | None
+             ) -> tuple[int, int, int]:
+    from tqdm import tqdm
+
+    from dlsp.audio.io import audio_info
+
+    done = existing = failed = 0
+    for src, dst in tqdm(jobs, unit="file", desc="denoising", disable=None, leave=False):
+        if skip_existing and dst.exists():
+            existing += 1
+            continue
+        try:
+            info = audio_info(src)
+            with tqdm(total=info.frames, unit="frame", unit_scale=True, desc=src.name, leave=False,
+                      disable=None if info.duration > LONG_FILE_SECONDS else True) as bar:
+                denoiser.enhance_file(src, dst, block_seconds=block_seconds, progress=bar.update)
+            done += 1
+        except DlspError as exc:
+            _warn(f"{exc}; skipped")
+            failed += 1
+    return done, existing, failed
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    """Files under `folder`, skipping hidden ones, hidden folders and dlsp's temporary files."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _renamed(name: str, suffix: str) -> str:
+    path = Path(name)
+    return f"{path.stem}{suffix}{path.suffix}"
+
+
+def _refuse_output_inside(folder: Path, output: Path) -> None:
+    folder, resolved = folder.resolve(), output.resolve()
+    if resolved == folder or folder in resolved.parents:
+        raise DlspError(f"output is inside the input folder {folder}; choose an output outside it", output)
+
+
+def _refuse_collisions(jobs: list[tuple[Path, Path]]) -> None:
+    sources = {src.resolve() for src, _ in jobs}
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        resolved = dst.resolve()
+        if resolved in sources:
+            raise DlspError("output would overwrite an input file", dst)
+        if resolved in seen:
+            raise DlspError(f"inputs {seen[resolved]} and {src} would both be written here", dst)
+        seen[resolved] = src
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _warn(message: str) -> None:
+    print(f"dlsp: warning: {message}", file=sys.stderr)

@@ -10,7 +10,7 @@ import platform
 from dlsp.cli.common import add_command
 
 PACKAGES = ("torch", "numpy", "scipy", "soundfile", "soxr", "librosa", "pesq", "pystoi", "scikit-learn",
-            "matplotlib", "tqdm", "pyyaml")
+            "matplotlib", "tqdm", "pyyaml", "onnxruntime")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -45,6 +45,7 @@ class DenoiseDataConfig:
     segments_per_epoch: int = 2048
     val_segments: int = 256
     clean_format: str = "auto"
+    augment_noise: bool = True
 
 
 @dataclass
@@ -62,6 +63,10 @@ class AudioPool:
         return float(sum(len(a) for a in self.audio))
 
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *key]))
 
@@ -70,20 +75,36 @@ class MixingSource:
     """Segments of clean speech (utterances joined with short pauses) mixed with noise on the fly."""
 
     def __init__(self, clean: AudioPool, noise: AudioPool, snr: SnrSpec, level: SnrSpec | None,
-                 segment_samples: int, sample_rate: int) -> None:
+                 segment_samples: int, sample_rate: int, augment_noise: bool = False) -> None:
         if not len(clean) or not len(noise):
             raise DlspError("a mixing source needs clean speech and noise")
         self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
         self.segment_samples, self.sample_rate = segment_samples, sample_rate
+        self.augment_noise = augment_noise
 
     def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """One `(noisy, clean)` segment, each `(segment_samples,)`."""
         rng = _rng(seed, epoch, index)
         clean = self._speech(rng)
-        noise = self.noise.audio[int(rng.integers(len(self.noise)))]
+        noise = self._noise(rng, len(clean))
         level = None if self.level is None else self.level.sample(rng)
-        mix = mix_at_snr(clean, fit_noise(noise, len(clean), rng), self.snr.sample(rng), rng=rng, level_db=level)
+        mix = mix_at_snr(clean, noise, self.snr.sample(rng), rng=rng, level_db=level)
         return mix.noisy.astype(np.float32), mix.clean.astype(np.float32)
+
+    def _noise(self, rng: np.random.Generator, length: int) -> np.ndarray:
+        noise = fit_noise(self.noise.audio[int(rng.integers(len(self.noise)))], length, rng)
+        if not self.augment_noise:
+            return noise
+        # A few noise recordings go a long way when each is heard through a different colouring and sometimes
+        # on top of another: the model learns noise in general rather than these recordings.
+        if rng.random() < 0.3:
+            other = fit_noise(self.noise.audio[int(rng.integers(len(self.noise)))], length, rng)
+            gain = 10 ** (rng.uniform(-12, 0) / 20) * _rms(noise) / max(_rms(other), 1e-9)
+            noise = noise + gain * other
+        if rng.random() < 0.5:
+            tilt = rng.uniform(-0.8, 0.8)  # first-order tilt: > 0 brightens, < 0 darkens
+            noise = np.append(noise[:1], noise[1:] - tilt * noise[:-1]).astype(np.float32)
+        return noise if not is_silent(noise) else fit_noise(self.noise.audio[0], length, rng)
 
     def _speech(self, rng: np.random.Generator) -> np.ndarray:
         # Join random utterances with short pauses until the segment is full, then take a random window.
@@ -135,34 +156,40 @@ class DenoiseData:
     files: dict[str, dict[str, list[str]]]
 
 
-def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequence[str | os.PathLike[str]],
-                config: DenoiseDataConfig, seed: int, cache: str | os.PathLike[str] | None = None,
-                progress: bool = True) -> DenoiseData:
-    """Speaker-disjoint clean splits and disjoint noise recordings (as `dlsp data mix` makes them)."""
-    items = []
+def mixing_splits(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequence[str | os.PathLike[str]],
+                  config: DenoiseDataConfig, seed: int) -> dict[str, dict[str, list[Path]]]:
+    """Which clean files and noise files each split gets: speakers and noise recordings disjoint across splits
+    (the same assignment `dlsp data mix` makes for the same seed and fractions). Each clean folder is split on
+    its own, so every corpus contributes speakers to every split."""
+    clean_splits: dict[str, list[Path]] = {split: [] for split in SPLITS}
     for clean_dir in clean_dirs:
         layout = clean_layout(clean_dir, config.clean_format)
-        for item in dataset_index.index_dataset(clean_dir, format=layout):
-            # Folders may reuse speaker names; keep them apart.
-            speaker = f"{Path(clean_dir).name}/{item.speaker}" if item.speaker else None
-            items.append(dataset_index.AudioItem(item.path, item.label, speaker, item.duration, item.sample_rate))
+        items = dataset_index.index_dataset(clean_dir, format=layout)
+        for split, chosen in assign_clean_splits(items, config.split, seed, clean_dir).items():
+            clean_splits[split] += [item.path for item in chosen]
     noise_files = [f for d in noise_dirs for f in list_audio_files(d)]
     if not noise_files:
         raise DlspError("noise folder has no audio files", noise_dirs[0])
-    clean_splits = assign_clean_splits(items, config.split, seed, clean_dirs[0])
     noise_splits, _ = assign_noise_splits(noise_files, config.split, seed)
+    return {split: {"clean": clean_splits[split], "noise": list(noise_splits[split])}
+            for split in SPLITS if clean_splits[split]}
+
+
+def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequence[str | os.PathLike[str]],
+                config: DenoiseDataConfig, seed: int, cache: str | os.PathLike[str] | None = None,
+                progress: bool = True) -> DenoiseData:
+    """On-the-fly mixing sources for the splits of `mixing_splits`."""
+    splits = mixing_splits(clean_dirs, noise_dirs, config, seed)
     snr = parse_snr_spec(config.snr)
     level = None if config.level_db is None else parse_snr_spec(config.level_db, "level")
     segment = round(config.segment_seconds * config.sample_rate)
     sources, files = {}, {}
-    for split in SPLITS:
-        clean_paths = [item.path for item in clean_splits[split]]
-        if not clean_paths:
-            continue
-        clean_pool = load_pool(clean_paths, config.sample_rate, cache, f"{split}-clean", progress)
-        noise_pool = load_pool(noise_splits[split], config.sample_rate, cache, f"{split}-noise", progress)
-        sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate)
-        files[split] = {"clean": [str(p) for p in clean_paths], "noise": [str(p) for p in noise_splits[split]]}
+    for split, chosen in splits.items():
+        clean_pool = load_pool(chosen["clean"], config.sample_rate, cache, f"{split}-clean", progress)
+        noise_pool = load_pool(chosen["noise"], config.sample_rate, cache, f"{split}-noise", progress)
+        sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
+                                      augment_noise=config.augment_noise and split == "train")
+        files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
 
 

@@ -59,3 +59,28 @@ def default_model_path() -> Path:
         raise DlspError("no default denoiser is installed; pass --model MODEL (train one with "
                         "'dlsp denoise train')", path)
     return path
+
+
+MAX_DEFAULT_BYTES = 5 * 1024 * 1024
+DEFAULT_PROVENANCE = (
+    "Trained by recipes/denoise_default.yaml on ../shared/data: speech from the Free Spoken Digit Dataset "
+    "(CC BY-SA 4.0) and Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021); noise from "
+    "Timgrau/Projektarbeit-1 household/street clips (CC0) and the Speech Commands background noises "
+    "(CC BY 4.0, Warden 2018)."
+)
+
+
+def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> Path:
+    """Copy a trained model file into the package as the default denoiser, with its provenance.
+
+    Refuses models over 5 MB (the package must stay small).
+    """
+    loaded = load_denoiser(source)
+    target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_MODEL_NAME
+    path = save_denoiser(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
+                         config=loaded.config, provenance=DEFAULT_PROVENANCE)
+    size = path.stat().st_size
+    if size > MAX_DEFAULT_BYTES:
+        path.unlink()
+        raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 5 MB", source)
+    return path

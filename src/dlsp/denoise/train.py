@@ -27,9 +27,8 @@ from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
 from dlsp.models.denoisers import build_denoiser
+from dlsp.models.losses import compute_loss, si_sdr_db
 from dlsp.train.loop import FitResult, fit
-
-LOSSES = ("mse", "log_mse", "compressed_mse", "si_sdr")
 
 
 @dataclass(frozen=True)
@@ -72,31 +71,6 @@ class DenoiseConfig:
         return StftConfig(n_fft=self.stft.n_fft, hop_length=self.stft.hop_length, window=self.stft.window)
 
 
-def spectral_loss(name: str, estimate: torch.Tensor, clean_magnitude: torch.Tensor, phase: torch.Tensor,
-                  clean: torch.Tensor, stft: StftConfig) -> torch.Tensor:
-    """The training loss by name. Shapes: magnitudes `(B, F, T)`, waveforms `(B, time)`."""
-    if name == "mse":
-        return nn.functional.mse_loss(estimate, clean_magnitude)
-    if name == "log_mse":
-        return nn.functional.mse_loss(torch.log1p(estimate), torch.log1p(clean_magnitude))
-    if name == "compressed_mse":
-        # Power-law compression weights quiet time-frequency bins (consonants, speech onsets) more fairly.
-        return nn.functional.mse_loss((estimate + 1e-8) ** 0.3, (clean_magnitude + 1e-8) ** 0.3)
-    if name == "si_sdr":
-        wave = stft.istft(from_magphase(estimate, phase), length=clean.shape[-1])
-        return -si_sdr_db(wave, clean).mean()
-    raise DlspError(f"unknown loss {name!r} (use one of {', '.join(LOSSES)})")
-
-
-def si_sdr_db(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """SI-SDR in dB per row. Shape: `(B, time), (B, time) -> (B,)`."""
-    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
-    reference = reference - reference.mean(dim=-1, keepdim=True)
-    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.pow(2).sum(-1, keepdim=True) + eps)
-    target = scale * reference
-    return 10 * torch.log10(target.pow(2).sum(-1) / ((estimate - target).pow(2).sum(-1) + eps) + eps)
-
-
 def make_step(config: DenoiseConfig, device: torch.device):
     """The step function of the training loop: `(model, (noisy, clean)) -> loss`."""
     stft = config.stft_config
@@ -104,9 +78,8 @@ def make_step(config: DenoiseConfig, device: torch.device):
     def step(model: nn.Module, batch: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
         noisy = torch.from_numpy(batch[0]).to(device)
         clean = torch.from_numpy(batch[1]).to(device)
-        magnitude, phase = magphase(stft.stft(noisy))
-        clean_magnitude = stft.stft(clean).abs()
-        return spectral_loss(config.train.loss, model(magnitude), clean_magnitude, phase, clean, stft)
+        spec = stft.stft(noisy)
+        return compute_loss(config.train.loss, model(spec.abs()), noisy_spec=spec, clean_wave=clean, stft=stft)
 
     return step
 

@@ -1,0 +1,274 @@
+"""Offline denoising of arrays and files of any length, rate and channel count, in bounded memory.
+
+`Denoiser` runs a denoiser model file on audio: each channel is resampled to the model's rate (soxr streams, so
+block edges are seamless: the result equals whole-array resampling), denoised chunk by chunk in the STFT-frame
+domain by the same engine that streams (`dlsp.denoise.streaming`), resampled back and mixed with the input
+(`strength`). Chunking never changes the result: it equals the unchunked
+`istft(from_magphase(model(magnitude), phase))` within float rounding. Files are read and written block by block
+into a temporary file that is renamed when complete, so memory depends on `chunk_seconds` and the model, never on
+the file's length (a two-hour 16 kHz file: about 110 MB above the torch baseline with a linear model, 470 MB
+with the default U-Net at 20 s chunks).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from dlsp.audio.io import SILENT_PEAK, AudioInfo, ClippingWarning, _format_for, audio_info, is_silent
+from dlsp.denoise.model_file import DenoiserModel, load_denoiser
+from dlsp.denoise.streaming import StreamingDenoiser, check_options
+from dlsp.device import resolve_device
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path
+
+ENGINES = ("torch", "onnx")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III")
+
+
+class Denoiser:
+    """Denoise audio with a trained model.
+
+    Args:
+        model: a loaded denoiser (`load_denoiser`, or `dlsp.denoise.export.load_onnx_denoiser`).
+        device: auto, cpu, cuda or cuda:N; the STFT, network and overlap-add run there.
+        chunk_seconds: audio per processing chunk; memory grows with it, the result does not change.
+        strength: dry/wet mix in [0, 1]: 1 is fully denoised, 0 returns the input unchanged.
+        atten_limit_db: never attenuate a time-frequency bin by more than this (the estimated magnitude stays at
+            least 10^(-limit/20) of the noisy one); `None` for no limit.
+        engine: `torch`, or `onnx` to run the network with onnxruntime (a torch model is exported in memory);
+            `None` picks `onnx` for ONNX model files and `torch` otherwise.
+        onnx_threads: onnxruntime intra-op threads (`None`: onnxruntime's default).
+    """
+
+    def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", chunk_seconds: float = 20.0,
+                 strength: float = 1.0, atten_limit_db: float | None = None, *, engine: str | None = None,
+                 onnx_threads: int | None = None) -> None:
+        check_options(strength, atten_limit_db)
+        if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
+            raise DlspError(f"chunk_seconds must be positive, got {chunk_seconds}")
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        is_onnx = bool(getattr(model.model, "is_onnx", False))
+        engine = engine or ("onnx" if is_onnx else "torch")
+        if engine not in ENGINES:
+            raise DlspError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+        if is_onnx and engine == "torch":
+            raise DlspError("an ONNX model file runs only with engine 'onnx'", model.path)
+        if engine == "onnx" and not is_onnx:
+            from dlsp.denoise.export import onnx_denoiser_model
+
+            model = onnx_denoiser_model(model, threads=onnx_threads)
+        self.model, self.engine = model, engine
+        self.chunk_seconds, self.strength, self.atten_limit_db = float(chunk_seconds), float(strength), atten_limit_db
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto", **options: Any
+                  ) -> Denoiser:
+        """Load a model file (`.pt`, or `.onnx` from `dlsp denoise export`; `None`: the default model)."""
+        if path is not None and Path(path).suffix.lower() == ".onnx":
+            from dlsp.denoise.export import load_onnx_denoiser
+
+            model = load_onnx_denoiser(path, threads=options.get("onnx_threads"))
+        else:
+            model = load_denoiser(path)
+        return cls(model, device, **options)
+
+    @property
+    def sample_rate(self) -> int:
+        """The model's sample rate (inputs at other rates are resampled to it and back)."""
+        return self.model.sample_rate
+
+    @property
+    def chunk_frames(self) -> int:
+        return max(1, math.ceil(self.chunk_seconds * self.sample_rate / self.model.stft.hop_length))
+
+    def stream(self, channels: int = 1) -> StreamingDenoiser:
+        """A `StreamingDenoiser` at the model's rate with this denoiser's settings."""
+        return StreamingDenoiser(self.model, self.device, channels=channels, strength=self.strength,
+                                 atten_limit_db=self.atten_limit_db, chunk_frames=self.chunk_frames)
+
+    def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Denoise an array at any rate; silent input is returned as is.
+
+        Shape: `(time,) -> (time,)` or `(channels, time) -> (channels, time)`, float32, same rate.
+        """
+        audio = np.asarray(audio)
+        if audio.ndim not in (1, 2) or audio.size == 0:
+            raise DlspError(f"audio must be a non-empty (time,) or (channels, time) array, got shape {audio.shape}")
+        if not np.all(np.isfinite(audio)):
+            raise DlspError("audio contains NaN or Inf samples")
+        audio = audio.astype(np.float32)
+        if is_silent(audio) or self.strength == 0:
+            return audio
+        signal = audio if audio.ndim == 2 else audio[None]
+        pipeline = _Pipeline(self, _check_rate(sample_rate), signal.shape[0])
+        block = self._block_samples(sample_rate)
+        out = [pipeline.push(signal[:, start:start + block]) for start in range(0, signal.shape[1], block)]
+        out = np.concatenate([*out, pipeline.finish()], axis=1)
+        return out if audio.ndim == 2 else out[0]
+
+    def enhance_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], subtype: str | None = None,
+                     *, block_seconds: float | None = None, progress: Callable[[int], Any] | None = None) -> Path:
+        """Denoise an audio file into `dst`, keeping its rate and channels; the format follows `dst`'s extension.
+
+        Args:
+            subtype: soundfile subtype; `None` keeps the input's (e.g. PCM_24) when `dst`'s format allows it.
+            block_seconds: audio read per block (default: `chunk_seconds`); small blocks exercise streaming.
+            progress: called with the number of input frames after each block.
+
+        Returns:
+            `dst`, written atomically: on any error nothing is left behind.
+        """
+        info = audio_info(src)
+        if info.frames == 0:
+            raise DlspError("audio file is empty (zero samples)", info.path)
+        dst = Path(dst)
+        if dst.resolve() == info.path.resolve():
+            raise DlspError("output would overwrite its input", dst)
+        fmt = _format_for(dst)
+        if subtype is None:
+            subtype = info.subtype if sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
+        if not sf.check_format(fmt, subtype):
+            raise DlspError(f"subtype {subtype} is not valid for {fmt} files", dst)
+        block = self._block_samples(info.sample_rate, block_seconds)
+        with atomic_path(dst) as tmp:
+            try:
+                self._denoise_file(info, tmp, fmt, subtype, block, progress)
+            except DlspError as exc:
+                raise (exc if exc.path else DlspError(exc.problem, info.path)) from None
+            except sf.SoundFileError as exc:
+                raise DlspError(f"cannot write audio ({str(exc).splitlines()[0]})", dst) from None
+        return dst
+
+    def _denoise_file(self, info: AudioInfo, tmp: Path, fmt: str, subtype: str, block: int,
+                      progress: Callable[[int], Any] | None) -> None:
+        if self.strength > 0:
+            peak = 0.0
+            pipeline = _Pipeline(self, info.sample_rate, info.channels)
+            with _ClippingWriter(tmp, info, fmt, subtype) as writer:
+                for data in _read_blocks(info, block):
+                    peak = max(peak, float(np.max(np.abs(data))))
+                    writer.write(pipeline.push(data))
+                    if progress:
+                        progress(data.shape[1])
+                writer.write(pipeline.finish())
+            if peak >= SILENT_PEAK:
+                writer.warn(info.path)
+                return
+        with _ClippingWriter(tmp, info, fmt, subtype) as copy:  # nothing to denoise: the input, as is
+            for data in _read_blocks(info, block):
+                copy.write(data)
+
+    def _block_samples(self, sample_rate: int, block_seconds: float | None = None) -> int:
+        seconds = self.chunk_seconds if block_seconds is None else block_seconds
+        if not seconds > 0:
+            raise DlspError(f"block_seconds must be positive, got {seconds}")
+        return max(1, round(seconds * sample_rate))
+
+
+class _Pipeline:
+    """Input blocks at `sample_rate` -> resample -> StreamingDenoiser -> resample back -> dry/wet mix.
+
+    Outputs as many samples as came in (the resampled round trip is trimmed or zero-padded at the very end).
+    Shape: `push((channels, n)) -> (channels, m)`; the outputs concatenate to the input's length.
+    """
+
+    def __init__(self, denoiser: Denoiser, sample_rate: int, channels: int) -> None:
+        model_rate = denoiser.sample_rate
+        self.up = self.down = None
+        if sample_rate != model_rate:
+            self.up = soxr.ResampleStream(sample_rate, model_rate, channels, dtype="float32", quality="HQ")
+            self.down = soxr.ResampleStream(model_rate, sample_rate, channels, dtype="float32", quality="HQ")
+        self.stream = StreamingDenoiser(denoiser.model, denoiser.device, channels=channels,
+                                        atten_limit_db=denoiser.atten_limit_db, chunk_frames=denoiser.chunk_frames)
+        self.strength = denoiser.strength
+        self.dry = np.zeros((channels, 0), np.float32)  # input not yet matched by output
+        self.wet = np.zeros((channels, 0), np.float32)  # output not yet matched by input (rounding)
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(block)):
+            raise DlspError("audio contains NaN or Inf samples")
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        self.dry = np.concatenate([self.dry, block], axis=1)
+        return self._mix(self._resample(self.down, self.stream.process(self._resample(self.up, block)), False))
+
+    def finish(self) -> np.ndarray:
+        tail = self.stream.process(self._resample(self.up, self.dry[:, :0], last=True))
+        wet = self._resample(self.down, np.concatenate([tail, self.stream.flush()], axis=1), last=True)
+        out = self._mix(wet)
+        missing = self.dry.shape[1]  # the round trip came back a few samples short: pad with silence
+        return np.concatenate([out, self._mix(np.zeros_like(self.dry[:, :missing]))], axis=1)
+
+    @staticmethod
+    def _resample(stream: soxr.ResampleStream | None, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if stream is None:
+            return block
+        return np.ascontiguousarray(stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T)
+
+    def _mix(self, wet: np.ndarray) -> np.ndarray:
+        wet = np.concatenate([self.wet, wet], axis=1)
+        count = min(wet.shape[1], self.dry.shape[1])
+        out, dry = wet[:, :count], self.dry[:, :count]
+        self.wet, self.dry = wet[:, count:], self.dry[:, count:]
+        return out if self.strength == 1 else self.strength * out + (1 - self.strength) * dry
+
+
+class _ClippingWriter:
+    """Writes `(channels, time)` blocks; for integer subtypes clips at full scale and counts what it clipped."""
+
+    def __init__(self, path: Path, info: AudioInfo, fmt: str, subtype: str) -> None:
+        self.file = sf.SoundFile(str(path), "w", samplerate=info.sample_rate, channels=info.channels,
+                                 subtype=subtype, format=fmt)
+        self.clip = subtype not in FLOAT_SUBTYPES
+        self.clipped, self.peak = 0, 0.0
+
+    def __enter__(self) -> _ClippingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def write(self, block: np.ndarray) -> None:
+        if not block.shape[-1]:
+            return
+        if self.clip:
+            over = np.abs(block) > 1.0
+            if over.any():
+                self.clipped += int(np.count_nonzero(over))
+                self.peak = max(self.peak, float(np.max(np.abs(block))))
+                block = np.clip(block, -1.0, 1.0)
+        self.file.write(np.ascontiguousarray(block.T))
+
+    def warn(self, source: Path) -> None:
+        if self.clipped:
+            warnings.warn(f"{source}: denoised peak {self.peak:.3f} ({20 * np.log10(self.peak):+.1f} dBFS), "
+                          f"{self.clipped} samples clipped", ClippingWarning, stacklevel=3)
+
+
+def _read_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
+    """The file's samples in blocks. Shape: `-> (channels, block)` each."""
+    try:
+        with sf.SoundFile(str(info.path)) as handle:
+            while True:
+                data = handle.read(block, dtype="float32", always_2d=True)
+                if not data.shape[0]:
+                    return
+                yield data.T
+    except sf.SoundFileError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DlspError(f"corrupt or truncated audio file ({reason})", info.path) from None
+
+
+def _check_rate(sample_rate: int) -> int:
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise DlspError(f"sample rate must be a positive integer, got {sample_rate}")
+    return int(sample_rate)

@@ -1,0 +1,300 @@
+"""dlsp.denoise.enhance and `dlsp denoise run`: chunking never changes the result; rates, channels, formats kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from dlsp.audio.io import resample
+from dlsp.audio.stft import StftConfig, from_magphase, magphase
+from dlsp.denoise.enhance import Denoiser
+from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
+from dlsp.errors import DlspError
+from dlsp.models.denoisers import MODELS, build_denoiser
+
+SR = 8000
+STFT = StftConfig(n_fft=128, hop_length=32)
+MODEL_ARGS = {
+    "linear": dict(hidden=[8], context=2),
+    "cnn2d": dict(channels=[2, 2], dilations=[1, 2]),
+    "unet": dict(depth=2, base_channels=2),
+}
+
+
+def tiny_model(name: str = "linear", causal: bool = False, seed: int = 0, **overrides) -> DenoiserModel:
+    torch.manual_seed(seed)
+    network = build_denoiser(name, n_freqs=STFT.n_freqs, causal=causal, **{**MODEL_ARGS[name], **overrides})
+    return DenoiserModel(network.eval(), name, SR, STFT)
+
+
+def offline(model: DenoiserModel, audio: np.ndarray) -> np.ndarray:
+    """The unchunked reference at the model's rate. Shape: `(time,) -> (time,)`."""
+    magnitude, phase = magphase(model.stft.stft(torch.from_numpy(audio)))
+    with torch.no_grad():
+        estimate = model.model(magnitude[None])[0]
+    return model.stft.istft(from_magphase(estimate, phase), length=audio.shape[-1]).numpy()
+
+
+def noise(rng: np.random.Generator, shape, scale: float = 0.2) -> np.ndarray:
+    return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = tiny_model("linear", causal=True)
+    return save_denoiser(tmp_path / "model.pt", model.model, "linear", sample_rate=SR, stft=STFT)
+
+
+@pytest.mark.parametrize("name,causal", [("linear", False), ("linear", True), ("cnn2d", False), ("unet", False),
+                                         ("unet", True)])
+def test_chunked_equals_unchunked_for_any_chunk_size(name, causal, rng):
+    if name not in MODELS:
+        pytest.skip(f"{name} is not registered")
+    model = tiny_model(name, causal)
+    audio = noise(rng, 4321)
+    expected = offline(model, audio)
+    # Chunks of 1, 3, 7 and 40 frames (unet: starts off and on its 4-frame pooling grid) and one chunk.
+    for chunk_seconds in (1 / SR, 3 * 32 / SR, 7 * 32 / SR, 40 * 32 / SR, 20.0):
+        got = Denoiser(model, chunk_seconds=chunk_seconds).enhance(audio, SR)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0, err_msg=f"chunk {chunk_seconds}")
+
+
+def test_long_file_in_tiny_chunks_equals_unchunked(tmp_path, rng):
+    model = tiny_model("linear")
+    audio = noise(rng, 60 * SR)
+    src = tmp_path / "long.wav"
+    sf.write(src, audio, SR, subtype="FLOAT")
+    Denoiser(model, chunk_seconds=0.05).enhance_file(src, tmp_path / "out.wav")
+    got, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == SR
+    np.testing.assert_allclose(got, offline(model, audio), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_other_rates_are_resampled_there_and_back(rate, rng):
+    model = tiny_model("linear")
+    audio = noise(rng, rate)
+    got = Denoiser(model, chunk_seconds=0.1).enhance(audio, rate)
+    assert got.shape == audio.shape and got.dtype == np.float32
+    # Streamed resampling (soxr.ResampleStream over 0.1 s blocks) matches whole-array resampling: 1e-5.
+    expected = resample(offline(model, resample(audio, rate, SR)), SR, rate)
+    expected = np.pad(expected, (0, max(0, audio.size - expected.size)))[:audio.size]
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_lower_rate_than_the_model(rng):
+    model = tiny_model("linear")
+    audio = noise(rng, 4000)
+    got = Denoiser(model, chunk_seconds=0.1).enhance(audio, 4000)  # a 4 kHz signal through an 8 kHz model
+    assert got.shape == (4000,)
+    expected = resample(offline(model, resample(audio, 4000, SR)), SR, 4000)
+    np.testing.assert_allclose(got, expected[:4000], atol=1e-5, rtol=0)
+
+
+def test_channels_are_denoised_independently(rng):
+    model = tiny_model("linear")
+    stereo = noise(rng, (2, 3000))
+    stereo[1] *= 0.1
+    denoiser = Denoiser(model, chunk_seconds=0.05)
+    got = denoiser.enhance(stereo, 16000)
+    assert got.shape == stereo.shape
+    for channel in range(2):
+        np.testing.assert_allclose(got[channel], denoiser.enhance(stereo[channel], 16000), atol=1e-6, rtol=0)
+
+
+def test_strength_mixes_dry_and_wet(rng):
+    model = tiny_model("linear")
+    audio = noise(rng, 3000)
+    wet = Denoiser(model).enhance(audio, 16000)
+    np.testing.assert_array_equal(Denoiser(model, strength=0.0).enhance(audio, 16000), audio)
+    np.testing.assert_allclose(Denoiser(model, strength=0.3).enhance(audio, 16000), 0.3 * wet + 0.7 * audio,
+                               atol=1e-6, rtol=0)
+    # At the model's rate a near-zero strength is the input within float rounding.
+    np.testing.assert_allclose(Denoiser(model, strength=1e-9).enhance(audio, SR), audio, atol=1e-6, rtol=0)
+
+
+def test_attenuation_limit_floors_the_mask(rng):
+    # A network that removes everything: the result is exactly the floor, 10^(-limit/20) of the input.
+    network = build_denoiser("linear", n_freqs=STFT.n_freqs, hidden=[], output="magnitude")
+    with torch.no_grad():
+        network.net[-1].weight.zero_()
+        network.net[-1].bias.fill_(-1.0)
+    model = DenoiserModel(network.eval(), "linear", SR, STFT)
+    audio = noise(rng, 2000)
+    assert np.max(np.abs(Denoiser(model).enhance(audio, SR))) < 1e-6
+    np.testing.assert_allclose(Denoiser(model, atten_limit_db=20).enhance(audio, SR), 0.1 * audio,
+                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(Denoiser(model, atten_limit_db=6, strength=0.5).enhance(audio, SR),
+                               0.5 * 10 ** (-6 / 20) * audio + 0.5 * audio, atol=1e-6, rtol=0)
+
+
+def test_bad_input_and_options_are_refused(rng):
+    model = tiny_model("linear")
+    denoiser = Denoiser(model)
+    audio = noise(rng, 1000)
+    for bad in (np.nan, np.inf):
+        corrupt = audio.copy()
+        corrupt[500] = bad
+        with pytest.raises(DlspError, match="NaN or Inf"):
+            denoiser.enhance(corrupt, SR)
+    with pytest.raises(DlspError, match="too short"):
+        denoiser.enhance(audio[:STFT.n_fft // 2], SR)
+    with pytest.raises(DlspError, match="shape"):
+        denoiser.enhance(np.zeros((2, 2, 10), np.float32), SR)
+    with pytest.raises(DlspError, match="sample rate"):
+        denoiser.enhance(audio, 0)
+    for options in ({"strength": 2.0}, {"atten_limit_db": -1.0}, {"chunk_seconds": 0.0}, {"engine": "tensorrt"}):
+        with pytest.raises(DlspError):
+            Denoiser(model, **options)
+
+
+def test_silent_input_is_returned_as_is(tmp_path):
+    model = tiny_model("linear")
+    silent = np.zeros((2, 4000), np.float32)
+    silent[0, 7] = 1e-6
+    np.testing.assert_array_equal(Denoiser(model).enhance(silent, SR), silent)
+    src = tmp_path / "silent.wav"
+    sf.write(src, silent.T, SR, subtype="FLOAT")
+    Denoiser(model).enhance_file(src, tmp_path / "out.wav")
+    np.testing.assert_array_equal(sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)[0].T, silent)
+
+
+def test_enhance_file_equals_enhance_on_the_loaded_array(tmp_path, rng):
+    model = tiny_model("linear")
+    stereo = noise(rng, (2, 11025))
+    src = tmp_path / "in.wav"
+    sf.write(src, stereo.T, 11025, subtype="FLOAT")
+    denoiser = Denoiser(model, chunk_seconds=0.2)
+    denoiser.enhance_file(src, tmp_path / "out.wav")
+    written, rate = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    assert rate == 11025 and sf.info(tmp_path / "out.wav").subtype == "FLOAT"
+    np.testing.assert_allclose(written.T, denoiser.enhance(stereo, 11025), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name,subtype,rate,channels", [("a.wav", "PCM_24", 16000, 1), ("b.flac", "PCM_16", 8000, 2),
+                                                         ("c.wav", "PCM_16", 22050, 2)])
+def test_enhance_file_keeps_format_subtype_rate_and_channels(tmp_path, rng, write_wav, name, subtype, rate,
+                                                             channels):
+    audio = noise(rng, (channels, rate // 2))
+    src = write_wav(name, audio[0] if channels == 1 else audio, rate, subtype=subtype)
+    dst = Denoiser(tiny_model("linear")).enhance_file(src, tmp_path / "out" / name)
+    info, original = sf.info(dst), sf.info(src)
+    assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == (
+        original.format, original.subtype, original.samplerate, original.channels, original.frames)
+
+
+def test_enhance_file_leaves_nothing_behind_on_errors(tmp_path, rng, write_wav):
+    denoiser = Denoiser(tiny_model("linear"))
+    corrupt = noise(rng, 3000)
+    corrupt[2500] = np.nan
+    src = write_wav("nan.wav", corrupt, SR, subtype="FLOAT")
+    with pytest.raises(DlspError, match=r"nan\.wav.*NaN"):
+        denoiser.enhance_file(src, tmp_path / "out" / "nan.wav")
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(DlspError, match=r"notes\.wav"):
+        denoiser.enhance_file(tmp_path / "notes.wav", tmp_path / "out" / "notes.wav")
+    with pytest.raises(DlspError, match="overwrite"):
+        denoiser.enhance_file(src, src)
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_from_file_loads_a_model_file(model_file, rng):
+    denoiser = Denoiser.from_file(model_file, device="cpu", strength=0.5)
+    assert denoiser.sample_rate == SR and denoiser.strength == 0.5 and denoiser.device.type == "cpu"
+    audio = noise(rng, 2000)
+    expected = 0.5 * offline(load_denoiser(model_file), audio) + 0.5 * audio
+    np.testing.assert_allclose(denoiser.enhance(audio, SR), expected, atol=1e-5, rtol=0)
+    with pytest.raises(DlspError, match="does not exist"):
+        Denoiser.from_file(model_file.parent / "missing.pt")
+
+
+# dlsp denoise run -------------------------------------------------------------------------------------------
+
+
+def _tree(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_cli_mirrors_folders_keeping_rates_channels_and_formats(cli, tmp_path, rng, write_wav, model_file):
+    write_wav("in/a.wav", noise(rng, 8000), 16000)
+    write_wav("in/sub/b.flac", noise(rng, (2, 4000)), 8000, subtype="PCM_24")
+    code, out, err = cli("denoise", "run", tmp_path / "in", "-o", tmp_path / "out", "--model", model_file)
+    assert code == 0, err
+    assert _tree(tmp_path / "out") == {"a.wav", "sub/b.flac"}
+    for name in ("a.wav", "sub/b.flac"):
+        before, after = sf.info(tmp_path / "in" / name), sf.info(tmp_path / "out" / name)
+        assert (after.samplerate, after.channels, after.subtype, after.frames) == (
+            before.samplerate, before.channels, before.subtype, before.frames)
+    assert "denoised 2 of 2" in out
+
+
+def test_cli_skips_non_audio_files_and_exits_1(cli, tmp_path, rng, write_wav, model_file):
+    write_wav("in/a.wav", noise(rng, 8000), 16000)
+    (tmp_path / "in" / "notes.txt").write_text("hello")
+    (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF garbage")
+    code, out, err = cli("denoise", "run", tmp_path / "in", "-o", tmp_path / "out", "--model", model_file,
+                         "--suffix", "_dn")
+    assert code == 1
+    assert _tree(tmp_path / "out") == {"a_dn.wav"}
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and any("notes.txt" in line for line in lines)
+    assert any("broken.wav" in line for line in lines) and "Traceback" not in err
+    assert "denoised 1 of 2" in out and "1 failed" in out and "1 non-audio" in out
+
+
+def test_cli_refuses_a_bad_model_file(cli, tmp_path, rng, write_wav):
+    src = write_wav("a.wav", noise(rng, 8000), 16000)
+    (tmp_path / "model.pt").write_text("not a model")
+    code, _, err = cli("denoise", "run", src, "-o", tmp_path / "out", "--model", tmp_path / "model.pt")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "model.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_output_inside_the_input_folder_and_missing_inputs(cli, tmp_path, rng, write_wav, model_file):
+    write_wav("in/a.wav", noise(rng, 8000), 16000)
+    code, _, err = cli("denoise", "run", tmp_path / "in", "-o", tmp_path / "in" / "out", "--model", model_file)
+    assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1
+    assert _tree(tmp_path / "in") == {"a.wav"}
+    code, _, err = cli("denoise", "run", tmp_path / "in" / "a.wav", "-o", tmp_path / "in", "--model", model_file)
+    assert code == 2 and "overwrite" in err
+    code, _, err = cli("denoise", "run", tmp_path / "nope", "-o", tmp_path / "out", "--model", model_file)
+    assert code == 2 and "nope" in err and "does not exist" in err
+    assert _tree(tmp_path) == {"in/a.wav", "model.pt"}
+
+
+def test_cli_skip_existing(cli, tmp_path, rng, write_wav, model_file):
+    write_wav("in/a.wav", noise(rng, 8000), 16000)
+    write_wav("in/b.wav", noise(rng, 8000), 16000)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.wav").write_bytes(b"kept")
+    code, out, _ = cli("denoise", "run", tmp_path / "in", "-o", tmp_path / "out", "--model", model_file,
+                       "--skip-existing")
+    assert code == 0 and "1 skipped" in out
+    assert (tmp_path / "out" / "a.wav").read_bytes() == b"kept"
+    assert sf.info(tmp_path / "out" / "b.wav").frames == 8000
+
+
+def test_cli_single_file_to_a_file_and_stream_matches_offline(cli, tmp_path, rng, write_wav, model_file):
+    src = write_wav("in.wav", noise(rng, (2, 6000)), 16000, subtype="FLOAT")
+    code, _, err = cli("denoise", "run", src, "-o", tmp_path / "offline.wav", "--model", model_file)
+    assert code == 0, err
+    code, out, err = cli("denoise", "run", src, "-o", tmp_path / "streamed.wav", "--model", model_file, "--stream")
+    assert code == 0, err
+    assert "latency" in out
+    offline_audio, rate = sf.read(tmp_path / "offline.wav", dtype="float32")
+    streamed, _ = sf.read(tmp_path / "streamed.wav", dtype="float32")
+    assert rate == 16000 and offline_audio.shape == (6000, 2)
+    np.testing.assert_allclose(streamed, offline_audio, atol=1e-4, rtol=0)
+
+
+def test_cli_without_a_default_model_says_so(cli, tmp_path, rng, write_wav):
+    from dlsp.denoise.model_file import DEFAULT_MODEL_NAME
+    from dlsp.paths import PRETRAINED_DIR
+
+    if (PRETRAINED_DIR / DEFAULT_MODEL_NAME).exists():
+        pytest.skip("a default denoiser is installed")
+    src = write_wav("a.wav", noise(rng, 8000), 16000)
+    code, _, err = cli("denoise", "run", src, "-o", tmp_path / "out")
+    assert code == 2 and "--model" in err and len(err.strip().splitlines()) == 1
