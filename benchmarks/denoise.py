@@ -132,11 +132,12 @@ class NoiseReduce:
 class RNNoise:
     """RNNoise (pyrnnoise's bundled weights) at its native 48 kHz: resample, 480-sample frames, resample back.
 
-    RNNoise delays its output by one frame; the delay is removed so the metrics compare aligned signals.
+    RNNoise delays its output by two frames (960 samples at 48 kHz, measured by cross-correlation with the
+    clean signal); the delay is removed so the metrics compare aligned signals.
     """
 
     sample_rate = 16000
-    delay = 480
+    delay = 960
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         import soxr

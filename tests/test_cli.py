@@ -11,7 +11,8 @@ import pytest
 
 from dlsp.cli import build_parser
 
-COMMANDS = [["info"], ["demo"], ["metrics"], ["data", "synth"], ["data", "mix"], ["data", "index"]]
+COMMANDS = [["info"], ["demo"], ["metrics"], ["data"], ["data", "synth"], ["data", "mix"], ["data", "index"],
+            ["denoise"], ["denoise", "train"], ["denoise", "run"], ["denoise", "eval"], ["denoise", "export"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

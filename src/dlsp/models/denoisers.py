@@ -99,6 +99,10 @@ class LinearDenoiser(nn.Module):
     with context=2; RTF (single-thread forward time / audio time, 16 kHz) 0.0005-0.0012 at hop 512 and
     0.001-0.002 at hop 128.
 
+    `noise_frames > 0` adds two summaries of the last `noise_frames` frames to every input: the running
+    minimum and mean of each frequency's normalised log-magnitude. The minimum tracks the noise floor the way
+    minimum-statistics noise estimators do, which helps the network on noises it never heard in training.
+
     Shape: `(batch, freq, frames) -> (batch, freq, frames)`.
     """
 
@@ -112,17 +116,21 @@ class LinearDenoiser(nn.Module):
         output: str = "mask",
         dropout: float = 0.0,
         mask_max: float = 1.0,
+        noise_frames: int = 0,
     ) -> None:
         super().__init__()
         check_head(output, mask_max, activation)
+        if noise_frames < 0:
+            raise ValueError(f"noise_frames must be >= 0, got {noise_frames}")
         self.args = dict(n_freqs=n_freqs, hidden=list(hidden), context=context, causal=causal,
-                         activation=activation, output=output, dropout=dropout, mask_max=float(mask_max))
+                         activation=activation, output=output, dropout=dropout, mask_max=float(mask_max),
+                         noise_frames=noise_frames)
         self.n_freqs, self.context, self.causal, self.output = n_freqs, context, causal, output
-        self.mask_max = float(mask_max)
+        self.mask_max, self.noise_frames = float(mask_max), noise_frames
         self.normalizer = SpectralNormalizer(n_freqs)
         window = context + 1 if causal else 2 * context + 1
         layers: list[nn.Module] = []
-        width = n_freqs * window
+        width = n_freqs * (window + (2 if noise_frames else 0))
         for size in hidden:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout:
@@ -137,7 +145,7 @@ class LinearDenoiser(nn.Module):
     @property
     def receptive_field(self) -> tuple[int, int]:
         """`(past, future)` frames that output frame t depends on: input frames t-past .. t+future."""
-        return (self.context, 0 if self.causal else self.context)
+        return (max(self.context, self.noise_frames - 1), 0 if self.causal else self.context)
 
     @property
     def time_multiple(self) -> int:
@@ -147,6 +155,8 @@ class LinearDenoiser(nn.Module):
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         features = self.normalizer(magnitude)  # (B, F, T)
         frames = _context_frames(features, self.context, self.causal)  # (B, T, F * window)
+        if self.noise_frames:
+            frames = torch.cat([frames, _noise_summary(features, self.noise_frames)], dim=-1)
         raw = self.net(frames).transpose(1, 2)  # (B, F, T)
         return apply_head(raw, magnitude, self.output, self.mask_max)
 
@@ -160,6 +170,14 @@ def _context_frames(features: torch.Tensor, context: int, causal: bool) -> torch
     window = left + right + 1
     stacked = padded.unfold(dimension=2, size=window, step=1)  # (B, F, T, window)
     return stacked.permute(0, 2, 3, 1).reshape(features.shape[0], features.shape[2], -1)
+
+
+def _noise_summary(features: torch.Tensor, frames: int) -> torch.Tensor:
+    """Running minimum and mean over the last `frames` frames (causal). Shape: `(B, F, T) -> (B, T, 2F)`."""
+    padded = nn.functional.pad(features, (frames - 1, 0), mode="replicate")
+    floor = -nn.functional.max_pool1d(-padded, kernel_size=frames, stride=1)
+    mean = nn.functional.avg_pool1d(padded, kernel_size=frames, stride=1)
+    return torch.cat([floor, mean], dim=1).transpose(1, 2)
 
 
 MODELS: dict[str, type[nn.Module]] = {"linear": LinearDenoiser}

@@ -1,0 +1,25 @@
+"""Every recipe in recipes/ loads into its config and builds its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlsp.config import load_config
+from dlsp.denoise.train import DenoiseConfig
+from dlsp.models.denoisers import build_denoiser
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("denoise_*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_denoise_recipe_builds_its_model(recipe):
+    config = load_config(DenoiseConfig, recipe)
+    model = build_denoiser(config.model.name, n_freqs=config.stft_config.n_freqs, **config.model.args)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_there_are_recipes_for_the_studies():
+    names = {p.stem for p in RECIPES}
+    assert {"denoise_linear", "denoise_dense", "denoise_cnn1d", "denoise_unet", "denoise_default"} <= names
