@@ -42,6 +42,17 @@ def sine():
 
 
 @pytest.fixture
+def tone(write_wav):
+    """Write a short 440 Hz tone (default 400 frames at 8 kHz, exact known duration) at tmp_path/name."""
+
+    def _tone(name: str, frames: int = 400, sr: int = 8000) -> Path:
+        audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sr).astype(np.float32)
+        return write_wav(name, audio, sr)
+
+    return _tone
+
+
+@pytest.fixture
 def cli(capsys):
     """Run the real `dlsp` entry point in-process; returns (exit code, stdout, stderr)."""
     from dlsp.cli import main

@@ -91,3 +91,11 @@ def test_noise_augmentation_only_in_training(corpus):
     assert not plain.sources["train"].augment_noise
     noisy, clean = data.sources["train"].segment(0, 0, 3)
     assert np.all(np.isfinite(noisy)) and not np.array_equal(noisy, clean)
+
+
+def test_synthetic_noise_joins_the_training_pool_only(corpus):
+    config = DenoiseDataConfig(synthetic_noise_files=2)
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False)
+    train_names = data.sources["train"].noise.names
+    assert sum(name.startswith("synthetic:") for name in train_names) == 2 * 7
+    assert not any(name.startswith("synthetic:") for name in data.sources["val"].noise.names)

@@ -276,3 +276,28 @@ def test_default_models_stay_small():
 def test_bad_model_arguments_are_refused(name, args, match):
     with pytest.raises(ValueError, match=match):
         build_denoiser(name, **args)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_noise_summary_reaches_exactly_noise_frames_back(causal):
+    torch.manual_seed(0)
+    model = build_denoiser("linear", n_freqs=33, hidden=[16], context=1, causal=causal, noise_frames=10).eval()
+    past, future = model.receptive_field
+    assert (past, future) == (9, 0 if causal else 1)
+    x = torch.rand(1, 33, 48)
+    for frame in range(48):
+        changed = changed_frames(model, x, frame)
+        assert changed.min() >= frame - future and changed.max() <= frame + past
+    assert int(changed_frames(model, x, 20).max()) == 29  # the minimum and mean look 9 frames back
+    with torch.no_grad():
+        full, chunk = model(x), model(x[..., 5:40])
+    torch.testing.assert_close(chunk[..., past:35 - future], full[..., 5 + past:40 - future], rtol=0, atol=1e-6)
+
+
+def test_noise_summary_is_the_running_minimum_and_mean():
+    from dlsp.models.denoisers import _noise_summary
+
+    features = torch.tensor([[[3.0, 1.0, 2.0, 5.0, 4.0]]])  # (B=1, F=1, T=5)
+    summary = _noise_summary(features, frames=3)  # (1, T, 2)
+    torch.testing.assert_close(summary[0, :, 0], torch.tensor([3.0, 1.0, 1.0, 1.0, 2.0]))
+    torch.testing.assert_close(summary[0, :, 1], torch.tensor([3.0, 7 / 3, 2.0, 8 / 3, 11 / 3]))

@@ -28,16 +28,6 @@ SR = 8000
 FRAMES = 400  # 50 ms: tiny files, exact known duration
 
 
-@pytest.fixture
-def tone(write_wav):
-    """Write a short tone at tmp_path/name (any soundfile extension); return its path."""
-
-    def _tone(name: str, frames: int = FRAMES, sr: int = SR) -> Path:
-        audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sr).astype(np.float32)
-        return write_wav(name, audio, sr)
-
-    return _tone
-
 
 def _labels(items):
     return [(item.path.name, item.label, item.speaker, item.split) for item in items]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from dlsp.data.index import detect_format, index_dataset
@@ -14,16 +11,6 @@ from dlsp.errors import DlspError
 SR = 8000
 FRAMES = 400  # 50 ms: tiny files, exact known duration
 
-
-@pytest.fixture
-def tone(write_wav):
-    """Write a short tone at tmp_path/name (any soundfile extension); return its path."""
-
-    def _tone(name: str, frames: int = FRAMES, sr: int = SR) -> Path:
-        audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(frames) / sr).astype(np.float32)
-        return write_wav(name, audio, sr)
-
-    return _tone
 
 
 def test_voicebank_pairs_speakers_and_splits(tmp_path, tone):

@@ -46,6 +46,7 @@ class DenoiseDataConfig:
     val_segments: int = 256
     clean_format: str = "auto"
     augment_noise: bool = True
+    synthetic_noise_files: int = 0
 
 
 @dataclass
@@ -187,10 +188,25 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
     for split, chosen in splits.items():
         clean_pool = load_pool(chosen["clean"], config.sample_rate, cache, f"{split}-clean", progress)
         noise_pool = load_pool(chosen["noise"], config.sample_rate, cache, f"{split}-noise", progress)
+        if split == "train" and config.synthetic_noise_files:
+            noise_pool = _with_synthetic_noise(noise_pool, config.synthetic_noise_files, config.sample_rate, seed)
         sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
                                       augment_noise=config.augment_noise and split == "train")
         files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
+
+
+def _with_synthetic_noise(pool: AudioPool, per_kind: int, sample_rate: int, seed: int) -> AudioPool:
+    """Add `per_kind` synthetic recordings of every noise kind (8 s each) to a training noise pool: more kinds
+    of noise than a few real recordings offer, at no cost in data."""
+    from dlsp.audio.noises import NOISE_KINDS, synth_noise
+
+    names, audio = list(pool.names), list(pool.audio)
+    for k, kind in enumerate(NOISE_KINDS):
+        for n in range(per_kind):
+            names.append(f"synthetic:{kind}_{n:02d}")
+            audio.append(synth_noise(kind, 8.0, sample_rate, rng=_rng(seed, 1000 + k, n)))
+    return AudioPool(names, audio)
 
 
 def pair_data(root: str | os.PathLike[str], config: DenoiseDataConfig, seed: int,

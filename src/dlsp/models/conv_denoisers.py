@@ -15,24 +15,22 @@ Importing this module registers `cnn1d`, `cnn2d` and `unet` in `dlsp.models.deno
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from dlsp.models.denoisers import (
     ACTIVATIONS,
     MODELS,
+    SpectralDenoiser,
     SpectralNormalizer,
     _context_frames,
     apply_head,
     check_head,
-    plain,
     time_padding,
 )
 
 
-class Cnn1dDenoiser(nn.Module):
+class Cnn1dDenoiser(SpectralDenoiser):
     """The original studies' 1-D CNN along frequency, applied to each frame on its own.
 
     Conv1d(channels[0]) -> ELU -> MaxPool(pool) -> Conv1d(channels[1]) -> ELU -> MaxPool(pool) -> Flatten ->
@@ -66,6 +64,7 @@ class Cnn1dDenoiser(nn.Module):
                          context=context, causal=causal, activation=activation, output=output,
                          mask_max=float(mask_max))
         self.n_freqs, self.context, self.causal, self.output = n_freqs, context, causal, output
+        self._receptive_field = (context, 0 if causal else context)
         self.mask_max = float(mask_max)
         self.normalizer = SpectralNormalizer(n_freqs)
         self.window = context + 1 if causal else 2 * context + 1
@@ -83,19 +82,6 @@ class Cnn1dDenoiser(nn.Module):
             if isinstance(module, nn.Conv1d | nn.Linear):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
-
-    def get_model_args(self) -> dict[str, Any]:
-        return plain(self.args)
-
-    @property
-    def receptive_field(self) -> tuple[int, int]:
-        """`(past, future)` frames that output frame t depends on: input frames t-past .. t+future."""
-        return (self.context, 0 if self.causal else self.context)
-
-    @property
-    def time_multiple(self) -> int:
-        """Chunks may start at any frame."""
-        return 1
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, n_freqs, n_frames = magnitude.shape
@@ -138,7 +124,7 @@ def _conv_layer(in_channels: int, out_channels: int, kernel_size: tuple[int, int
     return layers
 
 
-class Cnn2dDenoiser(nn.Module):
+class Cnn2dDenoiser(SpectralDenoiser):
     """2-D CNN on the spectrogram (one input channel, freq x time): same-size convolutions, then a 1x1 output
     convolution to the mask (or magnitude).
 
@@ -184,25 +170,12 @@ class Cnn2dDenoiser(nn.Module):
         future = sum(time_padding(kernel_size[1], d, causal)[1] for d in dilations)
         self._receptive_field = (past, future)
 
-    def get_model_args(self) -> dict[str, Any]:
-        return plain(self.args)
-
-    @property
-    def receptive_field(self) -> tuple[int, int]:
-        """`(past, future)` frames that output frame t depends on (exact: the sum of the time paddings)."""
-        return self._receptive_field
-
-    @property
-    def time_multiple(self) -> int:
-        """Chunks may start at any frame."""
-        return 1
-
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         raw = self.net(self.normalizer(magnitude)[:, None])[:, 0]  # (B, F, T)
         return apply_head(raw, magnitude, self.output, self.mask_max)
 
 
-class UNetDenoiser(nn.Module):
+class UNetDenoiser(SpectralDenoiser):
     """U-Net on the spectrogram: `depth` levels that halve frequency and time (2x2 max-pooling), a bottleneck,
     and a decoder that doubles them back (2x2 transposed convolution) and concatenates the encoder's skip.
 
@@ -262,14 +235,6 @@ class UNetDenoiser(nn.Module):
         self.head = nn.Conv2d(widths[0], 1, 1)
         self._receptive_field = unet_receptive_field(depth, kernel_size[1], convs_per_level, causal)
         _prefer_channels_last(self)
-
-    def get_model_args(self) -> dict[str, Any]:
-        return plain(self.args)
-
-    @property
-    def receptive_field(self) -> tuple[int, int]:
-        """`(past, future)`: an upper bound over both frame parities of the pooling grid."""
-        return self._receptive_field
 
     @property
     def time_multiple(self) -> int:

@@ -89,7 +89,29 @@ def plain(value: Any) -> Any:
     return value
 
 
-class LinearDenoiser(nn.Module):
+class SpectralDenoiser(nn.Module):
+    """Base of every denoiser: it reports its keyword arguments (to rebuild it from a checkpoint) and its
+    receptive field (for chunked and streaming inference). Subclasses set `self.args` and
+    `self._receptive_field` in `__init__`, and override `time_multiple` when chunks need alignment."""
+
+    args: dict[str, Any]
+    _receptive_field: tuple[int, int]
+
+    def get_model_args(self) -> dict[str, Any]:
+        return plain(self.args)
+
+    @property
+    def receptive_field(self) -> tuple[int, int]:
+        """`(past, future)` frames that output frame t depends on: input frames t-past .. t+future."""
+        return self._receptive_field
+
+    @property
+    def time_multiple(self) -> int:
+        """Chunks must start at frame indices that are multiples of this (1: any frame)."""
+        return 1
+
+
+class LinearDenoiser(SpectralDenoiser):
     """Frame-wise denoiser: a linear map or MLP from (context) magnitude frames to one clean frame.
 
     With `hidden=()` and `output="magnitude"` it is the linear model of the original studies; `hidden=(256,)`,
@@ -127,6 +149,7 @@ class LinearDenoiser(nn.Module):
                          noise_frames=noise_frames)
         self.n_freqs, self.context, self.causal, self.output = n_freqs, context, causal, output
         self.mask_max, self.noise_frames = float(mask_max), noise_frames
+        self._receptive_field = (max(context, noise_frames - 1), 0 if causal else context)
         self.normalizer = SpectralNormalizer(n_freqs)
         window = context + 1 if causal else 2 * context + 1
         layers: list[nn.Module] = []
@@ -138,19 +161,6 @@ class LinearDenoiser(nn.Module):
             width = size
         layers.append(nn.Linear(width, n_freqs))
         self.net = nn.Sequential(*layers)
-
-    def get_model_args(self) -> dict[str, Any]:
-        return plain(self.args)
-
-    @property
-    def receptive_field(self) -> tuple[int, int]:
-        """`(past, future)` frames that output frame t depends on: input frames t-past .. t+future."""
-        return (max(self.context, self.noise_frames - 1), 0 if self.causal else self.context)
-
-    @property
-    def time_multiple(self) -> int:
-        """Chunks must start at frame indices that are multiples of this (1: any frame)."""
-        return 1
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         features = self.normalizer(magnitude)  # (B, F, T)
