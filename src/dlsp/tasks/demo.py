@@ -71,7 +71,7 @@ def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, 
         f"(epoch {fit.best_epoch + 1}, stopped by {fit.stopped})")
     test = [p for p in index_pairs(manifest.parent) if p.split == "test"]
     log(f"[4/4] denoising {len(test)} held-out mixtures and measuring SNR, SI-SDR, PESQ, STOI")
-    rows = _evaluate(out / "run" / "best.pt", test, out, config.examples, progress)
+    rows = _evaluate(out / "run" / "best.pt", test, out, config.examples, progress, str(device))
     summary = _summarize(rows)
     results = {"config": asdict(config), "train": to_dict(train_config), "epochs": len(fit.history),
                "train_seconds": fit.seconds, "metrics": summary, "files": rows}
@@ -80,15 +80,18 @@ def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, 
     return results
 
 
-def _evaluate(model_path: Path, test: list, out: Path, examples: int, progress: bool) -> list[dict[str, Any]]:
+def _evaluate(model_path: Path, test: list, out: Path, examples: int, progress: bool,
+              device: str) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
-    enhance = _enhancer(model_path)
+    from dlsp.denoise import Denoiser
+
+    denoiser = Denoiser.from_file(model_path, device=device)
     rows = []
     for index, pair in enumerate(tqdm(test, desc="evaluate", unit="file", disable=not progress, leave=False)):
         clean, _ = load_audio(pair.clean, sample_rate=16000)
         noisy, _ = load_audio(pair.noisy, sample_rate=16000)
-        denoised = enhance(noisy)
+        denoised = denoiser.enhance(noisy, 16000)
         before = enhancement_metrics(clean, noisy, 16000, on_error="nan")
         after = enhancement_metrics(clean, denoised, 16000, on_error="nan")
         name = pair.noisy.stem
@@ -101,23 +104,6 @@ def _evaluate(model_path: Path, test: list, out: Path, examples: int, progress: 
             plots.spectrogram_panels(out / "examples" / f"{name}.png",
                                      [("noisy", noisy), ("denoised", denoised), ("clean", clean)], 16000)
     return rows
-
-
-def _enhancer(model_path: Path):
-    import torch
-
-    from dlsp.audio.stft import from_magphase, magphase
-    from dlsp.denoise.model_file import load_denoiser
-
-    loaded = load_denoiser(model_path)
-
-    @torch.no_grad()
-    def enhance(audio: np.ndarray) -> np.ndarray:
-        magnitude, phase = magphase(loaded.stft.stft(torch.from_numpy(audio)))
-        estimate = loaded.model(magnitude[None])[0]
-        return loaded.stft.istft(from_magphase(estimate, phase), length=len(audio)).numpy()
-
-    return enhance
 
 
 def _summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
