@@ -51,6 +51,9 @@ def main() -> int:
     if not args.no_peers:
         methods += [("noisereduce", NoiseReduce()), ("RNNoise", RNNoise())]
     methods += [(name, DlspModel(path)) for name, path in dlsp_models(args.model, Path(args.runs))]
+    if len({name for name, _ in methods}) != len(methods):
+        print("two methods share a name; rename one with --model NAME=PATH", file=sys.stderr)
+        return 2
     results = {}
     for name, enhancer in methods:
         print(f"evaluating {name} ...", file=sys.stderr)
@@ -102,9 +105,9 @@ def dlsp_models(extra: list[str], runs: Path) -> list[tuple[str, Path | None]]:
 
     models: list[tuple[str, Path | None]] = []
     if (PRETRAINED_DIR / DEFAULT_MODEL_NAME).exists():
-        models.append(("dlsp default", None))
+        models.append(("dlsp default (shipped)", None))
     for run in sorted(runs.glob("denoise_*/best.pt")):
-        models.append((f"dlsp {run.parent.name.removeprefix('denoise_')}", run))
+        models.append((f"dlsp run {run.parent.name.removeprefix('denoise_')}", run))
     for item in extra:
         name, _, path = item.partition("=")
         models.append((name, Path(path)))
