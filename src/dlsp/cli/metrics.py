@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dlsp.cli.common import add_command, positive_int
+from dlsp.fileio import json_safe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     result = compare_files(args.reference, args.estimate, sample_rate=getattr(args, "sr", None),
                            pesq=not args.no_pesq, stoi=not args.no_stoi)
     if args.json:
-        print(json.dumps({k: _json_value(v) for k, v in result.items()}, indent=2, allow_nan=False))
+        print(json.dumps(json_safe(result), indent=2, allow_nan=False))
     else:
         print(format_table(result))
     return 0
@@ -145,8 +146,3 @@ def _trim_to_common_length(reference: np.ndarray, estimate: np.ndarray, referenc
 
 def _rate_note(file_rate: int, rate: int) -> str:
     return "" if file_rate == rate else f"  (resampled from {file_rate} Hz)"
-
-
-def _json_value(value: object) -> object:
-    # Strict JSON has no Infinity or NaN; identical files give SNR = +inf.
-    return None if isinstance(value, float) and not math.isfinite(value) else value
