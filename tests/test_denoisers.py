@@ -93,7 +93,7 @@ def changed_frames(model: torch.nn.Module, x: torch.Tensor, frame: int) -> torch
 
 
 def test_registry_holds_every_family():
-    assert set(MODELS) == {"linear", "cnn1d", "cnn2d", "unet"}
+    assert set(MODELS) == {"linear", "cnn1d", "cnn2d", "unet", "gru"}
 
 
 @pytest.mark.parametrize("name", FAMILIES)

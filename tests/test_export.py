@@ -155,3 +155,18 @@ def test_every_model_exports_and_matches_torch(name, tmp_path):
     model = DenoiserModel(tiny_network(name, **SLOW_MODELS[name]), name, SR, STFT)
     export_onnx(model, tmp_path / f"{name}.onnx")
     assert compare_engines(model, load_onnx_denoiser(tmp_path / f"{name}.onnx")) <= 1e-4
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_recurrent_model_exports_with_its_state_and_streams(tmp_path, rng, lookahead):
+    network = tiny_network("gru", hidden=8, layers=2, lookahead=lookahead)
+    model = DenoiserModel(network, "gru", SR, STFT)
+    export_onnx(model, tmp_path / "gru.onnx")
+    onnx_model = load_onnx_denoiser(tmp_path / "gru.onnx")
+    assert onnx_model.model.stateful and onnx_model.model.state_shape == (2, 8)
+    audio = noise(rng, 3000)
+    expected = Denoiser(model, "cpu").enhance(audio, SR)
+    # Small chunks: the state goes through onnxruntime from chunk to chunk.
+    got = Denoiser(onnx_model, "cpu", chunk_seconds=0.03).enhance(audio, SR)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+

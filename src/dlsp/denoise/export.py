@@ -40,6 +40,7 @@ from dlsp.fileio import atomic_path, json_safe
 FORMAT = "dlsp-denoiser-onnx/1"
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "magnitude", "estimate"
+STATE_NAME, STATE_OUTPUT_NAME = "state", "next_state"  # recurrent networks only
 # The exported graph must reproduce the network this closely on a length it was not traced with.
 EXPORT_TOLERANCE = 1e-4
 _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch.fx", "onnxscript", "onnx_ir")
@@ -56,7 +57,7 @@ class OnnxNetwork(nn.Module):
     is_onnx = True
 
     def __init__(self, session: Any, receptive_field: tuple[int, int], time_multiple: int, causal: bool,
-                 model_args: dict[str, Any]) -> None:
+                 model_args: dict[str, Any], state_shape: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.session = session
         self.input_name = session.get_inputs()[0].name
@@ -64,6 +65,9 @@ class OnnxNetwork(nn.Module):
         self._time_multiple = int(time_multiple)
         self.causal = bool(causal)
         self.args = dict(model_args)
+        # A recurrent network's graph takes and returns its state: `(layers, hidden)` of `(layers, batch, hidden)`.
+        self.state_shape = None if state_shape is None else (int(state_shape[0]), int(state_shape[1]))
+        self.stateful = self.state_shape is not None
 
     @property
     def receptive_field(self) -> tuple[int, int]:
@@ -77,9 +81,36 @@ class OnnxNetwork(nn.Module):
         return dict(self.args)
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        feed = np.ascontiguousarray(magnitude.detach().to("cpu", torch.float32).numpy())
-        estimate = self.session.run(None, {self.input_name: feed})[0]
+        if self.stateful:
+            lookahead = self._receptive_field[1]
+            padded = nn.functional.pad(magnitude, (0, lookahead), mode="replicate") if lookahead else magnitude
+            return self.forward_stateful(padded, self.initial_state(magnitude.shape[0], magnitude.device))[0]
+        estimate = self.session.run(None, {self.input_name: _numpy(magnitude)})[0]
         return torch.from_numpy(estimate).to(magnitude.device)
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
+        layers, hidden = self.state_shape
+        return torch.zeros(layers, batch, hidden, device=device)
+
+    def forward_stateful(self, magnitude: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As the recurrent torch network's `forward_stateful`."""
+        estimate, new_state = self.session.run(None, {INPUT_NAME: _numpy(magnitude), STATE_NAME: _numpy(state)})
+        return torch.from_numpy(estimate).to(magnitude.device), torch.from_numpy(new_state).to(state.device)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+
+
+class _StatefulGraph(nn.Module):
+    """What a recurrent network exports as: `(magnitude, state) -> (estimate, state)`."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, magnitude: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network.forward_stateful(magnitude, state)
 
 
 def export_onnx(model: DenoiserModel, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET) -> Path:
@@ -144,8 +175,16 @@ def onnx_metadata(model: DenoiserModel) -> dict[str, str]:
         "dlsp.receptive_field": json.dumps([int(v) for v in network.receptive_field]),
         "dlsp.time_multiple": str(int(network.time_multiple)),
         "dlsp.causal": json.dumps(bool(getattr(network, "causal", network.receptive_field[1] == 0))),
+        "dlsp.state_shape": json.dumps(_state_shape(network)),
         "dlsp.config": json.dumps(json_safe(model.config or {})),
     }
+
+
+def _state_shape(network: nn.Module) -> list[int] | None:
+    """`[layers, hidden]` of a recurrent network's state, `None` for a stateless one."""
+    if not getattr(network, "stateful", False):
+        return None
+    return [int(v) for v in network.initial_state(1).shape[::2]]
 
 
 def _denoiser_model(session: Any, metadata: dict[str, str], path: Path | None) -> DenoiserModel:
@@ -155,7 +194,8 @@ def _denoiser_model(session: Any, metadata: dict[str, str], path: Path | None) -
     try:
         network = OnnxNetwork(session, tuple(json.loads(metadata["dlsp.receptive_field"])),
                               int(metadata["dlsp.time_multiple"]), json.loads(metadata["dlsp.causal"]),
-                              json.loads(metadata["dlsp.model_args"]))
+                              json.loads(metadata["dlsp.model_args"]),
+                              json.loads(metadata.get("dlsp.state_shape", "null")))
         return DenoiserModel(network, metadata["dlsp.model"], int(metadata["dlsp.sample_rate"]),
                              StftConfig(**json.loads(metadata["dlsp.stft"])), json.loads(metadata["dlsp.config"]),
                              path)
@@ -196,32 +236,45 @@ def _export_proto(model: DenoiserModel, opset: int) -> Any:
 
 
 def _export_dynamo(network: nn.Module, example: torch.Tensor, opset: int) -> Any:
+    graph, inputs, input_names, output_names = _graph(network, example)
     dims = torch.export.Dim.AUTO
-    program = torch.onnx.export(network, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                output_names=[OUTPUT_NAME], dynamic_shapes=({0: dims, 2: dims},),
-                                opset_version=opset, verbose=False)
+    shapes = ({0: dims, 2: dims}, {1: dims})[:len(inputs)]
+    program = torch.onnx.export(graph, inputs, dynamo=True, input_names=input_names, output_names=output_names,
+                                dynamic_shapes=shapes, opset_version=opset, verbose=False)
     return program.model_proto
 
 
 def _export_torchscript(network: nn.Module, example: torch.Tensor, opset: int) -> Any:
     onnx = _require("onnx")
+    graph, inputs, input_names, output_names = _graph(network, example)
     buffer = io.BytesIO()
     axes = {0: "batch", 2: "frames"}
-    torch.onnx.export(network, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],
-                      output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+    dynamic = {INPUT_NAME: axes, OUTPUT_NAME: axes, STATE_NAME: {1: "batch"}, STATE_OUTPUT_NAME: {1: "batch"}}
+    torch.onnx.export(graph, inputs, buffer, dynamo=False, input_names=input_names, output_names=output_names,
+                      dynamic_axes={name: dynamic[name] for name in (*input_names, *output_names)},
                       opset_version=opset, verbose=False)
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _graph(network: nn.Module, example: torch.Tensor) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str],
+                                                                  list[str]]:
+    """The module to trace, its example inputs and the graph's input and output names."""
+    if getattr(network, "stateful", False):
+        return (_StatefulGraph(network), (example, network.initial_state(example.shape[0])),
+                [INPUT_NAME, STATE_NAME], [OUTPUT_NAME, STATE_OUTPUT_NAME])
+    return network, (example,), [INPUT_NAME], [OUTPUT_NAME]
 
 
 def _check_export(network: nn.Module, proto: Any, n_freqs: int, frames: int, model: DenoiserModel) -> None:
     """Refuse an export that does not reproduce the network (e.g. a length baked in while tracing)."""
     ort = _require("onnxruntime")
-    session = _session(ort, proto.SerializeToString(), 1)
+    exported = OnnxNetwork(_session(ort, proto.SerializeToString(), 1), network.receptive_field,
+                           network.time_multiple, True, {}, _state_shape(network))
     magnitude = torch.rand(1, n_freqs, frames, generator=torch.Generator().manual_seed(1))
     try:
         with torch.inference_mode():
             expected = network(magnitude).numpy()
-        got = session.run(None, {session.get_inputs()[0].name: magnitude.numpy()})[0]
+            got = exported(magnitude).numpy()
         difference = float(np.max(np.abs(expected - got)))
     except Exception as exc:  # onnxruntime's own exception types
         raise DlspError(f"exported ONNX graph for {model.name!r} fails on {frames} frames ({_first_line(exc)})",

@@ -6,7 +6,8 @@ samples they need, where `c0` is `a - past` rounded down to a multiple of the mo
 `c1 = b + future` (`receptive_field = (past, future)`); it keeps output frames `[a, b)` and overlap-adds them,
 divided by the overlap-added squared window, as `dlsp.audio.stft.istft` does. Frames at the signal's start are
 padded as `stft` pads them (reflect, replicate or constant); frames touching its end wait for `flush()`, which
-knows the length. So the concatenated output equals the offline `istft(from_magphase(model(mag), phase))`
+knows the length. A recurrent (`stateful`) network needs no past margin: its state after one chunk starts the
+next. So the concatenated output equals the offline `istft(from_magphase(model(mag), phase))`
 (within float rounding) for any block sizes, causal or not.
 
 Latency: a non-causal model needs `future` frames of lookahead, so streaming works for any model, with
@@ -61,6 +62,8 @@ class StreamingDenoiser:
         self.pad = stft.n_fft // 2 if stft.center else 0
         self.past, self.future = (int(v) for v in self.network.receptive_field)
         self.multiple = int(self.network.time_multiple)
+        # A recurrent network carries its past in a state instead of needing past frames as margin.
+        self.stateful = bool(getattr(self.network, "stateful", False))
         self.window = _padded_window(stft.window, stft.win_length or stft.n_fft, stft.n_fft, self.device)
         self.blocks_per_frame = -(-self.n_fft // self.hop)
         frame_window = torch.nn.functional.pad(self.window, (0, self.blocks_per_frame * self.hop - self.n_fft))
@@ -86,6 +89,7 @@ class StreamingDenoiser:
         self._ndim = 1 if self.channels == 1 else 2  # blocks' rank: outputs follow it
         self._buffer_start = 0  # global index of the buffer's first sample
         self._received = 0
+        self._state = None  # a recurrent network's state after the last output frame
         self._spec = torch.zeros(self.channels, self.n_fft // 2 + 1, 0, dtype=torch.complex64, device=self.device)
         self._spec_start = 0  # global index of the first cached STFT frame
         self._next_frame = 0  # next output frame
@@ -196,12 +200,12 @@ class StreamingDenoiser:
         outputs = [np.zeros((self.channels, 0), np.float32)]
         while self._next_frame < target:
             first, stop = self._next_frame, min(target, self._next_frame + self.chunk_frames)
-            context_start = max(0, first - self.past) // self.multiple * self.multiple
+            context_start = first if self.stateful else max(0, first - self.past) // self.multiple * self.multiple
             context_stop = min(limit, stop + self.future)
             spec = self._frames(context_start, context_stop, n_total)
             magnitude, phase = magphase(spec)
-            estimate = self.network(magnitude)
             keep = slice(first - context_start, stop - context_start)
+            estimate = self._run_stateful(magnitude, stop - first) if self.stateful else self.network(magnitude)
             estimate = self._effective(estimate[..., keep], magnitude[..., keep])
             outputs.append(self._overlap_add(from_magphase(estimate, phase[..., keep]), first, n_total))
             self._next_frame = stop
@@ -210,6 +214,20 @@ class StreamingDenoiser:
                 self._spec = self._spec[..., drop:]
                 self._spec_start += drop
         return np.concatenate(outputs, axis=1)
+
+    def _run_stateful(self, magnitude: torch.Tensor, n_out: int) -> torch.Tensor:
+        """Run a recurrent network on `n_out` frames (plus the lookahead it needs) from the carried state.
+
+        At the signal's end fewer future frames exist: the last frame is repeated, as the offline forward pads.
+        Shape: `(channels, freqs, frames) -> (channels, freqs, n_out)`.
+        """
+        missing = n_out + self.future - magnitude.shape[-1]
+        if missing > 0:
+            magnitude = torch.nn.functional.pad(magnitude, (0, missing), mode="replicate")
+        if self._state is None:
+            self._state = self.network.initial_state(self.channels, self.device)
+        estimate, self._state = self.network.forward_stateful(magnitude, self._state)
+        return estimate
 
     def _effective(self, estimate: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         """Apply the attenuation limit (floor on estimate / noisy) and the dry/wet mix."""

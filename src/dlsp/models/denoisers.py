@@ -7,8 +7,9 @@ streaming inference rely on to reproduce the offline output exactly. Inputs are 
 standardised per frequency with statistics stored as buffers, so a checkpoint carries everything to run it; no
 model normalises over the time axis of its input, so a frame's output depends only on its receptive field.
 
-The registry `MODELS` holds `linear` (this module) and `cnn1d`, `cnn2d`, `unet` (`dlsp.models.conv_denoisers`,
-which registers itself when this module is imported).
+The registry `MODELS` holds `linear` (this module), `cnn1d`, `cnn2d`, `unet` (`dlsp.models.conv_denoisers`) and
+`gru` (`dlsp.models.recurrent_denoisers`, a stateful model); those modules register themselves when this module is
+imported.
 
 Output heads (`output=`): `"mask"` multiplies the noisy magnitude by `mask_max * sigmoid(raw)`, so with the
 default `mask_max=1.0` the model can only attenuate; `"magnitude"` returns `relu(raw)` (the original studies).
@@ -200,6 +201,7 @@ def build_denoiser(name: str, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-# The convolutional models use the helpers above and add themselves to MODELS; importing them last keeps either
-# import order working (this module first, or conv_denoisers first).
-import dlsp.models.conv_denoisers  # noqa: E402, F401
+# The convolutional and recurrent models use the helpers above and add themselves to MODELS; importing them last
+# keeps either import order working (this module first, or theirs first).
+import dlsp.models.conv_denoisers  # noqa: E402
+import dlsp.models.recurrent_denoisers  # noqa: E402, F401

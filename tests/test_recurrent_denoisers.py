@@ -1,0 +1,144 @@
+"""dlsp.models.recurrent_denoisers: the GRU denoiser, its carried state, and the engine's stateful path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.audio.stft import StftConfig, from_magphase, magphase
+from dlsp.denoise.enhance import Denoiser
+from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
+from dlsp.denoise.streaming import StreamingDenoiser
+from dlsp.models.denoisers import build_denoiser
+from dlsp.models.recurrent_denoisers import GruDenoiser
+
+SR = 8000
+STFT = StftConfig(n_fft=128, hop_length=32)
+BLOCK_SIZES = [1, 7, 160, 513, 4096]
+
+
+def gru(lookahead: int = 0, seed: int = 0, **kwargs) -> GruDenoiser:
+    torch.manual_seed(seed)
+    return build_denoiser("gru", n_freqs=STFT.n_freqs, hidden=8, layers=2, lookahead=lookahead, **kwargs).eval()
+
+
+def offline(network: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
+    """istft(from_magphase(network(magnitude), phase)) on the whole signal. Shape: `(time,) -> (time,)`."""
+    magnitude, phase = magphase(STFT.stft(torch.from_numpy(audio)))
+    with torch.no_grad():
+        estimate = network(magnitude[None])[0]
+    return STFT.istft(from_magphase(estimate, phase), length=audio.shape[-1]).numpy()
+
+
+def noise(rng: np.random.Generator, shape) -> np.ndarray:
+    return (0.3 * rng.standard_normal(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+@pytest.mark.parametrize("output", ["mask", "magnitude"])
+def test_shapes_non_negative_and_model_args(lookahead, output):
+    model = gru(lookahead, output=output)
+    for frames in (1, 7, 40):
+        x = torch.rand(3, STFT.n_freqs, frames)
+        with torch.no_grad():
+            y = model(x)
+        assert y.shape == x.shape and (y >= 0).all()
+        if output == "mask":
+            assert (y <= x).all()
+    assert model.receptive_field == (0, lookahead) and model.causal == (lookahead == 0)
+    rebuilt = build_denoiser("gru", **model.get_model_args())
+    assert rebuilt.get_model_args() == model.get_model_args()
+
+
+@pytest.mark.parametrize("lookahead", [0, 3])
+def test_a_frame_reaches_every_later_output_and_only_lookahead_earlier_ones(lookahead):
+    model = gru(lookahead)
+    x = torch.rand(1, STFT.n_freqs, 30)
+    perturbed = x.clone()
+    perturbed[..., 12] += 1.0
+    with torch.no_grad():
+        changed = (model(perturbed) != model(x)).any(dim=1)[0].nonzero()[:, 0]
+    assert changed.min() == 12 - lookahead  # the future it may see, no more
+    assert changed.max() == 29  # the state carries the frame to the end
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_stateful_chunks_equal_the_whole_sequence(lookahead):
+    model = gru(lookahead)
+    x = torch.rand(2, STFT.n_freqs, 50)
+    with torch.no_grad():
+        full = model(x)
+        padded = torch.nn.functional.pad(x, (0, lookahead), mode="replicate")
+        state, pieces = model.initial_state(2), []
+        for start, stop in [(0, 1), (1, 17), (17, 18), (18, 50)]:
+            estimate, state = model.forward_stateful(padded[..., start:stop + lookahead], state)
+            pieces.append(estimate)
+    torch.testing.assert_close(torch.cat(pieces, dim=-1), full, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_stream_equals_offline_for_random_block_sizes(lookahead, rng):
+    network = gru(lookahead)
+    model = DenoiserModel(network, "gru", SR, STFT)
+    audio = noise(rng, 3001)
+    expected = offline(network, audio)
+    for chunk_frames in (1, 5, 256):
+        stream = StreamingDenoiser(model, chunk_frames=chunk_frames)
+        out, start, index = [], 0, 0
+        sizes = list(rng.choice(BLOCK_SIZES, size=50))
+        while start < audio.size:
+            out.append(stream.process(audio[start:start + sizes[index % 50]]))
+            start, index = start + sizes[index % 50], index + 1
+        out.append(stream.flush())
+        np.testing.assert_allclose(np.concatenate(out), expected, atol=1e-4, rtol=0)
+    assert stream.latency_samples == STFT.n_fft - 1 + lookahead * STFT.hop_length
+
+
+def test_chunked_files_and_channels_equal_the_offline_output(rng):
+    network = gru(1)
+    model = DenoiserModel(network, "gru", SR, STFT)
+    stereo = noise(rng, (2, 4000))
+    got = Denoiser(model, chunk_seconds=0.02).enhance(stereo, SR)
+    for channel in range(2):  # each channel on its own, its state never mixed with the other's
+        np.testing.assert_allclose(got[channel], offline(network, stereo[channel]), atol=1e-4, rtol=0)
+
+
+def test_reset_forgets_the_state(rng):
+    model = DenoiserModel(gru(), "gru", SR, STFT)
+    stream = StreamingDenoiser(model)
+    first, second = noise(rng, 2000), noise(rng, 2000)
+    stream.process(first)
+    stream.flush()  # ends the first signal: the next one starts from the initial state
+    again = np.concatenate([stream.process(second), stream.flush()])
+    np.testing.assert_allclose(again, offline(model.model, second), atol=1e-4, rtol=0)
+
+
+def test_gru_overfits_one_batch():
+    torch.manual_seed(0)
+    model = build_denoiser("gru", n_freqs=STFT.n_freqs, hidden=64, layers=1)
+    clean = torch.rand(2, STFT.n_freqs, 20)
+    noisy = clean + 0.5 * torch.rand_like(clean)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.mean((model(noisy) - clean) ** 2)
+        loss.backward()
+        optimizer.step()
+    # The noisy input is 0.08 away; a memorised batch is under 1% of that (2.6e-4 when written).
+    assert loss.item() < 1e-3
+
+
+def test_model_file_round_trip_keeps_the_output(tmp_path, rng):
+    network = gru(2)
+    path = save_denoiser(tmp_path / "gru.pt", network, "gru", sample_rate=SR, stft=STFT)
+    loaded = load_denoiser(path)
+    audio = noise(rng, 2500)
+    np.testing.assert_array_equal(Denoiser(loaded).enhance(audio, SR),
+                                  Denoiser(DenoiserModel(network, "gru", SR, STFT)).enhance(audio, SR))
+
+
+def test_bad_arguments_are_refused():
+    for kwargs in (dict(hidden=0), dict(layers=0), dict(lookahead=-1), dict(output="phase")):
+        with pytest.raises(ValueError):
+            GruDenoiser(n_freqs=9, **kwargs)
