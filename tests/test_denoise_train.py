@@ -82,6 +82,23 @@ def test_cli_trains_and_reports(corpus, tmp_path, cli):
     assert "val SI-SDR" in out and (tmp_path / "r" / "best.pt").exists()
 
 
+def test_cli_tracks_the_run_in_mlflow(corpus, tmp_path, cli):
+    pytest.importorskip("mlflow", reason="needs mlflow (pip install 'dlsp[track]')")
+    from mlflow.tracking import MlflowClient
+
+    sets = [a for item in TINY for a in ("--set", item)]
+    code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                       tmp_path / "runs" / "r", "--epochs", "2", "--quiet", "--track", "mlflow", *sets)
+    assert code == 0, err
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("dlsp").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["stft.n_fft"] == "256"
+    assert len(client.get_metric_history(run.info.run_id, "val_si_sdr")) == 2
+    assert "final/val_si_sdr_improvement" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"best.pt", "loss.png", "config.yaml",
+                                                                        "results.json"}
+
+
 def test_cli_bad_inputs(corpus, tmp_path, cli):
     code, _, err = cli("denoise", "train", "--out", tmp_path / "r1", "--quiet")
     assert code == 2 and "training data missing" in err

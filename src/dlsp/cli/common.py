@@ -33,3 +33,13 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
+    """`--track mlflow|wandb` and `--track-uri` (see `dlsp.train.tracking`)."""
+    parser.add_argument("--track", choices=("mlflow", "wandb"),
+                        help="also log to MLflow (SQLite store beside the run folder by default) or Weights & "
+                             "Biases (offline by default); needs pip install 'dlsp[track]'")
+    parser.add_argument("--track-uri", metavar="URI",
+                        help="MLflow tracking URI (sqlite:///path.db, http://server:5000) or wandb mode "
+                             "(offline, online)")

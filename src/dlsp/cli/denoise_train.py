@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, positive_float, positive_int
+from dlsp.cli.common import add_command, add_tracking_flags, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dlsp denoise train --recipe recipes/denoise_cnn1d.yaml --clean speech/ --noise noise/ --out runs/cnn1d\n"
         "dlsp denoise train --pairs voicebank/ --out runs/vb --set train.loss=si_sdr --set train.lr=3e-4\n"
         "dlsp denoise train --recipe recipes/denoise_default.yaml --clean a/ b/ --noise n/ --cache cache/ --out r\n"
-        "dlsp denoise train --out runs/cnn1d --resume   # continue after an interruption",
+        "dlsp denoise train --out runs/cnn1d --resume   # continue after an interruption\n"
+        "dlsp denoise train --recipe recipes/denoise_gru.yaml --clean a/ --noise n/ --out runs/gru --track mlflow",
         description="Train a denoiser. With --clean/--noise, speech and noise are mixed on the fly with a fresh "
                     "SNR, level and noise crop for every segment of every epoch; with --pairs, aligned "
                     "clean/noisy recordings are cut into random segments. Speakers (and noise recordings) are "
@@ -35,12 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=positive_float, help="training time budget (train.max_seconds)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_flags(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_config, load_recipe
     from dlsp.denoise.train import DenoiseConfig, load_data, train_run
+    from dlsp.train.tracking import make_tracker
 
     overrides = list(args.overrides)
     overrides += [f"train.epochs={args.epochs}"] if args.epochs else []
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(DenoiseConfig, recipe, overrides)
     data = load_data(config, clean=args.clean, noise=args.noise, pairs=args.pairs, cache=args.cache,
                      progress=not args.quiet)
-    _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
+    tracker = make_tracker(args.track, args.out, args.track_uri)
+    _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet, tracker=tracker)
     best = result.history[result.best_epoch] if result.history else {}
     print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
           f"val loss {result.best_val_loss:.4g}, val SI-SDR {best.get('val_si_sdr', float('nan')):.2f} dB "

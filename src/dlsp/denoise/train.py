@@ -29,6 +29,7 @@ from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
 from dlsp.models.denoisers import build_denoiser
 from dlsp.models.losses import compute_loss, si_sdr_db
 from dlsp.train.loop import FitResult, fit
+from dlsp.train.tracking import NullTracker, Tracker
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,29 @@ def load_data(config: DenoiseConfig, *, clean: list[str] | None = None, noise: l
 
 
 def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool = False,
-              progress: bool = True, log=print) -> tuple[nn.Module, FitResult]:
-    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best model."""
+              progress: bool = True, log=print, tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
+    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best model.
+
+    `tracker` (`dlsp.train.tracking.make_tracker`) also receives the config, every epoch's metrics, the final
+    results and the run's files; it is finished here, as failed if training raises.
+    """
+    tracker = tracker or NullTracker()
+    try:
+        best, result = _train(config, data, out, resume, progress, log, tracker)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    out = Path(out)
+    for name in ("best.pt", "loss.png", "config.yaml", "results.json"):
+        tracker.log_artifact(out / name)
+    tracker.finish(json.loads((out / "results.json").read_text()))
+    return best, result
+
+
+def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool, progress: bool,
+           log, tracker: Tracker) -> tuple[nn.Module, FitResult]:
     out = ensure_dir(out)
+    tracker.log_params(to_dict(config))
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     stft = config.stft_config
@@ -153,7 +174,7 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
         val_batches=lambda: iter(val_list), epochs=config.train.epochs, patience=config.train.patience,
         max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
         on_epoch_end=on_epoch_end, resume=result_holder,
-        val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device),
+        val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device), tracker=tracker,
     )
     best = load_denoiser(out / "best.pt").model.to(device)
     _finish_run(out, result, config)

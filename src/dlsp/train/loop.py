@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dlsp.errors import DlspError
+from dlsp.train.tracking import Tracker
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -47,6 +48,8 @@ def fit(
     on_epoch_end: Callable[[dict[str, float], bool], None] | None = None,
     resume: FitResult | None = None,
     val_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
+    monitor: str = "val_loss",
+    tracker: Tracker | None = None,
 ) -> FitResult:
     """Train `model` and leave the weights of the best validation epoch in it.
 
@@ -60,6 +63,9 @@ def fit(
         resume: the result of an interrupted run: training continues after its last epoch, keeping its
             history and best epoch (the caller restores model and optimiser state).
         val_metrics: extra validation figures per epoch (e.g. SI-SDR), stored in the history.
+        tracker: receives each epoch's record (`dlsp.train.tracking`), with the epoch as the step.
+        monitor: the record key whose lowest value picks the best epoch (and drives patience), e.g. a
+            `val_metrics` figure such as `val_eer`; `result.best_val_loss` then holds that figure.
     """
     result = resume or FitResult()
     best_state = None
@@ -75,9 +81,13 @@ def fit(
             record.update(val_metrics(model))
         record["seconds"] = time.perf_counter() - start
         result.history.append(record)
-        improved = val_loss < result.best_val_loss
+        if tracker is not None:
+            tracker.log_metrics(record, step=epoch)
+        if monitor not in record:
+            raise ValueError(f"monitor {monitor!r} is not in the epoch record ({', '.join(record)})")
+        improved = record[monitor] < result.best_val_loss
         if improved:
-            result.best_val_loss, result.best_epoch = val_loss, epoch
+            result.best_val_loss, result.best_epoch = record[monitor], epoch
             best_state = copy.deepcopy(model.state_dict())
         if on_epoch_end:
             on_epoch_end(record, improved)
