@@ -23,3 +23,12 @@ def test_denoise_recipe_builds_its_model(recipe):
 def test_there_are_recipes_for_the_studies():
     names = {p.stem for p in RECIPES}
     assert {"denoise_linear", "denoise_dense", "denoise_cnn1d", "denoise_unet", "denoise_default"} <= names
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES[0].parent.glob("tune_*.yaml")), ids=lambda p: p.stem)
+def test_tuning_recipes_declare_a_valid_search(recipe):
+    pytest.importorskip("optuna", reason="tuning needs optuna")
+    from dlsp.tasks.tuning import TuneJob, prepare
+
+    task, spec = prepare(TuneJob(recipe=str(recipe), out="unused", trials=1, study="s"))
+    assert task.name == "denoise" and spec.params

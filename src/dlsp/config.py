@@ -21,6 +21,8 @@ from dlsp.errors import DlspError
 from dlsp.fileio import write_text
 
 T = TypeVar("T")
+# Recipe sections that describe how to run a config rather than the config itself.
+RECIPE_ONLY_SECTIONS = ("task", "tune")
 
 
 def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -79,10 +81,12 @@ def apply_overrides(config: T, overrides: list[str]) -> T:
 
 
 def load_config(cls: type[T], recipe: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> T:
-    """Defaults, then the recipe, then the overrides."""
+    """Defaults, then the recipe, then the overrides. The recipe's `task` and `tune` sections are not part of
+    the config (`dlsp tune` and `dlsp run` read them)."""
     config = cls()
     if recipe is not None:
-        merged = _merge(to_dict(config), load_recipe(recipe), str(recipe))
+        body = {key: value for key, value in load_recipe(recipe).items() if key not in RECIPE_ONLY_SECTIONS}
+        merged = _merge(to_dict(config), body, str(recipe))
         try:
             config = from_dict(cls, merged)
         except DlspError as exc:

@@ -13,10 +13,10 @@ import sys
 import warnings
 
 from dlsp import __version__
-from dlsp.cli import data, demo, denoise, info, metrics
+from dlsp.cli import data, demo, denoise, info, metrics, tune
 from dlsp.errors import DlspError
 
-COMMANDS = (info, demo, data, denoise, metrics)
+COMMANDS = (info, demo, data, denoise, metrics, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,104 @@
+"""Tasks that recipes can name (`task: denoise`): how to build a task's config, load its data and train it.
+
+`dlsp tune` (and the generic runners) go through a `Task` instead of knowing each task: the task's config
+dataclass, the recipe keys of its data locations, a `--quick` shrink, and `train(config, data, out, tracker)`
+returning the epoch history with the best epoch. Task modules are imported only when their task is used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dlsp.errors import DlspError
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the generic commands need from one task."""
+
+    name: str
+    config_class: Callable[[], type]
+    # Data locations the task reads: name -> help, given on the command line as `--input name=path`.
+    inputs: Mapping[str, str]
+    load_data: Callable[[Any, Mapping[str, Any], bool], Any]
+    train: Callable[[Any, Any, str | os.PathLike[str], Any, bool], Any]
+    # `--set` overrides that shrink a run to under a minute on 2 cores (smoke tests, trying a recipe).
+    quick_overrides: tuple[str, ...] = ()
+    # Inputs that take several paths (`--input noise=a --input noise=b`); the others take one.
+    multiple: tuple[str, ...] = ()
+
+
+def _denoise_config() -> type:
+    from dlsp.denoise.train import DenoiseConfig
+
+    return DenoiseConfig
+
+
+def _denoise_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
+    from dlsp.denoise.train import load_data
+
+    return load_data(config, clean=_paths(inputs.get("clean")), noise=_paths(inputs.get("noise")),
+                     pairs=inputs.get("pairs"), cache=inputs.get("cache"), progress=progress)
+
+
+def _denoise_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool) -> Any:
+    from dlsp.denoise.train import train_run
+
+    return train_run(config, data, out, progress=progress, log=lambda *_: None, tracker=tracker)[1]
+
+
+def _paths(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+TASKS: dict[str, Task] = {
+    "denoise": Task(
+        "denoise", _denoise_config,
+        {"clean": "clean speech folder(s)", "noise": "noise folder(s)", "pairs": "clean/noisy pair layout",
+         "cache": "audio cache folder"},
+        _denoise_data, _denoise_train,
+        ("train.epochs=2", "train.max_seconds=20", "data.segments_per_epoch=64", "data.val_segments=16",
+         "train.batch_size=16"),
+        multiple=("clean", "noise"),
+    ),
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise DlspError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def recipe_task(recipe: Mapping[str, Any], where: str | os.PathLike[str] | None = None) -> Task:
+    """The task a recipe names with `task:` (recipes without one are denoising recipes)."""
+    name = recipe.get("task", "denoise")
+    if not isinstance(name, str):
+        raise DlspError(f"task: expected a task name, got {name!r}", where)
+    try:
+        return get_task(name)
+    except DlspError as exc:
+        raise DlspError(str(exc), where) from None
+
+
+def parse_inputs(task: Task, items: list[str]) -> dict[str, Any]:
+    """`name=path` data locations checked against the task's inputs: a list for inputs that take several."""
+    inputs: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value:
+            raise DlspError(f"--input {item!r} must look like name=path")
+        if name not in task.inputs:
+            raise DlspError(f"task {task.name!r} has no input {name!r} (it has: {', '.join(task.inputs)})")
+        if name in task.multiple:
+            inputs.setdefault(name, []).append(value)
+        elif name in inputs:
+            raise DlspError(f"--input {name}= given twice; task {task.name!r} takes one {name} path")
+        else:
+            inputs[name] = value
+    return inputs

@@ -1,0 +1,299 @@
+"""Hyperparameter tuning with Optuna: a recipe's `tune:` section declares the search, the training loop reports.
+
+A recipe's `tune:` section (ignored by plain training):
+
+    tune:
+      metric: val_loss          # a key of the epoch records; the objective is its value at the best epoch
+      direction: minimize       # or maximize
+      pruner: median            # median (default), hyperband or none
+      params:
+        train.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+        train.batch_size: {type: int, low: 8, high: 64, step: 8}
+        model.args.hidden: {type: categorical, choices: [[256], [512, 256]]}
+
+Each trial turns its sampled values into `--set` overrides, trains through the task's usual `train_run` with a
+`PruningTracker`, which reports the metric to the trial every epoch so the pruner can stop a bad trial early.
+Studies live in Optuna storage: a journal file by default (safe for several processes on one machine), or any
+SQLAlchemy URL (`postgresql://user@host/db` lets many machines share one study). Workers started with `workers=K`
+are separate processes that pull trials from the same study until it holds `n_trials` trials.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import multiprocessing
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path, ensure_dir
+
+PARAM_TYPES = ("float", "int", "categorical")
+PRUNERS = ("median", "hyperband", "none")
+DIRECTIONS = ("minimize", "maximize")
+URL_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched value: `float`/`int` in [low, high] (optionally log-scaled or stepped), or `categorical`."""
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """A recipe's `tune:` section."""
+
+    params: tuple[Param, ...]
+    metric: str = "val_loss"
+    direction: str = "minimize"
+    pruner: str = "median"
+
+
+def parse_tune_section(section: Any, where: str = "tune") -> TuneSpec:
+    """Check and read a recipe's `tune:` mapping; every mistake is one `DlspError` naming the key."""
+    if not isinstance(section, Mapping):
+        raise DlspError(f"{where}: expected a mapping with 'params'")
+    unknown = set(section) - {"metric", "direction", "pruner", "params"}
+    if unknown:
+        raise DlspError(f"{where}: unknown key {sorted(unknown)[0]!r} (valid: metric, direction, pruner, params)")
+    direction = section.get("direction", "minimize")
+    if direction not in DIRECTIONS:
+        raise DlspError(f"{where}.direction: must be minimize or maximize, got {direction!r}")
+    pruner = str(section.get("pruner", "median"))
+    if pruner not in PRUNERS:
+        raise DlspError(f"{where}.pruner: must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+    params = section.get("params")
+    if not isinstance(params, Mapping) or not params:
+        raise DlspError(f"{where}.params: declare at least one parameter (name: {{type: float, low: .., high: ..}})")
+    return TuneSpec(tuple(_param(name, spec, f"{where}.params.{name}") for name, spec in params.items()),
+                    str(section.get("metric", "val_loss")), direction, pruner)
+
+
+def suggest_overrides(trial: Any, spec: TuneSpec) -> list[str]:
+    """Sample every parameter for `trial` and return them as `key=value` overrides (values as YAML/JSON)."""
+    overrides = []
+    for param in spec.params:
+        if param.type == "float":
+            value = trial.suggest_float(param.name, param.low, param.high, log=param.log, step=param.step)
+        elif param.type == "int":
+            value = trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log,
+                                      step=int(param.step or 1))
+        else:
+            # Optuna stores categorical choices as JSON-able scalars; lists are encoded as JSON strings.
+            encoded = [json.dumps(choice) for choice in param.choices]
+            value = json.loads(trial.suggest_categorical(param.name, encoded))
+        overrides.append(f"{param.name}={json.dumps(value)}")
+    return overrides
+
+
+class PruningTracker:
+    """A tracker that reports `metric` to an Optuna trial every epoch and stops the trial when it is pruned."""
+
+    def __init__(self, trial: Any, metric: str, inner: Any | None = None) -> None:
+        self.trial, self.metric, self.inner = trial, metric, inner
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self.inner:
+            self.inner.log_params(params)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.inner:
+            self.inner.log_metrics(metrics, step)
+        if self.metric not in metrics:
+            raise DlspError(f"tune.metric {self.metric!r} is not reported by this task (it reports "
+                            f"{', '.join(metrics)})")
+        value = float(metrics[self.metric])
+        if math.isfinite(value):
+            self.trial.report(value, step)
+        if self.trial.should_prune():
+            optuna = _require_optuna()
+            raise optuna.TrialPruned(f"pruned at epoch {step} ({self.metric} = {value:.4g})")
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        if self.inner:
+            self.inner.log_artifact(path)
+
+    def finish(self, results: Mapping[str, Any] | None = None, failed: bool = False) -> None:
+        if self.inner:
+            self.inner.finish(results, failed)
+
+
+def storage_for(storage: str | None, out: str | os.PathLike[str]) -> Any:
+    """Optuna storage: a journal file (`None`: OUT/study.journal, or a path), or an SQLAlchemy URL."""
+    optuna = _require_optuna()
+    if storage and storage.split(":", 1)[0].split("+", 1)[0] in URL_SCHEMES and "://" in storage:
+        try:
+            with warnings.catch_warnings():
+                # Heartbeats (a dead worker's trial is marked failed) are "experimental" in Optuna 4.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=120)
+        except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad credentials, no driver
+            raise DlspError(f"cannot open tuning storage {_redacted(storage)} ({_first_line(exc)})") from None
+    path = Path(storage) if storage else Path(out) / "study.journal"
+    ensure_dir(path.parent)
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise DlspError(f"cannot use the journal file ({exc.strerror or exc})", path) from None
+
+
+def open_study(name: str, storage: Any, spec: TuneSpec, seed: int | None = None) -> Any:
+    """Create or load the study `name` (a second worker or a rerun joins the existing one)."""
+    optuna = _require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+              "hyperband": optuna.pruners.HyperbandPruner, "none": optuna.pruners.NopPruner}[spec.pruner]()
+    study = optuna.create_study(study_name=name, storage=storage, direction=spec.direction, pruner=pruner,
+                                sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
+    if study.direction.name.lower() != spec.direction:
+        raise DlspError(f"study {name!r} exists with direction {study.direction.name.lower()}; the recipe says "
+                        f"{spec.direction}")
+    return study
+
+
+Objective = Callable[[list[str], Path, PruningTracker], float]
+
+
+def optimize(study: Any, spec: TuneSpec, objective: Objective, out: str | os.PathLike[str], n_trials: int) -> None:
+    """Run trials of `study` in this process until it holds `n_trials` finished, pruned or failed trials.
+
+    `objective(overrides, trial_dir, tracker)` trains one configuration and returns the metric's value.
+    """
+    optuna = _require_optuna()
+    out = Path(out)
+
+    def run_trial(trial: Any) -> float:
+        overrides = suggest_overrides(trial, spec)
+        trial.set_user_attr("overrides", overrides)
+        return float(objective(overrides, out / f"trial_{trial.number:04d}", PruningTracker(trial, spec.metric)))
+
+    done = optuna.study.MaxTrialsCallback(n_trials, states=None)
+    if len(study.trials) < n_trials:
+        study.optimize(run_trial, n_trials=n_trials, callbacks=[done], catch=(DlspError,), gc_after_trial=True)
+
+
+def run_workers(worker: Callable[..., None], args: tuple[Any, ...], workers: int) -> None:
+    """Start `workers` processes running `worker(*args)` and wait; a failed worker is an error."""
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    processes = [context.Process(target=worker, args=args, name=f"dlsp-tune-{i}") for i in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.name for p in processes if p.exitcode != 0]
+    if failed:
+        raise DlspError(f"tuning worker(s) {', '.join(failed)} failed (exit codes "
+                        f"{', '.join(str(p.exitcode) for p in processes if p.exitcode != 0)})")
+
+
+def trials_table(study: Any) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows (number, state, value, params) of every trial, for `format_table`."""
+    names = sorted({name for trial in study.trials for name in trial.params})
+    rows = [[trial.number, trial.state.name.lower(), trial.value, *[_number_text(trial.params.get(n))
+                                                                     for n in names]]
+            for trial in study.trials]
+    return ["trial", "state", "value", *names], rows
+
+
+def decoded_params(params: Mapping[str, Any], spec: TuneSpec) -> dict[str, Any]:
+    """A trial's parameters as the config sees them (categorical choices are stored JSON-encoded)."""
+    categorical = {p.name for p in spec.params if p.type == "categorical"}
+    return {name: json.loads(value) if name in categorical else value for name, value in params.items()}
+
+
+def _number_text(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def write_plots(study: Any, out: str | os.PathLike[str]) -> list[Path]:
+    """Optimisation history and parameter importances as PNGs in `out` (importances need 2+ complete trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    optuna = _require_optuna()
+    from optuna.visualization import matplotlib as vis
+
+    written = []
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    plots = [("history.png", vis.plot_optimization_history)]
+    if len(complete) >= 2 and len(study.best_trial.params) >= 1:
+        plots.append(("importance.png", vis.plot_param_importances))
+    for name, plot in plots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib backend experimental
+            axes = plot(study)
+        figure = axes.figure if hasattr(axes, "figure") else axes
+        figure.set_size_inches(8, 4.5)
+        figure.tight_layout()
+        path = Path(out) / name
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=100)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _param(name: str, spec: Any, where: str) -> Param:
+    if not isinstance(spec, Mapping) or spec.get("type") not in PARAM_TYPES:
+        raise DlspError(f"{where}: needs type float, int or categorical")
+    kind = spec["type"]
+    allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log", "step"}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise DlspError(f"{where}: unknown key {sorted(unknown)[0]!r} for a {kind} parameter")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise DlspError(f"{where}: a categorical parameter needs a non-empty list of choices")
+        return Param(name, kind, choices=tuple(choices))
+    low, high = spec.get("low"), spec.get("high")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+        raise DlspError(f"{where}: needs numbers low < high, got low={low!r}, high={high!r}")
+    log, step = bool(spec.get("log", False)), spec.get("step")
+    if log and low <= 0:
+        raise DlspError(f"{where}: a log-scaled parameter needs low > 0")
+    if log and step is not None:
+        raise DlspError(f"{where}: use either log or step, not both")
+    if kind == "int" and not all(float(v).is_integer() for v in (low, high)):
+        raise DlspError(f"{where}: an int parameter needs whole low and high")
+    return Param(name, kind, float(low), float(high), log, None if step is None else float(step))
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
+    return url
+
+
+def _require_optuna() -> ModuleType:
+    try:
+        return importlib.import_module("optuna")
+    except ImportError:
+        raise DlspError("tuning needs the optuna package: pip install 'dlsp[tune]'") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
