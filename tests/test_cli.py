@@ -12,7 +12,8 @@ import pytest
 from dlsp.cli import build_parser
 
 COMMANDS = [["info"], ["demo"], ["metrics"], ["data"], ["data", "synth"], ["data", "mix"], ["data", "index"],
-            ["denoise"], ["denoise", "train"], ["denoise", "run"], ["denoise", "eval"], ["denoise", "export"]]
+            ["denoise"], ["denoise", "train"], ["denoise", "run"], ["denoise", "eval"], ["denoise", "export"],
+            ["run"], ["tune"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -24,11 +24,14 @@ class Task:
     # Data locations the task reads: name -> help, given on the command line as `--input name=path`.
     inputs: Mapping[str, str]
     load_data: Callable[[Any, Mapping[str, Any], bool], Any]
-    train: Callable[[Any, Any, str | os.PathLike[str], Any, bool], Any]
+    # train(config, data, out, tracker, progress, resume) -> FitResult (history and best epoch)
+    train: Callable[..., Any]
     # `--set` overrides that shrink a run to under a minute on 2 cores (smoke tests, trying a recipe).
     quick_overrides: tuple[str, ...] = ()
     # Inputs that take several paths (`--input noise=a --input noise=b`); the others take one.
     multiple: tuple[str, ...] = ()
+    # The input `--data DIR` stands for.
+    primary_input: str = "data"
 
 
 def _denoise_config() -> type:
@@ -44,10 +47,11 @@ def _denoise_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any
                      pairs=inputs.get("pairs"), cache=inputs.get("cache"), progress=progress)
 
 
-def _denoise_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool) -> Any:
+def _denoise_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
+                   resume: bool = False) -> Any:
     from dlsp.denoise.train import train_run
 
-    return train_run(config, data, out, progress=progress, log=lambda *_: None, tracker=tracker)[1]
+    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
 
 
 def _paths(value: Any) -> list[str] | None:
@@ -64,7 +68,7 @@ TASKS: dict[str, Task] = {
         _denoise_data, _denoise_train,
         ("train.epochs=2", "train.max_seconds=20", "data.segments_per_epoch=64", "data.val_segments=16",
          "train.batch_size=16"),
-        multiple=("clean", "noise"),
+        multiple=("clean", "noise"), primary_input="pairs",
     ),
 }
 

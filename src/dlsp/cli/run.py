@@ -1,0 +1,73 @@
+"""`dlsp run`: run any recipe (its `task:` says which task) into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dlsp.cli.common import add_command, add_tracking_flags
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_command(
+        subparsers, "run", "run a recipe of any task into a run folder (train, evaluate, save)",
+        "dlsp run recipes/denoise_cnn1d.yaml --data mixes/ --out runs/cnn1d\n"
+        "dlsp run recipes/denoise_default.yaml --input clean=speech/ --input noise=noise/ --out runs/d --quick\n"
+        "dlsp run recipes/denoise_gru.yaml --input clean=s/ --input noise=n/ --out runs/gru --resume\n"
+        "dlsp run R.yaml --data mixes/ --out runs/r --seed 3 --set train.lr=3e-4 --track mlflow",
+        description="Reads the recipe's task (task: NAME; recipes without one are denoising recipes), builds its "
+                    "config (recipe, then --set overrides, type-checked), loads the data given by --data or "
+                    "--input and trains into --out: config.yaml, metrics.jsonl, best.pt, last.pt, curves, "
+                    "results.json. An existing run folder is refused unless --resume (continue it from last.pt) "
+                    "or --overwrite (start over).",
+    )
+    parser.add_argument("recipe", help="YAML recipe (recipes/*.yaml)")
+    parser.add_argument("--data", metavar="DIR", help="the task's main data folder (denoise: a clean/noisy pair "
+                                                      "layout such as 'dlsp data mix' output)")
+    parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=PATH",
+                        help="a named data input, e.g. clean=DIR noise=DIR cache=DIR (denoise); repeatable")
+    parser.add_argument("--out", help="run folder (default: runs/RECIPE_NAME)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. train.lr=3e-4")
+    parser.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
+    parser.add_argument("--quick", action="store_true", help="shrink the run to under a minute (smoke test)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    group.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from dlsp.config import load_config, load_recipe
+    from dlsp.errors import DlspError
+    from dlsp.tasks.registry import parse_inputs, recipe_task
+    from dlsp.train.tracking import make_tracker
+
+    task = recipe_task(load_recipe(args.recipe), args.recipe)
+    out = Path(args.out or Path("runs") / Path(args.recipe).stem)
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        raise DlspError("run folder exists and is not empty; use --resume to continue it or --overwrite to "
+                        "start over", out)
+    items = list(args.inputs) + ([f"{task.primary_input}={args.data}"] if args.data else [])
+    inputs = parse_inputs(task, items)
+    overrides = [*(task.quick_overrides if args.quick else ()), *args.overrides]
+    overrides += [f"train.seed={args.seed}"] if args.seed is not None else []
+    recipe = args.recipe
+    if args.resume and (out / "config.yaml").exists():
+        recipe = str(out / "config.yaml")  # a resumed run continues with the config it started with
+    config = load_config(task.config_class(), recipe, overrides)
+    data = task.load_data(config, inputs, not args.quiet)
+    tracker = make_tracker(args.track, out, args.track_uri)
+    result = task.train(config, data, out, tracker, not args.quiet, resume=args.resume)
+    best = result.history[result.best_epoch] if result.history else {}
+    print(f"{task.name}: {len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
+          + ", ".join(f"{key} {value:.4g}" for key, value in best.items() if key not in ("epoch", "seconds")))
+    results = out / "results.json"
+    if results.exists():
+        print(f"results: {results}  " + json.dumps({k: v for k, v in json.loads(results.read_text()).items()
+                                                    if isinstance(v, int | float)}))
+    return 0

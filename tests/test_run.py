@@ -1,0 +1,88 @@
+"""`dlsp run` and dlsp.tasks.registry: any recipe into a run folder, seeds, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dlsp.data.synthetic_corpus import make_synthetic_corpus
+from dlsp.errors import DlspError
+from dlsp.tasks.registry import get_task, parse_inputs, recipe_task
+
+TINY = {"task": "denoise", "model": {"name": "linear", "args": {"hidden": [8], "context": 1}},
+        "stft": {"n_fft": 128, "hop_length": 64}, "data": {"segment_seconds": 0.5, "sample_rate": 8000},
+        "train": {"device": "cpu", "patience": None}}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "c", seed=4, n_speakers=5,
+                                 utterances_per_speaker=2, noise_files_per_kind=3, noise_seconds=2.0,
+                                 progress=False)
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def losses(run) -> list[float]:
+    return [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_inputs_are_checked_against_the_task():
+    task = get_task("denoise")
+    assert parse_inputs(task, ["clean=a", "clean=b", "noise=n", "cache=c"]) == {
+        "clean": ["a", "b"], "noise": ["n"], "cache": "c"}
+    with pytest.raises(DlspError, match="no input 'speech'"):
+        parse_inputs(task, ["speech=a"])
+    with pytest.raises(DlspError, match="given twice"):
+        parse_inputs(task, ["pairs=a", "pairs=b"])
+    with pytest.raises(DlspError, match="must look like name=path"):
+        parse_inputs(task, ["pairs"])
+    assert recipe_task({}).name == "denoise"  # recipes without task: are denoising recipes
+    with pytest.raises(DlspError, match="unknown task 'juggle'"):
+        recipe_task({"task": "juggle"})
+
+
+def test_same_seed_same_losses_bit_for_bit_and_another_seed_differs(recipe, corpus, tmp_path, cli):
+    inputs = ["--input", f"clean={corpus / 'speech'}", "--input", f"noise={corpus / 'noise'}"]
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        code, out, err = cli("run", recipe, *inputs, "--out", tmp_path / name, "--quick", "--quiet", "--seed", seed)
+        assert code == 0, err
+        assert out.startswith("denoise: 2 epochs")
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    assert losses(tmp_path / "a") != losses(tmp_path / "c")
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["train"]["seed"] == 3
+
+
+def test_existing_run_folder_needs_resume_or_overwrite(recipe, corpus, tmp_path, cli):
+    inputs = ["--input", f"clean={corpus / 'speech'}", "--input", f"noise={corpus / 'noise'}"]
+    run = tmp_path / "run"
+    assert cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet")[0] == 0
+    code, _, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet")
+    assert code == 2 and "use --resume to continue it or --overwrite" in err and err.count("\n") == 1
+    code, _, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet", "--resume",
+                       "--set", "train.epochs=3")
+    assert code == 0, err
+    assert len(losses(run)) == 3  # two epochs kept, one more trained
+    code, _, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet", "--overwrite")
+    assert code == 0, err
+    assert len(losses(run)) == 2
+
+
+def test_bad_run_requests_are_one_clear_line(recipe, corpus, tmp_path, cli):
+    cases = [
+        (["--input", f"clean={corpus / 'speech'}", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
+        (["--data", tmp_path / "missing"], "does not exist"),
+        (["--input", "speech=x"], "no input 'speech'"),
+        ([], "training data missing"),
+    ]
+    for extra, message in cases:
+        code, _, err = cli("run", recipe, "--out", tmp_path / "r", "--quick", "--quiet", *extra)
+        assert code == 2 and message in err, err
+        assert err.count("\n") == 1
