@@ -47,6 +47,13 @@ def test_run_folder_and_model_file(corpus, tmp_path):
     x = torch.rand(1, 129, 10)
     torch.testing.assert_close(loaded.model(x), model.cpu()(x))
     assert json.loads((run / "results.json").read_text())["best_epoch"] == result.best_epoch
+    # Audio examples of the best model on validation segments, for reports.
+    import soundfile as sf
+
+    noisy, rate = sf.read(run / "samples" / "sample_1_noisy.wav")
+    denoised, _ = sf.read(run / "samples" / "sample_1_denoised.wav")
+    assert rate == 16000 and noisy.shape == denoised.shape and not np.allclose(noisy, denoised, atol=1e-3)
+    assert len(list((run / "samples").glob("sample_*.png"))) == 3
 
 
 def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(corpus, tmp_path):
@@ -96,7 +103,8 @@ def test_cli_tracks_the_run_in_mlflow(corpus, tmp_path, cli):
     assert len(client.get_metric_history(run.info.run_id, "val_si_sdr")) == 2
     assert "final/val_si_sdr_improvement" in run.data.metrics
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"best.pt", "loss.png", "config.yaml",
-                                                                        "results.json"}
+                                                                        "results.json", "samples"}
+    assert len(client.list_artifacts(run.info.run_id, "samples")) == 12  # 3 x (noisy, denoised, clean, png)
 
 
 def test_cli_bad_inputs(corpus, tmp_path, cli):

@@ -31,6 +31,8 @@ from dlsp.models.losses import compute_loss, si_sdr_db
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.tracking import NullTracker, Tracker
 
+SAMPLES = 3  # validation segments written as audio examples at the end of a run
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -132,7 +134,7 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
         tracker.finish(failed=True)
         raise
     out = Path(out)
-    for name in ("best.pt", "loss.png", "config.yaml", "results.json"):
+    for name in ("best.pt", "loss.png", "config.yaml", "results.json", "samples"):
         tracker.log_artifact(out / name)
     tracker.finish(json.loads((out / "results.json").read_text()))
     return best, result
@@ -178,6 +180,7 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
     )
     best = load_denoiser(out / "best.pt").model.to(device)
     _finish_run(out, result, config)
+    write_samples(out / "samples", best.eval(), val_list, stft, config.data.sample_rate, device)
     return best.eval(), result
 
 
@@ -222,6 +225,26 @@ def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
     write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines[:len(history)]))
     return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
+
+
+@torch.no_grad()
+def write_samples(folder: Path, model: nn.Module, val_batches: list[tuple[np.ndarray, np.ndarray]],
+                  stft: StftConfig, sample_rate: int, device: torch.device, count: int = SAMPLES) -> None:
+    """Listen to the model: `count` validation segments as NAME_{noisy,denoised,clean}.wav plus NAME.png
+    spectrograms (for reports and trackers; the same segments every run of a recipe)."""
+    from dlsp.audio.io import save_audio
+    from dlsp.report.plots import spectrogram_panels
+
+    noisy = np.concatenate([batch[0] for batch in val_batches])[:count]
+    clean = np.concatenate([batch[1] for batch in val_batches])[:count]
+    magnitude, phase = magphase(stft.stft(torch.from_numpy(noisy).to(device)))
+    denoised = stft.istft(from_magphase(model(magnitude), phase), length=noisy.shape[-1]).cpu().numpy()
+    for index in range(len(noisy)):
+        name = f"sample_{index + 1}"
+        signals = {"noisy": noisy[index], "denoised": denoised[index], "clean": clean[index]}
+        for kind, audio in signals.items():
+            save_audio(folder / f"{name}_{kind}.wav", audio, sample_rate, subtype="PCM_16", on_clip="normalize")
+        spectrogram_panels(folder / f"{name}.png", list(signals.items()), sample_rate)
 
 
 def _finish_run(out: Path, result: FitResult, config: DenoiseConfig) -> None:

@@ -37,7 +37,9 @@ class Tracker(Protocol):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
 
-    def log_artifact(self, path: str | os.PathLike[str]) -> None: ...
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        """A file, or a folder with its files."""
+        ...
 
     def finish(self, results: Mapping[str, Any] | None = None, failed: bool = False) -> None: ...
 
@@ -95,7 +97,11 @@ class MlflowTracker:
             self.client.log_batch(self.run_id, metrics=items)
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
-        self.client.log_artifact(self.run_id, str(path))
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+        else:
+            self.client.log_artifact(self.run_id, str(path))
 
     def finish(self, results: Mapping[str, Any] | None = None, failed: bool = False) -> None:
         for key, value in _numbers(flatten(results or {})).items():
@@ -128,7 +134,8 @@ class WandbTracker:
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
-        self.run.save(str(path), base_path=str(path.parent), policy="end")
+        pattern = path / "*" if path.is_dir() else path
+        self.run.save(str(pattern), base_path=str(path.parent), policy="end")
 
     def finish(self, results: Mapping[str, Any] | None = None, failed: bool = False) -> None:
         for key, value in flatten(results or {}).items():
