@@ -13,7 +13,7 @@ from dlsp.cli import build_parser
 
 COMMANDS = [["info"], ["demo"], ["metrics"], ["data"], ["data", "synth"], ["data", "mix"], ["data", "index"],
             ["denoise"], ["denoise", "train"], ["denoise", "run"], ["denoise", "eval"], ["denoise", "export"],
-            ["run"], ["tune"]]
+            ["run"], ["tune"], ["report"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
