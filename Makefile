@@ -26,6 +26,7 @@ bench: $(BIN)/dlsp
 	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[bench]'
 	$(BIN)/python benchmarks/stft.py
 	$(BIN)/python benchmarks/denoise.py
+	$(BIN)/python benchmarks/classify.py --models mlp,cnn,lstm,cnn_bn --seconds 90
 
 # Retrain the default denoiser shipped in src/dlsp/pretrained/ (recipes/denoise_default.yaml, ../shared/data).
 SHARED := ../shared/data

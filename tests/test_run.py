@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -86,3 +87,16 @@ def test_bad_run_requests_are_one_clear_line(recipe, corpus, tmp_path, cli):
         code, _, err = cli("run", recipe, "--out", tmp_path / "r", "--quick", "--quiet", *extra)
         assert code == 2 and message in err, err
         assert err.count("\n") == 1
+
+
+def test_a_classify_recipe_runs_with_data(tmp_path, cli):
+    from dlsp.classify.toy import write_toy_dataset
+
+    write_toy_dataset(tmp_path / "toy", per_class=6)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "classify_mlp.yaml"  # as a user would run it
+    args = ["run", recipe, "--data", tmp_path / "toy", "--out", tmp_path / "runs" / "mlp", "--quick", "--quiet",
+            "--input", f"cache={tmp_path / 'cache'}"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert out.startswith("classify: 2 epochs") and "val_accuracy" in out
+    assert (tmp_path / "runs" / "mlp" / "best.pt").exists()

@@ -54,6 +54,27 @@ def _denoise_train(config: Any, data: Any, out: str | os.PathLike[str], tracker:
     return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
 
 
+def _classify_config() -> type:
+    from dlsp.classify.train import ClassifyConfig
+
+    return ClassifyConfig
+
+
+def _classify_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
+    from dlsp.classify.train import load_data
+
+    if "data" not in inputs:
+        raise DlspError("training data missing: give --data DIR (a labelled audio folder)")
+    return load_data(config, inputs["data"], inputs.get("format", "auto"), inputs.get("cache"), progress)
+
+
+def _classify_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
+                    resume: bool = False) -> Any:
+    from dlsp.classify.train import train_run
+
+    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
+
+
 def _paths(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -69,6 +90,13 @@ TASKS: dict[str, Task] = {
         ("train.epochs=2", "train.max_seconds=20", "data.segments_per_epoch=64", "data.val_segments=16",
          "train.batch_size=16"),
         multiple=("clean", "noise"), primary_input="pairs",
+    ),
+    "classify": Task(
+        "classify", _classify_config,
+        {"data": "labelled audio folder", "format": "dataset layout (auto, folders, fsdd, speech-commands, gtzan, "
+                                                    "manifest)", "cache": "feature cache folder"},
+        _classify_data, _classify_train,
+        ("train.epochs=2", "train.max_seconds=20", "train.patience=null"),
     ),
 }
 

@@ -1,0 +1,211 @@
+"""MFCC segment features of labelled clips, with an on-disk cache.
+
+Each clip is cut into `n_segments` equal segments (`dlsp.audio.features.segment_clip`) and each segment becomes
+an `(n_mfcc, frames)` MFCC matrix; every segment carries its clip's label. With `segment_seconds`, segments have
+a fixed length: shorter clips are zero-padded (a 1 s keyword in a 1 s segment), longer clips are cut after
+`n_segments` segments. Without it, each clip is split into `n_segments` parts of its own length, which only makes
+equal-sized features when all clips have the same length (GTZAN's 30 s tracks).
+
+The cache holds one `.npz` file per dataset folder and feature parameters. Inside it is a fingerprint of the
+audio (every path, size and modification time); a file whose fingerprint no longer matches is recomputed and
+overwritten, so editing, adding or removing audio invalidates it, and changed parameters use another file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlsp.audio.features import mfcc, segment_clip, segment_frames
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path
+
+CACHE_FORMAT = "dlsp-mfcc-cache/1"
+DEFAULT_CACHE = Path.home() / ".cache" / "dlsp" / "features"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How clips become MFCC segments.
+
+    Attributes:
+        sample_rate: rate every clip is resampled to; None means the most common rate of the training data.
+        n_segments: segments per clip (the genre study: 5 or 10 per 30 s track; keywords and digits: 1).
+        segment_seconds: fixed segment length (clips padded or cut); None splits each clip into equal parts.
+        n_mfcc, n_fft, hop_length, n_mels: MFCC settings (librosa's conventions, see `dlsp.audio.features.mfcc`).
+    """
+
+    sample_rate: int | None = None
+    n_segments: int = 1
+    segment_seconds: float | None = 1.0
+    n_mfcc: int = 13
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+
+    def segment_samples(self, sample_rate: int, clip_samples: int | None = None) -> int:
+        """Samples per segment at `sample_rate` (for a clip of `clip_samples` when segments are not fixed)."""
+        if self.segment_seconds is not None:
+            return max(1, round(self.segment_seconds * sample_rate))
+        if clip_samples is None:
+            raise DlspError("segment length depends on the clip when features.segment_seconds is null")
+        return clip_samples // self.n_segments
+
+    def frames(self, sample_rate: int, clip_samples: int | None = None) -> int:
+        """MFCC frames per segment."""
+        return segment_frames(self.segment_samples(sample_rate, clip_samples), self.n_fft, self.hop_length)
+
+    def check(self) -> None:
+        """Raise `DlspError` for settings that cannot work."""
+        if self.n_segments < 1:
+            raise DlspError(f"features.n_segments must be at least 1, got {self.n_segments}")
+        if self.segment_seconds is not None and not self.segment_seconds > 0:
+            raise DlspError(f"features.segment_seconds must be positive, got {self.segment_seconds}")
+        if min(self.n_mfcc, self.n_fft, self.hop_length, self.n_mels) < 1 or self.n_mfcc > self.n_mels:
+            raise DlspError("features need n_mfcc, n_fft, hop_length, n_mels >= 1 and n_mfcc <= n_mels")
+        if self.sample_rate is not None and self.sample_rate < 1:
+            raise DlspError(f"features.sample_rate must be positive, got {self.sample_rate}")
+
+
+def clip_features(audio: np.ndarray | torch.Tensor, sample_rate: int, config: FeatureConfig) -> torch.Tensor:
+    """MFCCs of each segment of one clip (or a batch of equal-length clips).
+
+    Shape: `(..., time) -> (..., n_segments, n_mfcc, frames)`, float32.
+    """
+    signal = torch.as_tensor(audio, dtype=torch.float32)
+    segments = segment_clip(signal, config.n_segments, config.segment_samples(sample_rate, signal.shape[-1]))
+    return mfcc(segments, sample_rate, n_mfcc=config.n_mfcc, n_fft=config.n_fft, hop_length=config.hop_length,
+                n_mels=config.n_mels)
+
+
+def fixed_length(audio: np.ndarray, sample_rate: int, config: FeatureConfig) -> np.ndarray:
+    """The part of a clip the features see, zero-padded to `n_segments` whole segments (fixed lengths only).
+
+    Shape: `(time,) -> (n_segments * segment_samples,)`.
+    """
+    needed = config.n_segments * config.segment_samples(sample_rate, audio.shape[-1])
+    out = np.zeros(needed, dtype=np.float32)
+    used = min(needed, audio.shape[-1])
+    out[:used] = audio[:used]
+    return out
+
+
+def audio_fingerprint(paths: Sequence[Path]) -> str:
+    """Hash of every path with its size and modification time: changes when any audio file changes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_file(cache_dir: str | os.PathLike[str], dataset: str | os.PathLike[str], config: FeatureConfig,
+               sample_rate: int) -> Path:
+    """`<cache_dir>/<dataset name>-<hash of dataset path and parameters>.npz`: one file per dataset + parameters."""
+    params = {**asdict(config), "sample_rate": sample_rate, "dataset": str(Path(dataset).resolve())}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(dataset).resolve().name) or "data"
+    return Path(cache_dir) / f"{name}-{key}.npz"
+
+
+@dataclass
+class CachedFeatures:
+    """Features of the clips that could be used, and why the others could not.
+
+    Attributes:
+        paths: the used clips, `(clips,)`.
+        features: `(clips, n_segments, n_mfcc, frames)` float32.
+        skipped: `{path: reason}` for clips left out (unreadable, too short).
+        resampled: `{original rate: count}` of clips resampled to the target rate.
+    """
+
+    paths: list[Path]
+    features: np.ndarray
+    skipped: dict[str, str]
+    resampled: dict[int, int]
+
+
+def read_cache(path: Path, fingerprint: str) -> CachedFeatures | None:
+    """The cached features if `path` holds them for exactly this audio, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["format"]) != CACHE_FORMAT or str(data["fingerprint"]) != fingerprint:
+                return None
+            meta = json.loads(str(data["meta"]))
+            return CachedFeatures([Path(p) for p in data["paths"].tolist()], data["features"],
+                                  meta["skipped"], {int(k): v for k, v in meta["resampled"].items()})
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # a torn or foreign file is recomputed, not an error
+
+
+def write_cache(path: Path, fingerprint: str, cached: CachedFeatures) -> None:
+    """Write `cached` atomically under `fingerprint`."""
+    meta = json.dumps({"skipped": cached.skipped, "resampled": {str(k): v for k, v in cached.resampled.items()}})
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, format=np.array(CACHE_FORMAT), fingerprint=np.array(fingerprint),
+                 paths=np.array([str(p) for p in cached.paths]), features=cached.features, meta=np.array(meta))
+
+
+def extract_features(paths: Sequence[Path], sample_rate: int, config: FeatureConfig,
+                     progress: Callable[[Sequence[Path]], Sequence[Path]] | None = None) -> CachedFeatures:
+    """Decode, resample and featurise every clip, skipping (and recording) unreadable and too-short clips.
+
+    A clip shorter than one analysis window (`n_fft` samples at `sample_rate`) is skipped: its MFCCs would be
+    all padding. Without `segment_seconds`, every clip must give the same number of frames as the first one.
+    """
+    from dlsp.audio.io import audio_info, load_audio, resample
+
+    features, kept, skipped, resampled = [], [], {}, {}
+    expected_shape = None
+    for path in (progress(paths) if progress else paths):
+        try:
+            rate = audio_info(path).sample_rate
+            audio, _ = load_audio(path, allow_silent=True)
+        except DlspError as exc:
+            skipped[str(path)] = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+            continue
+        if rate != sample_rate:
+            audio = resample(audio, rate, sample_rate)
+            resampled[rate] = resampled.get(rate, 0) + 1
+        if audio.shape[-1] < config.n_fft:
+            skipped[str(path)] = (f"too short: {audio.shape[-1]} samples at {sample_rate} Hz, shorter than one "
+                                  f"analysis window (n_fft={config.n_fft})")
+            continue
+        clip = clip_features(audio, sample_rate, config).numpy()
+        if expected_shape is not None and clip.shape != expected_shape:
+            skipped[str(path)] = (f"length differs: gives {clip.shape[-1]} frames per segment, other clips "
+                                  f"{expected_shape[-1]} (set features.segment_seconds for clips of mixed "
+                                  "lengths)")
+            continue
+        expected_shape = clip.shape
+        features.append(clip)
+        kept.append(Path(path))
+    stacked = np.stack(features) if features else np.zeros((0, config.n_segments, config.n_mfcc, 0), np.float32)
+    return CachedFeatures(kept, stacked.astype(np.float32), skipped, resampled)
+
+
+def cached_features(paths: Sequence[Path], dataset: str | os.PathLike[str], sample_rate: int,
+                    config: FeatureConfig, cache_dir: str | os.PathLike[str] | None,
+                    progress: Callable[[Sequence[Path]], Sequence[Path]] | None = None,
+                    ) -> tuple[CachedFeatures, bool]:
+    """Features of `paths` through the cache; returns them and whether they came from the cache."""
+    paths = sorted(Path(p) for p in paths)
+    if cache_dir is None:
+        return extract_features(paths, sample_rate, config, progress), False
+    fingerprint = audio_fingerprint(paths) + json.dumps(asdict(config), sort_keys=True) + str(sample_rate)
+    path = cache_file(cache_dir, dataset, config, sample_rate)
+    hit = read_cache(path, fingerprint)
+    if hit is not None:
+        return hit, True
+    computed = extract_features(paths, sample_rate, config, progress)
+    write_cache(path, fingerprint, computed)
+    return computed, False

@@ -1,0 +1,355 @@
+"""Training clip classifiers: config, data loading with a report, batches, the run folder, resume.
+
+A run folder holds `config.yaml`, `metrics.jsonl` (one line per epoch: losses, validation segment and clip
+accuracy), `best.pt` (the model file, best validation loss), `last.pt` (everything needed to resume),
+`curves.png` (loss and accuracy), `splits.json` (the clips of each split), `results.json` (test scores when there
+is a test split) and `confusion.png` (test confusion matrix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlsp.classify.augment import AugmentSection, NoiseMixer, spec_masks, time_shift
+from dlsp.classify.data import DataSection, common_rate, index_clips, split_clips
+from dlsp.classify.evaluate import confusion_plot, score, segment_probabilities
+from dlsp.classify.features import FeatureConfig, cached_features, fixed_length
+from dlsp.config import save_config, to_dict
+from dlsp.device import resolve_device
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
+from dlsp.models.classifiers import MfccClassifier, build_classifier
+from dlsp.train.checkpoint import save_checkpoint
+from dlsp.train.loop import FitResult, fit
+from dlsp.train.tracking import NullTracker, Tracker
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = "cnn"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    lr: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 50
+    patience: int | None = 10
+    max_seconds: float | None = None
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Everything that defines a classifier training run (a recipe fills it)."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    data: DataSection = field(default_factory=DataSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+
+@dataclass
+class ClipSet:
+    """The clips of one split: features `(clips, n_segments, n_mfcc, frames)` and class indices `(clips,)`."""
+
+    paths: list[Path]
+    features: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def segments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every segment with its clip's class: `(clips * n_segments, n_mfcc, frames)`, `(clips * n_segments,)`."""
+        n_segments = self.features.shape[1]
+        return self.features.reshape(-1, *self.features.shape[2:]), self.targets.repeat_interleave(n_segments)
+
+
+@dataclass
+class ClassifyData:
+    """Features of the train, val and test clips, the class labels and what happened on the way."""
+
+    sets: dict[str, ClipSet]
+    labels: list[str]
+    sample_rate: int
+    root: Path
+    format: str
+    report: list[str]
+    skipped: dict[str, str]
+    from_cache: bool
+    waveforms: np.ndarray | None = None  # training clips as fixed-length audio, for noise augmentation
+
+
+def load_data(config: ClassifyConfig, root: str | os.PathLike[str], format: str = "auto",
+              cache_dir: str | os.PathLike[str] | None = None, progress: bool = True) -> ClassifyData:
+    """Index, split and featurise a labelled dataset; every clip left out is counted in `report`."""
+    config.features.check()
+    indexed = index_clips(root, format)
+    splits, split_note = split_clips(indexed.items, config.data)
+    rates = Counter(item.sample_rate for item in indexed.items)
+    sample_rate = config.features.sample_rate or common_rate(splits["train"] or indexed.items)
+    report = [f"{len(indexed.items)} clips in {len(indexed.labels)} classes ({indexed.format} layout, {root})"]
+    bar = _progress("features", progress)
+    cached, from_cache = cached_features([item.path for item in indexed.items], indexed.root, sample_rate,
+                                         config.features, cache_dir, bar)
+    skipped = {**indexed.skipped, **cached.skipped}
+    if skipped:
+        reasons = Counter(reason.split(":")[0] for reason in skipped.values())
+        example = next(iter(skipped.items()))
+        report.append(f"skipped {len(skipped)} file(s): " + ", ".join(f"{n} {r}" for r, n in reasons.items())
+                      + f" (e.g. {example[0]}: {example[1]})")
+    if len(rates) > 1 or cached.resampled:
+        moved = sum(cached.resampled.values())
+        report.append(f"mixed sample rates {', '.join(f'{r} Hz x {n}' for r, n in sorted(rates.items()))}: "
+                      f"{moved} clip(s) resampled to {sample_rate} Hz")
+    elif sample_rate not in rates:
+        report.append(f"all clips resampled from {next(iter(rates))} Hz to {sample_rate} Hz")
+    if cached.features.shape[0] == 0:
+        raise DlspError("no usable clips: " + "; ".join(report[1:]), root)
+    row_of = {path: row for row, path in enumerate(cached.paths)}
+    labels = _checked_labels(indexed.labels, splits, row_of, indexed.root)
+    index_of = {label: i for i, label in enumerate(labels)}
+    sets = {}
+    for name, items in splits.items():
+        used = [item for item in items if item.path in row_of]
+        rows = [row_of[item.path] for item in used]
+        sets[name] = ClipSet([item.path for item in used], torch.from_numpy(cached.features[rows]),
+                             torch.tensor([index_of[item.label] for item in used], dtype=torch.long))
+    report.append(split_note + (f" ({sum(len(s) for s in sets.values())} usable)" if skipped else ""))
+    report.append(f"features: {config.features.n_segments} segment(s) x {config.features.n_mfcc} MFCCs x "
+                  f"{cached.features.shape[-1]} frames at {sample_rate} Hz"
+                  + (" (from the cache)" if from_cache else ""))
+    data = ClassifyData(sets, labels, sample_rate, indexed.root, indexed.format, report, skipped, from_cache)
+    if config.augment.noise_dir:
+        data.waveforms = _fixed_waveforms(sets["train"].paths, sample_rate, config.features)
+    return data
+
+
+def _checked_labels(all_labels: list[str], splits: dict, row_of: dict, root: Path) -> list[str]:
+    usable = Counter(item.label for items in splits.values() for item in items if item.path in row_of)
+    empty = [label for label in all_labels if not usable[label]]
+    if empty:
+        raise DlspError(f"class(es) with no usable audio: {', '.join(empty)} (every clip was skipped)", root)
+    in_train = {item.label for item in splits["train"] if item.path in row_of}
+    missing = [label for label in all_labels if label not in in_train]
+    if missing:
+        raise DlspError(f"class(es) with no training clips after the split: {', '.join(missing)}", root)
+    if len(all_labels) < 2:
+        raise DlspError(f"classification needs at least 2 classes with usable audio, found {len(all_labels)}", root)
+    return list(all_labels)
+
+
+def _fixed_waveforms(paths: list[Path], sample_rate: int, features: FeatureConfig) -> np.ndarray:
+    from dlsp.audio.io import load_audio
+
+    return np.stack([fixed_length(load_audio(p, sample_rate, allow_silent=True)[0], sample_rate, features)
+                     for p in paths])
+
+
+def _progress(desc: str, enabled: bool) -> Callable | None:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda items: tqdm(items, desc=desc, unit="clip", leave=False)
+
+
+class BatchMaker:
+    """Shuffled training batches of segments, augmented as configured, reproducible per (seed, epoch)."""
+
+    def __init__(self, data: ClassifyData, config: ClassifyConfig, mean: torch.Tensor) -> None:
+        self.train = data.sets["train"]
+        self.x, self.y = self.train.segments()
+        self.n_segments = self.train.features.shape[1]
+        self.augment, self.seed, self.mean = config.augment, config.train.seed, mean
+        self.mixer = (NoiseMixer(data.waveforms, data.sample_rate, config.features, config.augment)
+                      if config.augment.noise_dir else None)
+
+    def __call__(self, epoch: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        rng = np.random.default_rng([self.seed, epoch])
+        order = torch.randperm(len(self.y), generator=generator)
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            yield self._augmented(index, generator, rng), self.y[index]
+
+    def _augmented(self, index: torch.Tensor, generator: torch.Generator,
+                   rng: np.random.Generator) -> torch.Tensor:
+        if self.mixer is not None:
+            clips, segment = (index // self.n_segments).numpy(), index % self.n_segments
+            x = self.mixer.segments(clips, rng)[torch.arange(len(index)), segment]
+        else:
+            x = self.x[index]
+        if self.augment.time_shift:
+            x = time_shift(x, self.augment.time_shift, generator)
+        if self.augment.freq_masks or self.augment.time_masks:
+            x = spec_masks(x, self.mean, self.augment, generator)
+        return x
+
+
+def make_step(device: torch.device) -> Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """The step function of the training loop: `(model, (features, targets)) -> cross-entropy loss`."""
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return loss_fn(model(batch[0].to(device)), batch[1].to(device))
+
+    return step
+
+
+def build_model(config: ClassifyConfig, data: ClassifyData) -> MfccClassifier:
+    """The configured classifier for `data`'s feature shape and classes, its normaliser fitted on train."""
+    torch.manual_seed(config.train.seed)
+    x, _ = data.sets["train"].segments()
+    model = build_classifier(config.model.name, n_mfcc=x.shape[1], frames=x.shape[2], n_classes=len(data.labels),
+                             **config.model.args)
+    model.fit_normalizer(x)
+    return model
+
+
+def validation_scores(model: nn.Module, clips: ClipSet, labels: list[str], device: torch.device) -> dict[str, float]:
+    """Validation segment and clip accuracy, for the per-epoch history."""
+    scores = score(segment_probabilities(model, clips.features, device), clips.targets.numpy(), labels)
+    return {"val_accuracy": scores["accuracy"], "val_clip_accuracy": scores["clip_accuracy"]}
+
+
+def train_run(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool = False,
+              progress: bool = True, log: Callable[[str], None] = print,
+              tracker: Tracker | None = None) -> tuple[nn.Module, FitResult, dict]:
+    """Train into the run folder `out` (resuming from `out/last.pt` if asked).
+
+    Returns the best model, the fit result and the results written to `results.json`. `tracker`
+    (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the run's files.
+    """
+    tracker = tracker or NullTracker()
+    try:
+        model, result, results = _train(config, data, out, resume, progress, log, tracker)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    for name in ("best.pt", "curves.png", "confusion.png", "config.yaml", "results.json"):
+        if (Path(out) / name).exists():
+            tracker.log_artifact(Path(out) / name)
+    tracker.finish(results)
+    return model, result, results
+
+
+def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool, progress: bool,
+           log: Callable[[str], None], tracker: Tracker) -> tuple[nn.Module, FitResult, dict]:
+    out = ensure_dir(out)
+    tracker.log_params(to_dict(config))
+    device = resolve_device(config.train.device)
+    if len(data.sets["train"]) == 0:
+        raise DlspError("the training split is empty")
+    model = build_model(config, data).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    resumed = _resume(out, model, optimizer) if resume else None
+    if resumed is None:
+        _start_run_folder(out, config, data)
+    log(f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
+        + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
+    holder = resumed or FitResult()
+    val = data.sets["val"] if len(data.sets["val"]) else data.sets["train"]
+    val_batches = [(x, y) for x, y in _chunks(*val.segments(), 256)]
+    batches = BatchMaker(data, config, model.mean.detach().cpu())
+    meta = _model_meta(config, data)
+
+    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
+        with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if improved:
+            save_checkpoint(out / "best.pt", model, config.model.name, epoch=int(record["epoch"]), **meta)
+        _save_resume_state(out, model, optimizer, holder)
+
+    result = fit(model, make_step(device), optimizer,
+                 train_batches=lambda epoch: batches(epoch, config.train.batch_size),
+                 val_batches=lambda: iter(val_batches), epochs=config.train.epochs, patience=config.train.patience,
+                 max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
+                 on_epoch_end=on_epoch_end, resume=holder,
+                 val_metrics=lambda m: validation_scores(m, val, data.labels, device), tracker=tracker)
+    results = _finish_run(out, model, result, config, data, device)
+    return model.eval(), result, results
+
+
+def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(y), size):
+        yield x[start:start + size], y[start:start + size]
+
+
+def _model_meta(config: ClassifyConfig, data: ClassifyData) -> dict[str, Any]:
+    return {"task": "classify", "labels": list(data.labels), "features": to_dict(config.features),
+            "sample_rate": data.sample_rate, "config": to_dict(config)}
+
+
+def _start_run_folder(out: Path, config: ClassifyConfig, data: ClassifyData) -> None:
+    for name in ("metrics.jsonl", "last.pt", "best.pt", "results.json", "confusion.png", "curves.png"):
+        (out / name).unlink(missing_ok=True)
+    save_config(out / "config.yaml", config)
+    write_json(out / "splits.json", {"root": str(data.root.resolve()), "format": data.format,
+                                     "labels": data.labels, "sample_rate": data.sample_rate,
+                                     **{name: [str(p) for p in clips.paths] for name, clips in data.sets.items()},
+                                     "skipped": data.skipped})
+
+
+def _save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, result: FitResult) -> None:
+    state = {"format": "dlsp-resume/1", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+             "torch_rng": torch.get_rng_state()}
+    with atomic_path(out / "last.pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> FitResult:
+    path = out / "last.pt"
+    if not path.exists():
+        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as exc:  # a torn or foreign file must not crash with a traceback
+        raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
+    torch.set_rng_state(state["torch_rng"])
+    history = state["history"]
+    # Drop any epochs logged after the checkpoint (killed between the two writes).
+    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
+    write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines[:len(history)]))
+    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
+
+
+def _finish_run(out: Path, model: nn.Module, result: FitResult, config: ClassifyConfig, data: ClassifyData,
+                device: torch.device) -> dict[str, Any]:
+    from dlsp.classify.plots import training_curves
+
+    best = result.history[result.best_epoch] if result.history else {}
+    results: dict[str, Any] = {
+        "model": config.model.name, "best_epoch": result.best_epoch, "epochs": len(result.history),
+        "stopped": result.stopped, "train_seconds": result.seconds, "val_loss": result.best_val_loss,
+        "val_accuracy": best.get("val_accuracy"), "val_clip_accuracy": best.get("val_clip_accuracy"),
+        "clips": {name: len(clips) for name, clips in data.sets.items()}, "skipped": len(data.skipped),
+    }
+    test = data.sets["test"]
+    if len(test):
+        scores = score(segment_probabilities(model, test.features, device), test.targets.numpy(), data.labels)
+        results["test"] = scores
+        confusion_plot(out / "confusion.png", scores["confusion_matrix"], data.labels,
+                       f"{config.model.name}: test clips, accuracy {scores['clip_accuracy']:.1%}")
+    write_json(out / "results.json", results)
+    training_curves(out / "curves.png", result.history, title=f"{config.model.name} classifier")
+    return results
