@@ -30,6 +30,7 @@ from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
 from dlsp.models.classifiers import MfccClassifier, build_classifier
 from dlsp.train.checkpoint import save_checkpoint
+from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.tracking import NullTracker, Tracker
 
@@ -260,7 +261,7 @@ def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[st
     model = build_model(config, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     resumed = _resume(out, model, optimizer) if resume else None
-    if resumed is None:
+    if resumed is None and is_main():
         _start_run_folder(out, config, data)
     log(f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
         + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # commands that relaunch themselves need it
     warnings.showwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)

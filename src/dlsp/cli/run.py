@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlsp.cli.common import add_command, add_tracking_flags
+from dlsp.cli.common import add_command, add_tracking_flags, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dlsp run recipes/denoise_cnn1d.yaml --data mixes/ --out runs/cnn1d\n"
         "dlsp run recipes/denoise_default.yaml --input clean=speech/ --input noise=noise/ --out runs/d --quick\n"
         "dlsp run recipes/denoise_gru.yaml --input clean=s/ --input noise=n/ --out runs/gru --resume\n"
-        "dlsp run R.yaml --data mixes/ --out runs/r --seed 3 --set train.lr=3e-4 --track mlflow",
+        "dlsp run R.yaml --data mixes/ --out runs/r --seed 3 --set train.lr=3e-4 --track mlflow\n"
+        "dlsp run R.yaml --data mixes/ --out runs/r --nproc 2       # data-parallel, 2 processes\n"
+        "torchrun --nnodes 2 --nproc-per-node 4 --rdzv-endpoint HOST:29500 -m dlsp run R.yaml --data d/ --out r",
         description="Reads the recipe's task (task: NAME; recipes without one are denoising recipes), builds its "
                     "config (recipe, then --set overrides, type-checked), loads the data given by --data or "
                     "--input and trains into --out: config.yaml, metrics.jsonl, best.pt, last.pt, curves, "
@@ -35,21 +37,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     group.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--nproc", type=positive_int, default=1,
+                        help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPUs)")
     add_tracking_flags(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
 
-    from dlsp.config import load_config, load_recipe
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(args.argv, args.nproc)
+
+    from dlsp.config import apply_overrides, load_config, load_recipe
     from dlsp.errors import DlspError
     from dlsp.tasks.registry import parse_inputs, recipe_task
+    from dlsp.train import distributed
     from dlsp.train.tracking import make_tracker
 
     task = recipe_task(load_recipe(args.recipe), args.recipe)
     out = Path(args.out or Path("runs") / Path(args.recipe).stem)
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
+    distributed.init_from_env()
+    main = distributed.is_main()
+    if main and out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise DlspError("run folder exists and is not empty; use --resume to continue it or --overwrite to "
                         "start over", out)
     items = list(args.inputs) + ([f"{task.primary_input}={args.data}"] if args.data else [])
@@ -60,9 +71,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and (out / "config.yaml").exists():
         recipe = str(out / "config.yaml")  # a resumed run continues with the config it started with
     config = load_config(task.config_class(), recipe, overrides)
-    data = task.load_data(config, inputs, not args.quiet)
-    tracker = make_tracker(args.track, out, args.track_uri)
-    result = task.train(config, data, out, tracker, not args.quiet, resume=args.resume)
+    train = getattr(config, "train", None)
+    if distributed.world()[1] > 1 and hasattr(train, "device"):
+        # Each process on its own GPU (cuda:LOCAL_RANK); on the CPU nothing changes.
+        config = apply_overrides(config, [f"train.device={distributed.local_device(train.device)}"])
+    data = task.load_data(config, inputs, not args.quiet and main)
+    tracker = make_tracker(args.track, out, args.track_uri) if main else None
+    result = task.train(config, data, out, tracker, not args.quiet and main, resume=args.resume)
+    if not main:
+        return 0
     best = result.history[result.best_epoch] if result.history else {}
     print(f"{task.name}: {len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
           + ", ".join(f"{key} {value:.4g}" for key, value in best.items() if key not in ("epoch", "seconds")))
@@ -71,3 +88,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"results: {results}  " + json.dumps({k: v for k, v in json.loads(results.read_text()).items()
                                                     if isinstance(v, int | float)}))
     return 0
+
+
+def _launch(argv: list[str], nproc: int) -> int:
+    """Run this same command under torchrun with `nproc` processes (without --nproc) and return its exit code."""
+    import subprocess
+    import sys
+
+    cleaned, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            cleaned.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "dlsp", *cleaned]
+    return subprocess.run(command).returncode

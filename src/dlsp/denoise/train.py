@@ -28,6 +28,7 @@ from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
 from dlsp.models.denoisers import build_denoiser
 from dlsp.models.losses import compute_loss, si_sdr_db
+from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.tracking import NullTracker, Tracker
 
@@ -155,7 +156,7 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     resumed = _resume(out, model, optimizer, config) if resume else None
-    if resumed is None:
+    if resumed is None and is_main():
         _start_run_folder(out, config, data)
     log(f"training {config.model.name} ({_count(model):,} parameters) on {device}"
         + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
@@ -179,8 +180,9 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
         val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device), tracker=tracker,
     )
     best = load_denoiser(out / "best.pt").model.to(device)
-    _finish_run(out, result, config)
-    write_samples(out / "samples", best.eval(), val_list, stft, config.data.sample_rate, device)
+    if is_main():  # under torchrun, one process writes the run folder
+        _finish_run(out, result, config)
+        write_samples(out / "samples", best.eval(), val_list, stft, config.data.sample_rate, device)
     return best.eval(), result
 
 

@@ -18,6 +18,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dlsp.errors import DlspError
+from dlsp.train import distributed
+from dlsp.train.distributed import batch_length, shard
 from dlsp.train.tracking import Tracker
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -66,7 +68,14 @@ def fit(
         tracker: receives each epoch's record (`dlsp.train.tracking`), with the epoch as the step.
         monitor: the record key whose lowest value picks the best epoch (and drives patience), e.g. a
             `val_metrics` figure such as `val_eer`; `result.best_val_loss` then holds that figure.
+
+    Under `torchrun` (`dlsp.train.distributed`) each process trains on its share of every batch through
+    DistributedDataParallel; `on_epoch_end`, the tracker and the progress bar run on rank 0 only.
     """
+    rank, size = distributed.world()
+    main = rank == 0
+    train_model = distributed.wrap(model)
+    progress, on_epoch_end, tracker = (progress, on_epoch_end, tracker) if main else (False, None, None)
     result = resume or FitResult()
     best_state = None
     start = time.perf_counter()
@@ -74,7 +83,7 @@ def fit(
     bar = tqdm(range(first, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
                initial=first, total=epochs)
     for epoch in bar:
-        train_loss = _train_epoch(model, step, optimizer, train_batches(epoch), grad_clip, epoch)
+        train_loss = _train_epoch(train_model, step, optimizer, train_batches(epoch), grad_clip, epoch, rank, size)
         val_loss = evaluate_loss(model, step, val_batches()) if val_batches else train_loss
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
         if val_metrics:
@@ -93,12 +102,14 @@ def fit(
             on_epoch_end(record, improved)
         bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch)
         if patience is not None and epoch - result.best_epoch >= patience:
-            result.stopped = "early stopping"
+            result.stopped = "early stopping"  # every process sees the same validation: no need to agree
             break
-        if max_seconds is not None and record["seconds"] >= max_seconds:
+        if distributed.any_across(max_seconds is not None and record["seconds"] >= max_seconds):
             result.stopped = "time budget"
             break
     bar.close()
+    if size > 1:
+        torch.distributed.barrier()  # rank 0's last checkpoint is written before anyone reads it
     if best_state is not None:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
@@ -106,14 +117,19 @@ def fit(
 
 
 def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimizer, batches: Iterable[Any],
-                 grad_clip: float | None, epoch: int) -> float:
+                 grad_clip: float | None, epoch: int, rank: int = 0, size: int = 1) -> float:
     model.train()
     total, count = 0.0, 0
     for index, batch in enumerate(batches):
+        if size > 1:
+            if (batch_length(batch) or 0) < size:
+                continue  # too few samples to give every process one (every process skips it)
+            batch = shard(batch, rank, size)
         optimizer.zero_grad(set_to_none=True)
         loss = step(model, batch)
-        if not torch.isfinite(loss):
-            raise DlspError(f"training stopped: non-finite loss {loss.item()} at epoch {epoch}, batch {index}")
+        if distributed.any_across(not torch.isfinite(loss)) if size > 1 else not torch.isfinite(loss):
+            raise DlspError(f"training stopped: non-finite loss {loss.item()} at epoch {epoch}, batch {index}"
+                            + (f" (in one of {size} processes)" if size > 1 else ""))
         loss.backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -121,7 +137,7 @@ def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimize
         total, count = total + loss.item(), count + 1
     if count == 0:
         raise DlspError("no training batches (is the training set empty?)")
-    return total / count
+    return distributed.mean_across(total / count)
 
 
 @torch.no_grad()
