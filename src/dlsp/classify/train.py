@@ -8,7 +8,6 @@ is a test split) and `confusion.png` (test confusion matrix).
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,11 +26,12 @@ from dlsp.classify.features import FeatureConfig, cached_features, fixed_length
 from dlsp.config import save_config, to_dict
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
-from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
+from dlsp.fileio import ensure_dir, write_json
 from dlsp.models.classifiers import MfccClassifier, build_classifier
 from dlsp.train.checkpoint import save_checkpoint
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
+from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
 from dlsp.train.tracking import NullTracker, Tracker
 
 
@@ -260,7 +260,7 @@ def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[st
         raise DlspError("the training split is empty")
     model = build_model(config, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    resumed = _resume(out, model, optimizer) if resume else None
+    resumed = resume_state(out, model, optimizer) if resume else None
     if resumed is None and is_main():
         _start_run_folder(out, config, data)
     log(f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
@@ -272,11 +272,10 @@ def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[st
     meta = _model_meta(config, data)
 
     def on_epoch_end(record: dict[str, float], improved: bool) -> None:
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_metrics(out, record)
         if improved:
             save_checkpoint(out / "best.pt", model, config.model.name, epoch=int(record["epoch"]), **meta)
-        _save_resume_state(out, model, optimizer, holder)
+        save_resume_state(out, model, optimizer, holder)
 
     result = fit(model, make_step(device), optimizer,
                  train_batches=lambda epoch: batches(epoch, config.train.batch_size),
@@ -299,39 +298,12 @@ def _model_meta(config: ClassifyConfig, data: ClassifyData) -> dict[str, Any]:
 
 
 def _start_run_folder(out: Path, config: ClassifyConfig, data: ClassifyData) -> None:
-    for name in ("metrics.jsonl", "last.pt", "best.pt", "results.json", "confusion.png", "curves.png"):
-        (out / name).unlink(missing_ok=True)
+    clear_run_files(out, ("confusion.png", "curves.png"))
     save_config(out / "config.yaml", config)
     write_json(out / "splits.json", {"root": str(data.root.resolve()), "format": data.format,
                                      "labels": data.labels, "sample_rate": data.sample_rate,
                                      **{name: [str(p) for p in clips.paths] for name, clips in data.sets.items()},
                                      "skipped": data.skipped})
-
-
-def _save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, result: FitResult) -> None:
-    state = {"format": "dlsp-resume/1", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-             "torch_rng": torch.get_rng_state()}
-    with atomic_path(out / "last.pt") as tmp:
-        torch.save(state, tmp)
-
-
-def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> FitResult:
-    path = out / "last.pt"
-    if not path.exists():
-        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-    except Exception as exc:  # a torn or foreign file must not crash with a traceback
-        raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
-    torch.set_rng_state(state["torch_rng"])
-    history = state["history"]
-    # Drop any epochs logged after the checkpoint (killed between the two writes).
-    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
-    write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines[:len(history)]))
-    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
 
 
 def _finish_run(out: Path, model: nn.Module, result: FitResult, config: ClassifyConfig, data: ClassifyData,

@@ -25,11 +25,12 @@ from dlsp.denoise.data import DenoiseData, DenoiseDataConfig, batches, mixing_da
 from dlsp.denoise.model_file import load_denoiser, save_denoiser
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
-from dlsp.fileio import atomic_path, ensure_dir, write_json, write_text
+from dlsp.fileio import ensure_dir, write_json
 from dlsp.models.denoisers import build_denoiser
 from dlsp.models.losses import compute_loss, si_sdr_db
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
+from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
 from dlsp.train.tracking import NullTracker, Tracker
 
 SAMPLES = 3  # validation segments written as audio examples at the end of a run
@@ -155,7 +156,7 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
     model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    resumed = _resume(out, model, optimizer, config) if resume else None
+    resumed = resume_state(out, model, optimizer) if resume else None
     if resumed is None and is_main():
         _start_run_folder(out, config, data)
     log(f"training {config.model.name} ({_count(model):,} parameters) on {device}"
@@ -164,12 +165,11 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
     result_holder = resumed or FitResult()
 
     def on_epoch_end(record: dict[str, float], improved: bool) -> None:
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_metrics(out, record)
         if improved:
             save_denoiser(out / "best.pt", model, config.model.name, sample_rate=config.data.sample_rate,
                           stft=stft, config=to_dict(config), epoch=int(record["epoch"]))
-        _save_resume_state(out, model, optimizer, result_holder)
+        save_resume_state(out, model, optimizer, result_holder)
 
     result = fit(
         model, make_step(config, device), optimizer,
@@ -196,37 +196,9 @@ def _count(model: nn.Module) -> int:
 
 
 def _start_run_folder(out: Path, config: DenoiseConfig, data: DenoiseData) -> None:
-    for name in ("metrics.jsonl", "last.pt", "best.pt", "results.json"):
-        (out / name).unlink(missing_ok=True)
+    clear_run_files(out)
     save_config(out / "config.yaml", config)
     write_json(out / "splits.json", data.files)
-
-
-def _save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, result: FitResult) -> None:
-    state = {"format": "dlsp-resume/1", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-             "torch_rng": torch.get_rng_state()}
-    with atomic_path(out / "last.pt") as tmp:
-        torch.save(state, tmp)
-
-
-def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            config: DenoiseConfig) -> FitResult | None:
-    path = out / "last.pt"
-    if not path.exists():
-        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-    except Exception as exc:  # a torn or foreign file must not crash with a traceback
-        raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
-    torch.set_rng_state(state["torch_rng"])
-    # Drop any epochs logged after the checkpoint (killed between the two writes).
-    history = state["history"]
-    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []
-    write_text(out / "metrics.jsonl", "".join(line + "\n" for line in lines[:len(history)]))
-    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
 
 
 @torch.no_grad()

@@ -1,0 +1,69 @@
+"""The files every task's run folder shares: the per-epoch log and the state that makes a run resumable.
+
+`last.pt` holds the model and optimiser state, the epoch history, the best epoch and the RNG state after the
+latest epoch, written atomically after `metrics.jsonl` got that epoch's line. A run killed at any moment resumes
+from the last complete epoch: `resume_state` drops log lines written after the state (killed between the writes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path, write_text
+from dlsp.train.loop import FitResult
+
+RESUME_FORMAT = "dlsp-resume/1"
+METRICS = "metrics.jsonl"
+RESUME = "last.pt"
+
+
+def clear_run_files(out: str | os.PathLike[str], names: Sequence[str] = ()) -> None:
+    """Remove a previous run's log, checkpoints and results (and `names`) before a new run starts."""
+    for name in (METRICS, RESUME, "best.pt", "results.json", *names):
+        (Path(out) / name).unlink(missing_ok=True)
+
+
+def append_metrics(out: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Add one epoch's record to `metrics.jsonl`."""
+    with open(Path(out) / METRICS, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def save_resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer,
+                      result: FitResult) -> None:
+    """Write `last.pt` (atomically): everything `resume_state` needs to continue after this epoch."""
+    state = {"format": RESUME_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+             "torch_rng": torch.get_rng_state()}
+    with atomic_path(Path(out) / RESUME) as tmp:
+        torch.save(state, tmp)
+
+
+def resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer) -> FitResult:
+    """Load `last.pt` into `model` and `optimizer`, restore the RNG, trim the log; return the history so far."""
+    out = Path(out)
+    path = out / RESUME
+    if not path.exists():
+        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != RESUME_FORMAT:
+            raise ValueError("not a dlsp resume state")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as exc:  # a torn or foreign file must not crash with a traceback
+        raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
+    torch.set_rng_state(state["torch_rng"])
+    history = state["history"]
+    metrics = out / METRICS
+    lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+    write_text(metrics, "".join(line + "\n" for line in lines[:len(history)]))
+    return FitResult(history=history, best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"])
