@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: demo test lint bench clean pretrained-denoiser
+.PHONY: demo test lint bench clean pretrained-denoiser pretrained-speaker
 
 $(BIN)/dlsp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ bench: $(BIN)/dlsp
 	$(BIN)/python benchmarks/stft.py
 	$(BIN)/python benchmarks/denoise.py
 	$(BIN)/python benchmarks/classify.py --models mlp,cnn,lstm,cnn_bn --seconds 90
+	$(BIN)/python benchmarks/speaker.py
 
 # Retrain the default denoiser shipped in src/dlsp/pretrained/ (recipes/denoise_default.yaml, ../shared/data).
 SHARED := ../shared/data
@@ -36,6 +37,12 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
 	  --cache runs/cache --out runs/denoise_default
 	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default/best.pt')"
+
+# Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_default.yaml, ../shared/data).
+pretrained-speaker: $(BIN)/dlsp
+	$(BIN)/dlsp speaker train --recipe recipes/speaker_default.yaml \
+	  --data $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd --out runs/speaker_default
+	$(BIN)/python -c "from dlsp.speaker.model_file import publish_default; publish_default('runs/speaker_default/best.pt')"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

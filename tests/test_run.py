@@ -100,3 +100,14 @@ def test_a_classify_recipe_runs_with_data(tmp_path, cli):
     assert code == 0, err
     assert out.startswith("classify: 2 epochs") and "val_accuracy" in out
     assert (tmp_path / "runs" / "mlp" / "best.pt").exists()
+
+
+def test_a_speaker_recipe_runs_with_data(corpus, tmp_path, cli):
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "speaker_siamese_bce.yaml"
+    code, out, err = cli("run", recipe, "--data", corpus / "speech", "--input", "format=speakers", "--out",
+                         tmp_path / "spk", "--quick", "--quiet", "--set", "model.args={hidden: 16, embedding_dim: 8}",
+                         "--set", "data.val_fraction=0.4", "--set", "data.test_speakers=[]",
+                         "--set", "data.val_speakers=[]")
+    assert code == 0, err
+    assert out.startswith("speaker: 2 epochs") and "val_eer" in out
+    assert (tmp_path / "spk" / "best.pt").exists()

@@ -75,6 +75,27 @@ def _classify_train(config: Any, data: Any, out: str | os.PathLike[str], tracker
     return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
 
 
+def _speaker_config() -> type:
+    from dlsp.speaker.train import SpeakerTrainConfig
+
+    return SpeakerTrainConfig
+
+
+def _speaker_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
+    from dlsp.speaker.train import load_data
+
+    if "data" not in inputs:
+        raise DlspError("training data missing: give --data DIR (speaker folders, FSDD, Speech Commands, ...)")
+    return load_data(config, inputs["data"], inputs.get("format", "auto"), progress=progress)
+
+
+def _speaker_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
+                   resume: bool = False) -> Any:
+    from dlsp.speaker.train import train_run
+
+    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
+
+
 def _paths(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -97,6 +118,14 @@ TASKS: dict[str, Task] = {
                                                     "manifest)", "cache": "feature cache folder"},
         _classify_data, _classify_train,
         ("train.epochs=2", "train.max_seconds=20", "train.patience=null"),
+    ),
+    "speaker": Task(
+        "speaker", _speaker_config,
+        {"data": "speaker-labelled audio folder(s)", "format": "dataset layout (auto, speakers, fsdd, "
+                                                               "speech-commands, librispeech, manifest)"},
+        _speaker_data, _speaker_train,
+        ("train.epochs=2", "train.max_seconds=30", "train.patience=null", "data.segments_per_epoch=64"),
+        multiple=("data",),
     ),
 }
 

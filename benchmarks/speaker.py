@@ -1,0 +1,195 @@
+"""Speaker verification benchmark: dlsp encoders vs a classical mean-MFCC baseline on unseen speakers.
+
+Two test sets from ../shared/data, neither seen in training by the models the recipes make:
+- Arabic Speech Commands, its 6 validation speakers (80 one-second clips each). The recipes train on the 18
+  training speakers; these 6 also pick the best epoch and the threshold, so this set is unseen in training but
+  not in model selection.
+- FSDD, nicolas and theo (500 clips each, 8 kHz upsampled to 16 kHz; clips under 0.3 s are refused by every
+  system alike), held out of training and of model selection entirely.
+
+Trials: every same-speaker pair and up to --max-nontarget sampled different-speaker pairs; the same trials and
+the same decoded, silence-trimmed clips for every system in one run. Systems: each dlsp model (cosine of its
+embeddings) and the baseline (cosine of per-utterance mean MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames,
+c0 dropped because it only measures loudness). Throughput: utterances per second embedding one clip at a time
+on one thread (1 s Arabic clips, after decoding). Prints markdown tables; --json writes everything.
+
+    .venv/bin/python benchmarks/speaker.py                      # shipped model + runs/speaker_*/best.pt
+    .venv/bin/python benchmarks/speaker.py --model am=runs/speaker_default/best.pt --model bce=runs/speaker_bce/best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FSDD_HELD_OUT = ("nicolas", "theo")
+SAMPLE_RATE = 16000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="shared data folder (default: ../shared/data)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="dlsp speaker models (default: the shipped model and RUNS/speaker_*/best.pt)")
+    parser.add_argument("--runs", default=str(ROOT / "runs"))
+    parser.add_argument("--max-nontarget", type=int, default=100_000)
+    parser.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the 95%% intervals")
+    parser.add_argument("--throughput-clips", type=int, default=200)
+    parser.add_argument("--json", help="write all results here")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from dlsp.paths import shared_data_dir
+
+    data = Path(args.data) if args.data else shared_data_dir()
+    if data is None or not data.is_dir():
+        print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
+        return 2
+    systems = [(name, DlspSystem(path)) for name, path in dlsp_models(args.model, Path(args.runs))]
+    training = baseline_training_clips(data)
+    systems.append(("mean MFCC + cosine (baseline)", MfccBaseline(training)))
+    sets = {
+        "Arabic SC, 6 validation speakers": load_set(data / "speech" / "arabic_commands", "val", ()),
+        "FSDD, 2 held-out speakers": load_set(data / "speech" / "fsdd", "all", FSDD_HELD_OUT),
+    }
+    from dlsp.speaker.evaluate import build_trials, score_trials, summarize_scores
+
+    results: dict = {"sets": {}, "throughput": {}}
+    rows = []
+    for set_name, (clips, speakers, refused) in sets.items():
+        trials = build_trials(speakers, args.max_nontarget, seed=0)
+        results["sets"][set_name] = {"n_clips": len(clips), "n_refused": refused, "systems": {}}
+        for name, system in systems:
+            print(f"{set_name}: {name} ...", file=sys.stderr)
+            summary = summarize_scores(score_trials(system.embed(clips), trials), trials.target, args.boot)
+            results["sets"][set_name]["systems"][name] = summary
+            rows.append((set_name, name, f"{100 * summary['eer']:.2f}",
+                         f"{100 * summary['eer_ci'][0]:.1f}-{100 * summary['eer_ci'][1]:.1f}",
+                         f"{summary['min_dcf']:.3f}", summary["n_target"], summary["n_nontarget"]))
+    arabic = sets["Arabic SC, 6 validation speakers"][0][: args.throughput_clips]
+    for name, system in systems:
+        results["throughput"][name] = system.throughput(arabic)
+    from dlsp.report.tables import format_table
+
+    print(format_table(("test set", "system", "EER %", "95% CI", "minDCF (0.01)", "target", "non-target"), rows,
+                       markdown=True))
+    print()
+    print(format_table(("system", "utterances/s (1 thread, 1 s clips)"),
+                       [(name, f"{ups:.1f}") for name, ups in results["throughput"].items()], markdown=True))
+    for set_name, (clips, _, refused) in sets.items():
+        print(f"\n{set_name}: {len(clips)} clips" + (f" ({refused} refused: shorter than 0.3 s)" if refused else ""))
+    if args.json:
+        from dlsp.fileio import write_json
+
+        write_json(args.json, results)
+    return 0
+
+
+def dlsp_models(explicit: list[str], runs: Path) -> list[tuple[str, Path]]:
+    """NAME=PATH pairs, or the shipped model and every runs/speaker_*/best.pt (runs holding the shipped weights,
+    such as the run it was published from, are named after the shipped model instead of appearing twice)."""
+    if explicit:
+        return [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in explicit]
+    from dlsp.errors import DlspError
+    from dlsp.speaker.model_file import default_model_path, load_speaker_model
+
+    found, shipped_id = [], None
+    with contextlib.suppress(DlspError):  # no shipped model yet
+        shipped = default_model_path()
+        shipped_id = load_speaker_model(shipped).model_id
+        found.append(("dlsp default (shipped)", shipped))
+    for best in sorted(runs.glob("speaker_*/best.pt")):
+        loaded = load_speaker_model(best)
+        if loaded.model_id == shipped_id:
+            found[0] = (f"dlsp default (shipped = {best.parent.name})", shipped)
+            continue
+        args = loaded.config.get("model", {}).get("args", {})
+        objective = loaded.config.get("train", {}).get("objective", "?")
+        found.append((f"dlsp {best.parent.name} ({objective}, {args.get('features', '?')})", best))
+    return found
+
+
+def baseline_training_clips(data: Path, per_speaker: int = 20) -> list[np.ndarray]:
+    """Clips of the recipes' training speakers (Arabic training speakers, FSDD george/jackson/lucas) for the
+    baseline's normalisation statistics."""
+    arabic = load_set(data / "speech" / "arabic_commands", "train", (), per_speaker)[0]
+    fsdd = load_set(data / "speech" / "fsdd", "all", ("george", "jackson", "lucas"), per_speaker)[0]
+    return arabic + fsdd
+
+
+def load_set(root: Path, split: str, speakers: tuple[str, ...], per_speaker: int | None = None
+             ) -> tuple[list[np.ndarray], list[str], int]:
+    """Decoded clips at 16 kHz (not trimmed), their speakers, and how many files were refused."""
+    from dlsp.errors import DlspError
+    from dlsp.speaker.audio import load_speech
+    from dlsp.speaker.data import index_speakers
+    from dlsp.speaker.evaluate import select_items
+
+    chosen = select_items(index_speakers([root]), split, speakers, per_speaker)
+    clips, labels, refused = [], [], 0
+    for key, item in chosen:
+        try:
+            clips.append(load_speech(item.path, SAMPLE_RATE))
+        except DlspError:
+            refused += 1
+            continue
+        labels.append(key)
+    return clips, labels, refused
+
+
+class DlspSystem:
+    def __init__(self, path: Path) -> None:
+        from dlsp.speaker.embed import SpeakerEmbedder
+
+        self.embedder = SpeakerEmbedder.from_file(path, device="cpu")
+        if self.embedder.sample_rate != SAMPLE_RATE:
+            raise SystemExit(f"{path}: benchmark clips are {SAMPLE_RATE} Hz, model wants {self.embedder.sample_rate}")
+
+    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
+        return self.embedder.embed_prepared([self.embedder.trim(c) for c in clips])
+
+    def throughput(self, clips: list[np.ndarray]) -> float:
+        start = time.perf_counter()
+        for clip in clips:
+            self.embedder.embed_prepared([self.embedder.trim(clip)])
+        return len(clips) / (time.perf_counter() - start)
+
+
+class MfccBaseline:
+    """Per-utterance mean of MFCCs c1-c19 of the silence-trimmed clip, standardised with the mean and deviation
+    of training-speaker clips (without centring, every cosine is near 1: all mean MFCC vectors share a large
+    common part)."""
+
+    def __init__(self, training_clips: list[np.ndarray]) -> None:
+        vectors = np.stack([self._vector(c) for c in training_clips])
+        self.mean, self.std = vectors.mean(axis=0), vectors.std(axis=0) + 1e-8
+
+    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
+        return (np.stack([self._vector(c) for c in clips]) - self.mean) / self.std
+
+    def _vector(self, clip: np.ndarray) -> np.ndarray:
+        from dlsp.audio.features import mfcc
+        from dlsp.speaker.audio import trim_silence
+
+        coefficients = mfcc(trim_silence(clip, SAMPLE_RATE), SAMPLE_RATE, n_mfcc=20, n_fft=400, hop_length=160,
+                            n_mels=40)
+        return coefficients[1:].mean(dim=-1).numpy()
+
+    def throughput(self, clips: list[np.ndarray]) -> float:
+        start = time.perf_counter()
+        for clip in clips:
+            self._vector(clip)
+        return len(clips) / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`dlsp speaker enroll`: add a person's recordings to the enrolment database."""
+
+from __future__ import annotations
+
+import argparse
+
+from dlsp.cli.common import add_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from dlsp.cli.speaker import add_model_options
+
+    parser = add_command(
+        subparsers, "enroll", "enroll a person from recordings into an SQLite speaker database",
+        "dlsp speaker enroll alice alice1.wav alice2.wav --db speakers.db\n"
+        "dlsp speaker enroll alice more.wav --db speakers.db            # adds to alice's enrolment\n"
+        "dlsp speaker enroll alice new1.wav new2.wav --db speakers.db --replace",
+        description="Embed the recordings and store the person's mean embedding in the database (created if "
+                    "missing). Enrolling a known name again adds the new recordings to the mean; --replace "
+                    "starts afresh. Every file is checked before the database is touched. The database records "
+                    "the model's id and embedding size and refuses any other model; concurrent enrolments are "
+                    "safe.",
+    )
+    parser.add_argument("name", help="the person's name")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="recordings of the person")
+    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    parser.add_argument("--replace", action="store_true", help="replace the person's enrolment")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlsp.speaker.database import SpeakerDatabase, check_name
+    from dlsp.speaker.embed import SpeakerEmbedder
+
+    check_name(args.name)
+    embedder = SpeakerEmbedder.from_file(args.model, args.device)
+    embeddings = embedder.embed_files(args.files)
+    with SpeakerDatabase(args.db, embedder.loaded.model_id, embedder.embedding_dim) as db:
+        enrolled = db.enroll(args.name, embeddings, replace=args.replace)
+    print(f"enrolled {enrolled.name}: {len(args.files)} file(s) added, {enrolled.n_files} in total ({args.db})")
+    return 0

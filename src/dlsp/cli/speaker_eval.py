@@ -1,0 +1,91 @@
+"""`dlsp speaker eval`: EER and minDCF of a speaker encoder on recordings of unseen speakers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dlsp.cli.common import add_command, positive_int
+
+DEFAULT_OUT = "speaker_eval"
+FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "librispeech", "manifest")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from dlsp.cli.speaker import add_model_options
+
+    parser = add_command(
+        subparsers, "eval", "EER and minDCF of a speaker encoder on unseen speakers, with DET and t-SNE plots",
+        "dlsp speaker eval --data ../shared/data/speech/arabic_commands --split val\n"
+        "dlsp speaker eval --data ../shared/data/speech/fsdd --speakers nicolas theo --json fsdd.json\n"
+        "dlsp speaker eval --model runs/speaker/best.pt --data test_speakers/ --format speakers --out eval/",
+        description="Embed every selected recording (too short or silent ones are skipped and counted), build "
+                    "all target trials (same speaker) and a sampled set of non-target trials (all of them when "
+                    "there are at most --max-nontarget), score them by cosine similarity, and report the EER, "
+                    "minDCF (p_target 0.01) and their 95%% bootstrap intervals. Writes det.png, tsne.png and "
+                    "summary.json to --out; --json also writes the summary (keys eer, min_dcf, n_target, "
+                    "n_nontarget, ...) to FILE. Evaluate on speakers the model never trained on.",
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder or manifest CSV")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of --data")
+    parser.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
+                        help="use only the recordings of this split of the dataset")
+    parser.add_argument("--speakers", nargs="+", default=[], metavar="NAME", help="use only these speakers")
+    parser.add_argument("--max-per-speaker", type=positive_int, metavar="N", help="at most N recordings each")
+    parser.add_argument("--max-nontarget", type=positive_int, default=100_000, metavar="N",
+                        help="sample this many non-target trials when there are more")
+    parser.add_argument("--boot", type=int, default=200, metavar="N", help="bootstrap resamples (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the trial sample and the bootstrap")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="folder for det.png, tsne.png, "
+                                                                          "summary.json")
+    parser.add_argument("--json", metavar="FILE", help="also write the summary JSON to FILE")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlsp.errors import DlspError
+    from dlsp.fileio import ensure_dir, write_json
+    from dlsp.speaker.data import index_speakers
+    from dlsp.speaker.evaluate import det_plot, embed_items, evaluate_embeddings, select_items, tsne_plot
+
+    if args.boot < 0:
+        raise DlspError(f"--boot must be 0 or more, got {args.boot}")
+    chosen = select_items(index_speakers([args.data], args.format), args.split, args.speakers,
+                          args.max_per_speaker)
+    out = ensure_dir(args.out)
+    from dlsp.speaker.embed import SpeakerEmbedder
+
+    embedder = SpeakerEmbedder.from_file(args.model, args.device)
+    embedded = embed_items(embedder, chosen, progress=not args.no_progress)
+    if embedded.skipped:
+        print(f"skipped {len(embedded.skipped)} of {len(chosen)} recordings (e.g. {embedded.skipped[0][0]}: "
+              f"{embedded.skipped[0][1]})")
+    summary, scores, trials = evaluate_embeddings(embedded.embeddings, embedded.speakers, args.max_nontarget,
+                                                  args.boot, args.seed)
+    summary.update(model=str(args.model or "default"), model_id=embedder.loaded.model_id, data=str(args.data),
+                   split=args.split, n_recordings=len(embedded.speakers), n_speakers=len(set(embedded.speakers)),
+                   n_skipped=len(embedded.skipped), threshold=embedder.loaded.threshold)
+    det_plot(out / "det.png", {f"model {Path(str(args.model)).name if args.model else 'default'}":
+                               (scores, trials.target)})
+    tsne_plot(out / "tsne.png", embedded.embeddings, embedded.speakers, seed=args.seed)
+    write_json(out / "summary.json", summary)
+    if args.json:
+        write_json(args.json, summary)
+    print(_report(summary))
+    print(f"wrote {out / 'det.png'}, {out / 'tsne.png'}, {out / 'summary.json'}"
+          + (f"; summary also in {args.json}" if args.json else ""))
+    return 0
+
+
+def _report(summary: dict) -> str:
+    def ci(key: str, scale: float = 1.0, unit: str = "") -> str:
+        low_high = summary.get(f"{key}_ci")
+        return f" (95% CI {scale * low_high[0]:.2f}-{scale * low_high[1]:.2f}{unit})" if low_high else ""
+
+    return (f"{summary['n_recordings']} recordings of {summary['n_speakers']} speakers: {summary['n_target']} "
+            f"target and {summary['n_nontarget']} non-target trials\n"
+            f"EER     {100 * summary['eer']:.2f}%{ci('eer', 100, '%')} at score {summary['eer_threshold']:.3f} "
+            f"(model threshold {summary['threshold']:.3f})\n"
+            f"minDCF  {summary['min_dcf']:.3f}{ci('min_dcf')} (p_target {summary['p_target']})")

@@ -1,0 +1,132 @@
+"""Speaker encoder: a bidirectional GRU over spectral frames pooled into an L2-normalised embedding.
+
+The original studies' architecture: STFT magnitude frames (n_fft 1024 -> 513 bins) into a bidirectional GRU
+(256 units each way), the 512-wide outputs pooled over time, then a linear layer 512 -> 256 and L2
+normalisation, so cosine similarity is a dot product. Options: log-mel input instead of the 513 bins, and mean
+or attentive pooling (a learned softmax weight per frame, which lets the model ignore silence).
+
+The model takes waveforms, so a checkpoint carries the whole front end: the STFT, log compression, a per-clip
+level normalisation (subtracting the clip's mean log-magnitude makes embeddings independent of recording gain)
+and a per-feature standardisation whose statistics are buffers fitted on training data (`fit_normalizer`).
+
+Shape: `(batch, samples) -> (batch, embedding_dim)`, rows of unit L2 norm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+FEATURES = ("stft", "logmel")
+POOLINGS = ("mean", "attention")
+LOG_EPS = 1e-5
+
+
+class SpeakerEncoder(nn.Module):
+    """Bidirectional GRU speaker encoder (see the module docstring).
+
+    Args:
+        sample_rate: rate the model expects (callers resample to it).
+        features: "stft" (log magnitude, n_fft // 2 + 1 inputs) or "logmel" (`n_mels` log-mel bands).
+        n_fft, hop_length: STFT settings (Hann window).
+        n_mels: bands of the log-mel input.
+        hidden: GRU units per direction.
+        layers: stacked GRU layers.
+        embedding_dim: size of the embedding.
+        pooling: "mean" or "attention".
+        dropout: dropout on the pooled vector (training only).
+        freq_mask, time_mask: in training mode only, zero one random band of up to `freq_mask` features and
+            one random span of up to `time_mask` frames of the standardised input (SpecAugment), a
+            regulariser for small speaker sets.
+    """
+
+    def __init__(self, sample_rate: int = 16000, features: str = "stft", n_fft: int = 1024, hop_length: int = 256,
+                 n_mels: int = 64, hidden: int = 256, layers: int = 1, embedding_dim: int = 256,
+                 pooling: str = "attention", dropout: float = 0.0, freq_mask: int = 0, time_mask: int = 0) -> None:
+        super().__init__()
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.args = dict(sample_rate=sample_rate, features=features, n_fft=n_fft, hop_length=hop_length,
+                         n_mels=n_mels, hidden=hidden, layers=layers, embedding_dim=embedding_dim, pooling=pooling,
+                         dropout=dropout, freq_mask=freq_mask, time_mask=time_mask)
+        self.freq_mask, self.time_mask = freq_mask, time_mask
+        self.sample_rate, self.features, self.n_fft, self.hop_length = sample_rate, features, n_fft, hop_length
+        self.pooling = pooling
+        self.n_inputs = n_fft // 2 + 1 if features == "stft" else n_mels
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        if features == "logmel":
+            from dlsp.audio.features import mel_filterbank
+
+            self.register_buffer("mel_bank", mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
+        self.register_buffer("feature_mean", torch.zeros(self.n_inputs))
+        self.register_buffer("feature_std", torch.ones(self.n_inputs))
+        self.gru = nn.GRU(self.n_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.attention = nn.Linear(2 * hidden, 1) if pooling == "attention" else None
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(2 * hidden, embedding_dim)
+
+    def get_model_args(self) -> dict[str, Any]:
+        return dict(self.args)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.args["embedding_dim"])
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input the front end accepts (one STFT frame's worth)."""
+        return self.n_fft // 2 + 1
+
+    def log_features(self, wave: torch.Tensor) -> torch.Tensor:
+        """Level-normalised log spectral features before standardisation. Shape: `(B, S) -> (B, T, F)`."""
+        spec = torch.stft(wave, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="reflect",
+                          return_complex=True)
+        power = spec.real.square() + spec.imag.square()  # (B, freq, T)
+        if self.features == "logmel":
+            power = torch.matmul(self.mel_bank, power)
+        logs = 0.5 * torch.log(power + LOG_EPS**2)  # log magnitude
+        logs = logs - logs.mean(dim=(1, 2), keepdim=True)  # gain invariance
+        return logs.transpose(1, 2)
+
+    @torch.no_grad()
+    def fit_normalizer(self, waves: torch.Tensor) -> None:
+        """Set the per-feature mean and deviation from training waveforms `(B, S)`."""
+        feats = self.log_features(waves.to(self.feature_mean.device)).reshape(-1, self.n_inputs)
+        self.feature_mean.copy_(feats.mean(dim=0))
+        self.feature_std.copy_(feats.std(dim=0).clamp_min(1e-3))
+
+    def frame_outputs(self, wave: torch.Tensor) -> torch.Tensor:
+        """GRU outputs per frame. Shape: `(B, S) -> (B, T, 2 * hidden)`."""
+        feats = (self.log_features(wave) - self.feature_mean) / self.feature_std
+        if self.training and (self.freq_mask or self.time_mask):
+            feats = _mask(_mask(feats, self.freq_mask, dim=2), self.time_mask, dim=1)
+        return self.gru(feats)[0]
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        outputs = self.frame_outputs(wave)
+        if self.attention is not None:
+            weights = torch.softmax(self.attention(outputs), dim=1)  # (B, T, 1)
+            pooled = (weights * outputs).sum(dim=1)
+        else:
+            pooled = outputs.mean(dim=1)
+        embedding = self.projection(self.dropout(pooled))
+        return nn.functional.normalize(embedding, dim=-1)
+
+
+def _mask(feats: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    """Zero a random span of up to `width` positions along `dim` of each item. Shape: `(B, T, F)` kept."""
+    if width <= 0:
+        return feats
+    size = feats.shape[dim]
+    widths = torch.randint(0, width + 1, (feats.shape[0], 1), device=feats.device)
+    starts = (torch.rand(feats.shape[0], 1, device=feats.device) * (size - widths + 1)).long()
+    positions = torch.arange(size, device=feats.device)[None]
+    keep = ~((positions >= starts) & (positions < starts + widths))  # (B, size)
+    return feats * (keep[:, None, :] if dim == 2 else keep[:, :, None]).to(feats.dtype)
+
+
+MODELS: dict[str, type[nn.Module]] = {"gru": SpeakerEncoder}

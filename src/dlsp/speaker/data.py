@@ -1,0 +1,234 @@
+"""Speaker data: speaker-disjoint splits, clips decoded in memory, and the training batches of each objective.
+
+Speakers are named `<dataset folder>/<speaker>` so two datasets cannot merge two people. Splits are by speaker:
+speakers named in `val_speakers`/`test_speakers` go there; a dataset's own speaker-consistent split is kept
+(Arabic Speech Commands' train/validation speakers); the remaining speakers are split with `val_fraction`
+(FSDD's official split is by take, so its speakers count as unsplit). Test speakers are never loaded for
+training: they are for `dlsp speaker eval`.
+
+Clips are trimmed of leading and trailing silence (as embedding does at inference), optionally copied at other
+speeds (speed perturbation: each speed makes a new training speaker, since a voice played 10% faster is
+another voice), and cut into fixed-length segments (shorter clips are repeated to fill the segment). Every
+batch draws from its own generator keyed by (seed, epoch, index), so a resumed run sees the data an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlsp.audio.io import resample
+from dlsp.data.index import AudioItem, index_dataset, speaker_disjoint_split
+from dlsp.errors import DlspError
+from dlsp.speaker.audio import load_speech, trim_silence
+
+SPLITS = ("train", "val", "test")
+TELEPHONE_HZ = 4000.0
+
+
+@dataclass(frozen=True)
+class SpeakerDataConfig:
+    """Which speakers train and validate, and how training segments are made."""
+
+    sample_rate: int = 16000
+    segment_seconds: float = 1.0
+    val_fraction: float = 0.2
+    val_speakers: list[str] = field(default_factory=list)
+    test_speakers: list[str] = field(default_factory=list)
+    trim_db: float = 40.0
+    speed_perturb: list[float] = field(default_factory=lambda: [1.0])
+    band_limit_prob: float = 0.0
+    segments_per_epoch: int = 4096
+    max_val_clips_per_speaker: int = 40
+
+
+@dataclass
+class SpeakerClips:
+    """Decoded clips with a speaker index each; `speakers[i]` names index i."""
+
+    audio: list[np.ndarray]
+    labels: np.ndarray
+    speakers: list[str]
+    paths: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def by_speaker(self) -> list[np.ndarray]:
+        """Clip indices of each speaker."""
+        return [np.flatnonzero(self.labels == s) for s in range(len(self.speakers))]
+
+
+def speaker_key(root: str | os.PathLike[str], item: AudioItem) -> str:
+    """`<dataset folder>/<speaker>`; the label stands in for the speaker in a `<speaker>/<files>` layout."""
+    speaker = item.speaker or item.label
+    if speaker is None:
+        raise DlspError("file has no speaker (use a layout that names speakers: --format speakers, fsdd, "
+                        "speech-commands, librispeech, or a manifest with a speaker column)", item.path)
+    return f"{Path(root).resolve().name}/{speaker}"
+
+
+def index_speakers(roots: Sequence[str | os.PathLike[str]], format: str = "auto"
+                   ) -> list[tuple[str, AudioItem]]:
+    """(speaker key, item) for every file of the datasets, checking speaker labels are present."""
+    if not roots:
+        raise DlspError("no data: give --data DIR")
+    found = []
+    for root in roots:
+        items = index_dataset(root, format)
+        found += [(speaker_key(root, item), item) for item in items]
+    return found
+
+
+def assign_splits(indexed: Sequence[tuple[str, AudioItem]], config: SpeakerDataConfig, seed: int
+                  ) -> dict[str, str]:
+    """Split of every speaker key (rules in the module docstring); speaker-disjoint by construction."""
+    named = {**{s: "val" for s in config.val_speakers}, **{s: "test" for s in config.test_speakers}}
+    own: dict[str, set] = {}
+    for key, item in indexed:
+        own.setdefault(key, set()).add(item.split)
+    unknown = [s for s in named if s not in own and not any(k.endswith("/" + s) for k in own)]
+    if unknown:
+        raise DlspError(f"speakers named in the config are not in the data: {', '.join(sorted(unknown))} "
+                        f"(names look like {next(iter(sorted(own)))})")
+    result: dict[str, str] = {}
+    free = []
+    for key, splits in sorted(own.items()):
+        chosen = named.get(key) or named.get(key.split("/", 1)[1])
+        if chosen is None and len(splits) == 1 and next(iter(splits)) in SPLITS:
+            chosen = next(iter(splits))
+        if chosen is None:
+            free.append(key)
+        else:
+            result[key] = chosen
+    if free and config.val_fraction > 0 and len(free) > 1:
+        stand_ins = [AudioItem(Path(key), None, key, 0.0, 0) for key in free]
+        split = speaker_disjoint_split(stand_ins, (1 - config.val_fraction, config.val_fraction, 0.0), seed,
+                                       respect_existing=False)
+        result.update({item.speaker: name for name, group in split.items() for item in group})
+    else:
+        result.update(dict.fromkeys(free, "train"))
+    return result
+
+
+def load_clips(indexed: Sequence[tuple[str, AudioItem]], sample_rate: int, trim_db: float,
+               progress: bool = True, desc: str = "loading") -> SpeakerClips:
+    """Decode, resample and trim every file; files that are silent or unreadable are skipped."""
+    from tqdm.auto import tqdm
+
+    speakers = sorted({key for key, _ in indexed})
+    index = {key: i for i, key in enumerate(speakers)}
+    audio, labels, paths = [], [], []
+    for key, item in tqdm(indexed, desc=desc, unit="file", disable=not progress, leave=False):
+        try:
+            clip = load_speech(item.path, sample_rate, min_seconds=0.0)
+        except DlspError:
+            continue
+        audio.append(trim_silence(clip, sample_rate, trim_db))
+        labels.append(index[key])
+        paths.append(str(item.path))
+    return SpeakerClips(audio, np.asarray(labels, dtype=np.int64), speakers, paths)
+
+
+def perturb_speed(clips: SpeakerClips, speeds: Sequence[float], sample_rate: int) -> SpeakerClips:
+    """Add copies of every clip played at each speed != 1 (resampling changes pitch and formants together),
+    each speed a new speaker named `<speaker>@<speed>`."""
+    speeds = [float(s) for s in speeds]
+    if any(not 0.5 <= s <= 2.0 for s in speeds):
+        raise DlspError(f"speed_perturb factors must lie in [0.5, 2], got {speeds}")
+    audio, labels, names = list(clips.audio), list(clips.labels), list(clips.speakers)
+    paths = list(clips.paths)
+    for speed in (s for s in speeds if s != 1.0):
+        offset = len(names)
+        names += [f"{name}@{speed:g}" for name in clips.speakers]
+        # Played `speed` times faster: resample to a rate `speed` times lower, keep the nominal rate.
+        audio += [resample(clip, sample_rate, round(sample_rate / speed)) for clip in clips.audio]
+        labels += [label + offset for label in clips.labels]
+        paths += clips.paths
+    return SpeakerClips(audio, np.asarray(labels, dtype=np.int64), names, paths)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *key]))
+
+
+def segment(clip: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random `length`-sample crop; a shorter clip is repeated (from a random phase) to fill it."""
+    if clip.size >= length:
+        start = int(rng.integers(0, clip.size - length + 1))
+        return clip[start:start + length]
+    reps = -(-length // clip.size) + 1
+    start = int(rng.integers(0, clip.size))
+    return np.tile(clip, reps)[start:start + length]
+
+
+def band_limit(x: np.ndarray, sample_rate: int, cutoff: float = TELEPHONE_HZ) -> np.ndarray:
+    """Zero the spectrum above `cutoff` (as 8 kHz recordings are): teaches the model narrow-band speech."""
+    spectrum = np.fft.rfft(x, axis=-1)
+    spectrum[..., int(cutoff / sample_rate * x.shape[-1]):] = 0
+    return np.fft.irfft(spectrum, n=x.shape[-1], axis=-1).astype(np.float32)
+
+
+class SegmentSampler:
+    """Fixed-length training segments of `clips` with augmentation (band limiting)."""
+
+    def __init__(self, clips: SpeakerClips, config: SpeakerDataConfig) -> None:
+        if len(clips.speakers) < 2:
+            raise DlspError(f"training needs at least 2 speakers, got {len(clips.speakers)}")
+        self.clips, self.config = clips, config
+        self.length = round(config.segment_seconds * config.sample_rate)
+        self.groups = [g for g in clips.by_speaker()]
+        self.present = np.asarray([s for s, g in enumerate(self.groups) if g.size], dtype=np.int64)
+
+    def cut(self, clip_index: int, rng: np.random.Generator) -> np.ndarray:
+        x = segment(self.clips.audio[clip_index], self.length, rng)
+        if self.config.band_limit_prob and rng.random() < self.config.band_limit_prob:
+            x = band_limit(x, self.config.sample_rate)
+        return x
+
+    def pick(self, speaker: int, rng: np.random.Generator) -> int:
+        return int(rng.choice(self.groups[speaker]))
+
+    def class_batches(self, seed: int, epoch: int, count: int, batch_size: int
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`(segments (B, S), speaker (B,))`: speakers drawn uniformly, then one of their clips."""
+        for start in range(0, count, batch_size):
+            rng = _rng(seed, epoch, start)
+            speakers = rng.choice(self.present, min(batch_size, count - start))
+            segments = np.stack([self.cut(self.pick(int(s), rng), rng) for s in speakers])
+            yield segments, speakers
+
+    def pair_batches(self, seed: int, epoch: int, count: int, batch_size: int
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`(first (B, S), second (B, S), same (B,))`: half same-speaker pairs (two different clips when the
+        speaker has them), half different-speaker pairs. `count` counts pairs."""
+        for start in range(0, count, batch_size):
+            rng = _rng(seed, epoch, start)
+            n = min(batch_size, count - start)
+            same = np.arange(n) % 2 == 0
+            first, second = [], []
+            for is_same in same:
+                a_spk, b_spk = rng.choice(self.present, 2, replace=False)
+                a = self.pick(int(a_spk), rng)
+                if is_same:
+                    group = self.groups[int(a_spk)]
+                    others = group[group != a]
+                    b = int(rng.choice(others)) if others.size else a
+                else:
+                    b = self.pick(int(b_spk), rng)
+                first.append(self.cut(a, rng))
+                second.append(self.cut(b, rng))
+            yield np.stack(first), np.stack(second), same.astype(np.float32)
+
+
+def limit_per_speaker(clips: SpeakerClips, limit: int, seed: int) -> SpeakerClips:
+    """At most `limit` clips per speaker (a fixed random choice), to bound validation time."""
+    rng = _rng(seed, 7)
+    keep = np.sort(np.concatenate([rng.permutation(g)[:limit] for g in clips.by_speaker() if g.size]))
+    return SpeakerClips([clips.audio[i] for i in keep], clips.labels[keep], clips.speakers,
+                        [clips.paths[i] for i in keep] if clips.paths else [])

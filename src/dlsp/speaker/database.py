@@ -1,0 +1,217 @@
+"""The enrolment database: one SQLite file holding each enrolled person's mean embedding.
+
+SQLite is a real embedded database: writers take the file lock in turn, so concurrent `dlsp speaker enroll`
+processes each land their change (WAL journal, a 30 s busy timeout, and every read-modify-write inside one
+`BEGIN IMMEDIATE` transaction so two enrolments of one name cannot overwrite each other).
+
+Schema: `dlsp_speaker_db` (key/value: `marker`, `schema`, `model_id`, `embedding_dim`) identifies the file as
+ours and records which encoder made its embeddings; `speakers` holds `name`, `embedding` (float32 sum of the
+unit embeddings of every enrolled file), `n_files`, `created`, `updated`. The stored mean direction is
+`embedding / |embedding|`. A file that is not ours, is corrupt, or was made by another model is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlsp.errors import DlspError
+
+MARKER = "dlsp speaker database"
+SCHEMA = "1"
+BUSY_TIMEOUT_S = 30.0
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS dlsp_speaker_db (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS speakers (
+    name TEXT PRIMARY KEY,
+    embedding BLOB NOT NULL,
+    n_files INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """One enrolled person: unit mean embedding and how many files it averages."""
+
+    name: str
+    embedding: np.ndarray
+    n_files: int
+    updated: float
+
+
+class SpeakerDatabase:
+    """An open enrolment database bound to one model (id and embedding size)."""
+
+    def __init__(self, path: str | os.PathLike[str], model_id: str | None, embedding_dim: int | None,
+                 create: bool = True) -> None:
+        """Open (or, with `create` and a model, create) the database at `path`.
+
+        `model_id=None` opens an existing database for listing and removing without checking the model.
+        """
+        self.path = Path(path)
+        create = create and model_id is not None
+        self.model_id = None if model_id is None else str(model_id)
+        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
+        if self.path.is_dir():
+            raise DlspError("is a directory, expected a speaker database file", self.path)
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if not exists and not create:
+            raise DlspError("speaker database does not exist (enroll someone first with 'dlsp speaker enroll')",
+                            self.path)
+        if not exists and not self.path.parent.is_dir():
+            raise DlspError("folder of the speaker database does not exist", self.path.parent)
+        _refuse_foreign_header(self.path)
+        try:
+            self.connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DlspError(f"cannot open speaker database ({exc})", self.path) from None
+        try:
+            self._setup(exists)
+        except sqlite3.DatabaseError as exc:
+            self.connection.close()
+            raise DlspError(f"not a usable dlsp speaker database ({exc})", self.path) from None
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> SpeakerDatabase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _setup(self, exists: bool) -> None:
+        con = self.connection
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        with self._write():
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "dlsp_speaker_db" not in tables:
+                if tables or self.model_id is None:
+                    raise DlspError("is an SQLite database but not a dlsp speaker database (no dlsp_speaker_db "
+                                    "table); refusing to touch it", self.path)
+                _create(con)
+                con.executemany("INSERT INTO dlsp_speaker_db (key, value) VALUES (?, ?)", [
+                    ("marker", MARKER), ("schema", SCHEMA), ("model_id", self.model_id),
+                    ("embedding_dim", str(self.embedding_dim))])
+        con.execute("PRAGMA journal_mode = WAL")
+        self._check_meta()
+
+    def _check_meta(self) -> None:
+        meta = dict(self.connection.execute("SELECT key, value FROM dlsp_speaker_db").fetchall())
+        self.meta = meta
+        if meta.get("marker") != MARKER:
+            raise DlspError("not a dlsp speaker database (wrong marker)", self.path)
+        if meta.get("schema") != SCHEMA:
+            raise DlspError(f"speaker database schema {meta.get('schema')!r} is not supported (this dlsp reads "
+                            f"schema {SCHEMA})", self.path)
+        if self.model_id is None:
+            self.model_id = meta.get("model_id")
+            self.embedding_dim = int(meta.get("embedding_dim") or 0)
+        elif meta.get("model_id") != self.model_id or meta.get("embedding_dim") != str(self.embedding_dim):
+            raise DlspError(f"speaker database was made with model {meta.get('model_id')} ({meta.get('embedding_dim')}"
+                            f"-dim embeddings), not this model {self.model_id} ({self.embedding_dim}-dim); use "
+                            "that model (--model) or a new database", self.path)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: takes the write lock up front (waits up to the busy timeout)."""
+        con = self.connection
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise DlspError(f"speaker database is busy or read-only ({exc})", self.path) from None
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def enroll(self, name: str, embeddings: np.ndarray, replace: bool = False) -> Enrolled:
+        """Add unit embeddings `(n, dim)` to `name` (created if new; `replace` starts it afresh)."""
+        name = check_name(name)
+        embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        if embeddings.shape[1] != self.embedding_dim or embeddings.shape[0] == 0:
+            raise DlspError(f"expected embeddings of size {self.embedding_dim}, got shape {embeddings.shape}")
+        now = time.time()
+        with self._write() as con:
+            row = con.execute("SELECT embedding, n_files, created FROM speakers WHERE name = ?", (name,)).fetchone()
+            total, count, created = embeddings.sum(axis=0), embeddings.shape[0], now
+            if row is not None and not replace:
+                total = total + self._vector(row[0])
+                count, created = count + int(row[1]), row[2]
+            con.execute("INSERT OR REPLACE INTO speakers (name, embedding, n_files, created, updated) "
+                        "VALUES (?, ?, ?, ?, ?)", (name, total.astype(np.float32).tobytes(), count, created, now))
+        return Enrolled(name, _unit(total), count, now)
+
+    def get(self, name: str) -> Enrolled:
+        """The enrolled person `name`; unknown names raise `DlspError` listing a few known ones."""
+        row = self.connection.execute("SELECT name, embedding, n_files, updated FROM speakers WHERE name = ?",
+                                      (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self.connection.execute("SELECT name FROM speakers ORDER BY name LIMIT 6")]
+            hint = f"enrolled: {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}" if known else \
+                "nobody is enrolled yet"
+            raise DlspError(f"unknown speaker {name!r} ({hint})", self.path)
+        return Enrolled(row[0], _unit(self._vector(row[1])), int(row[2]), float(row[3]))
+
+    def list(self) -> list[Enrolled]:
+        """Everyone enrolled, by name."""
+        rows = self.connection.execute("SELECT name, embedding, n_files, updated FROM speakers ORDER BY name")
+        return [Enrolled(r[0], _unit(self._vector(r[1])), int(r[2]), float(r[3])) for r in rows]
+
+    def remove(self, name: str) -> None:
+        """Delete `name`; unknown names raise `DlspError`."""
+        with self._write() as con:
+            if con.execute("DELETE FROM speakers WHERE name = ?", (name,)).rowcount == 0:
+                raise DlspError(f"unknown speaker {name!r}, nothing removed", self.path)
+
+    def _vector(self, blob: bytes) -> np.ndarray:
+        vector = np.frombuffer(blob, dtype=np.float32)
+        if vector.size != self.embedding_dim:
+            raise DlspError(f"corrupt speaker database: an embedding has {vector.size} values, expected "
+                            f"{self.embedding_dim}", self.path)
+        return vector
+
+
+def check_name(name: str) -> str:
+    """A usable enrolment name: non-empty, printable, at most 200 characters, no surrounding spaces."""
+    if not name or name != name.strip() or len(name) > 200 or not name.isprintable():
+        raise DlspError(f"bad speaker name {name!r} (1-200 printable characters, no leading or trailing spaces)")
+    return name
+
+
+def _create(con: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_SQL.split(";"):
+        if statement.strip():
+            con.execute(statement)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+def _refuse_foreign_header(path: Path) -> None:
+    """Refuse a non-empty file that is not SQLite before sqlite3 touches it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise DlspError(f"cannot read speaker database ({exc.strerror})", path) from None
+    if header != b"SQLite format 3\x00":
+        raise DlspError("not a dlsp speaker database (not an SQLite file); refusing to overwrite it", path)

@@ -1,0 +1,113 @@
+"""Speaker model files: the encoder plus its calibrated threshold and an id that databases record.
+
+A model file is a dlsp checkpoint (plain data, loaded with `weights_only=True`) with `task: "speaker"`,
+`sample_rate`, `trim_db` (silence trimming used in training, applied again at inference), `threshold` (the
+cosine score at the equal error rate on the validation speakers: accept when score >= threshold), `val_eer`,
+the training `config`, and `model_id`: a hash of the weights, so a database of embeddings can refuse a
+different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlsp.errors import DlspError
+from dlsp.models.speaker import MODELS
+from dlsp.paths import PRETRAINED_DIR
+from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+
+DEFAULT_MODEL_NAME = "speaker.pt"
+MAX_DEFAULT_BYTES = 10 * 1024 * 1024
+DEFAULT_PROVENANCE = (
+    "Trained by recipes/speaker_default.yaml on ../shared/data: the 18 training speakers of Arabic Speech "
+    "Commands (CC BY 4.0, Ghandoura et al. 2021; its 6 validation speakers select the checkpoint and set the "
+    "threshold) and 3 of the 5 Free Spoken Digit Dataset speakers (george, jackson, lucas; CC BY-SA 4.0), "
+    "nicolas and theo held out for evaluation."
+)
+
+
+@dataclass
+class SpeakerModel:
+    """A loaded speaker encoder (eval mode, CPU) and what using it needs."""
+
+    model: nn.Module
+    name: str
+    sample_rate: int
+    threshold: float
+    model_id: str
+    trim_db: float = 40.0
+    val_eer: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.embedding_dim)
+
+
+def weights_id(model: nn.Module) -> str:
+    """First 16 hex digits of a SHA-256 over the weights (names, shapes and values, in order)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_speaker_model(path: str | os.PathLike[str], model: nn.Module, name: str, *, sample_rate: int,
+                       threshold: float, trim_db: float, config: dict[str, Any] | None = None,
+                       **extra: Any) -> Path:
+    """Write a speaker model file atomically (its `model_id` is computed from the weights)."""
+    return save_checkpoint(path, model, name, task="speaker", sample_rate=int(sample_rate),
+                           threshold=float(threshold), trim_db=float(trim_db), model_id=weights_id(model),
+                           config=config or {}, **extra)
+
+
+def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerModel:
+    """Load a speaker model file; `None` loads the default encoder shipped in the package."""
+    path = default_model_path() if path is None else Path(path)
+    payload = load_checkpoint(path)
+    if payload.get("task") != "speaker" or "threshold" not in payload or "sample_rate" not in payload:
+        raise DlspError("not a dlsp speaker model file (it holds a different kind of model)", path)
+    model = build_from_checkpoint(payload, MODELS, path)
+    val_eer = payload.get("val_eer")
+    return SpeakerModel(model, payload["model"], int(payload["sample_rate"]), float(payload["threshold"]),
+                        str(payload.get("model_id") or weights_id(model)), float(payload.get("trim_db", 40.0)),
+                        None if val_eer is None else float(val_eer), payload.get("config", {}), path)
+
+
+def default_model_path() -> Path:
+    """The default pretrained speaker encoder shipped with dlsp."""
+    path = PRETRAINED_DIR / DEFAULT_MODEL_NAME
+    if not path.exists():
+        raise DlspError("no default speaker encoder is installed; pass --model MODEL (train one with "
+                        "'dlsp speaker train')", path)
+    return path
+
+
+def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
+                    **extra: Any) -> Path:
+    """Copy a trained model file into the package as the default speaker encoder, with its provenance.
+
+    `extra` adds plain-data fields (e.g. held-out results). Refuses models over 10 MB.
+    """
+    loaded = load_speaker_model(source)
+    target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_MODEL_NAME
+    payload = torch.load(Path(source), map_location="cpu", weights_only=True)
+    kept = {k: payload[k] for k in ("val_eer", "epoch") if k in payload}
+    path = save_speaker_model(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate,
+                              threshold=loaded.threshold, trim_db=loaded.trim_db, config=loaded.config,
+                              provenance=DEFAULT_PROVENANCE, **kept, **extra)
+    size = path.stat().st_size
+    if size > MAX_DEFAULT_BYTES:
+        path.unlink()
+        raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 10 MB", source)
+    return path

@@ -1,0 +1,285 @@
+"""Training speaker encoders: config, data loading, the step of each objective, run folders, resume.
+
+The best epoch is the one with the lowest equal error rate on the validation speakers (unseen in training):
+every epoch embeds each validation clip whole (trimmed, as at inference), scores every pair of clips by cosine
+and records `val_eer` and `val_threshold` (the score at the EER). `best.pt` is the model file of that epoch,
+with the threshold `dlsp speaker verify` uses. A run folder holds `config.yaml`, `splits.json` (speakers per
+split), `metrics.jsonl`, `best.pt`, `last.pt` (to resume), `curves.png` and `results.json`.
+
+The learning rate follows a cosine from `lr` down to `lr * 0.05` over `train.epochs`; it is set from the epoch
+number at the start of every epoch, so a resumed run follows the same schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlsp.config import save_config, to_dict
+from dlsp.device import resolve_device
+from dlsp.errors import DlspError
+from dlsp.fileio import ensure_dir, write_json
+from dlsp.metrics.verification import eer
+from dlsp.models.speaker import MODELS
+from dlsp.speaker.data import (
+    SegmentSampler,
+    SpeakerClips,
+    SpeakerDataConfig,
+    assign_splits,
+    index_speakers,
+    limit_per_speaker,
+    load_clips,
+    perturb_speed,
+)
+from dlsp.speaker.evaluate import build_trials, score_trials
+from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.speaker.objectives import OBJECTIVES, PAIR_OBJECTIVES, AmSoftmaxLoss, EncoderWithLoss, PairLoss
+from dlsp.train.distributed import is_main
+from dlsp.train.loop import FitResult, fit
+from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
+from dlsp.train.tracking import NullTracker, Tracker
+
+MIN_LR_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = "gru"
+    args: dict[str, Any] = field(default_factory=lambda: {
+        "features": "stft", "n_fft": 1024, "hop_length": 256, "hidden": 256, "embedding_dim": 256,
+        "pooling": "attention"})
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    objective: str = "amsoftmax"
+    lr: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 30
+    patience: int | None = 10
+    max_seconds: float | None = None
+    grad_clip: float | None = 5.0
+    am_scale: float = 30.0
+    am_margin: float = 0.2
+    contrastive_margin: float = 0.3
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SpeakerTrainConfig:
+    """Everything that defines a speaker-encoder training run (a recipe fills it)."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: SpeakerDataConfig = field(default_factory=SpeakerDataConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+
+
+@dataclass
+class SpeakerData:
+    """Training clips (speed-perturbed), validation clips, and the speaker of every split."""
+
+    train: SpeakerClips
+    val: SpeakerClips
+    splits: dict[str, list[str]]
+
+
+def load_data(config: SpeakerTrainConfig, roots: Sequence[str | os.PathLike[str]], format: str = "auto",
+              progress: bool = True) -> SpeakerData:
+    """Index the datasets, split speakers, decode the train and validation clips."""
+    if config.train.objective not in OBJECTIVES:
+        raise DlspError(f"unknown objective {config.train.objective!r} (valid: {', '.join(OBJECTIVES)})")
+    indexed = index_speakers(roots, format)
+    split_of = assign_splits(indexed, config.data, config.train.seed)
+    splits = {name: sorted(k for k, s in split_of.items() if s == name) for name in ("train", "val", "test")}
+    for name in ("train", "val"):
+        needed = 2
+        if len(splits[name]) < needed:
+            raise DlspError(f"the {name} split has {len(splits[name])} speaker(s), needs at least {needed} "
+                            "(add speakers, or change data.val_fraction / data.val_speakers)")
+    sr, trim = config.data.sample_rate, config.data.trim_db
+    train = load_clips([(k, i) for k, i in indexed if split_of[k] == "train"], sr, trim, progress, "train clips")
+    val = load_clips([(k, i) for k, i in indexed if split_of[k] == "val"], sr, trim, progress, "val clips")
+    val = limit_per_speaker(val, config.data.max_val_clips_per_speaker, config.train.seed)
+    train = perturb_speed(train, config.data.speed_perturb, sr)
+    return SpeakerData(train, val, splits)
+
+
+def build_encoder(config: SpeakerTrainConfig) -> nn.Module:
+    if config.model.name not in MODELS:
+        raise DlspError(f"unknown speaker model {config.model.name!r} (known: {', '.join(sorted(MODELS))})")
+    try:
+        return MODELS[config.model.name](sample_rate=config.data.sample_rate, **config.model.args)
+    except (TypeError, ValueError) as exc:
+        raise DlspError(f"bad model.args: {exc}") from None
+
+
+def build_loss(config: SpeakerTrainConfig, n_speakers: int, dim: int) -> nn.Module:
+    train = config.train
+    if train.objective == "amsoftmax":
+        return AmSoftmaxLoss(n_speakers, dim, train.am_scale, train.am_margin)
+    return PairLoss(train.objective, train.contrastive_margin)
+
+
+def make_step(objective: str, device: torch.device):
+    """The training loop's step: `(EncoderWithLoss, batch) -> loss` for pair or class batches."""
+
+    def step(wrapped: nn.Module, batch: tuple) -> torch.Tensor:
+        if objective in PAIR_OBJECTIVES:
+            first, second, same = (torch.from_numpy(part).to(device) for part in batch)
+            embeddings = wrapped.encoder(torch.cat([first, second]))
+            return wrapped.loss(embeddings[: len(first)], embeddings[len(first):], same)
+        segments, labels = torch.from_numpy(batch[0]).to(device), torch.from_numpy(batch[1]).to(device)
+        return wrapped.loss(wrapped.encoder(segments), labels)
+
+    return step
+
+
+@torch.no_grad()
+def embed_clips(encoder: nn.Module, clips: Sequence[np.ndarray], device: torch.device) -> np.ndarray:
+    """Embed clips one by one at their own length (shorter than one STFT frame: repeated to fill it)."""
+    encoder.eval()
+    minimum = encoder.min_samples
+    out = []
+    for clip in clips:
+        if clip.size < minimum:
+            clip = np.tile(clip, -(-minimum // clip.size))
+        out.append(encoder(torch.from_numpy(clip).to(device)[None])[0].cpu().numpy())
+    return np.stack(out)
+
+
+def validation_eer(encoder: nn.Module, val: SpeakerClips, device: torch.device) -> dict[str, float]:
+    """EER (fraction) over every pair of validation clips and the threshold where it occurs."""
+    embeddings = embed_clips(encoder, val.audio, device)
+    trials = build_trials(val.labels, max_nontarget=None)
+    rate, threshold = eer(score_trials(embeddings, trials), trials.target)
+    return {"val_eer": rate, "val_threshold": threshold}
+
+
+def lr_at(config: TrainSection, epoch: int) -> float:
+    """Cosine schedule from `lr` to `lr * MIN_LR_FRACTION` over the configured epochs."""
+    progress = min(1.0, epoch / max(1, config.epochs - 1))
+    return config.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_run(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool = False,
+              progress: bool = True, log=print, tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
+    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best encoder.
+
+    `tracker` (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the files.
+    """
+    tracker = tracker or NullTracker()
+    try:
+        best, result = _train(config, data, out, resume, progress, log, tracker)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    for name in ("best.pt", "curves.png", "config.yaml", "results.json"):
+        if (Path(out) / name).exists():
+            tracker.log_artifact(Path(out) / name)
+    results = Path(out) / "results.json"
+    tracker.finish(json.loads(results.read_text()) if results.exists() else None)
+    return best, result
+
+
+def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool,
+           progress: bool, log, tracker: Tracker) -> tuple[nn.Module, FitResult]:
+    out = ensure_dir(out)
+    tracker.log_params(to_dict(config))
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    encoder = build_encoder(config)
+    sampler = SegmentSampler(data.train, config.data)
+    encoder.fit_normalizer(torch.from_numpy(np.stack(
+        [sampler.cut(int(i), np.random.default_rng(config.train.seed + i)) for i in range(min(256, len(
+            data.train)))])))
+    wrapped = EncoderWithLoss(encoder, build_loss(config, len(data.train.speakers), encoder.embedding_dim))
+    wrapped.to(device)
+    optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.train.lr)
+    resumed = resume_state(out, wrapped, optimizer) if resume else None
+    if resumed is None:
+        if is_main():
+            _start_run_folder(out, config, data)
+    elif is_main():
+        save_config(out / "config.yaml", config)  # overrides given on resuming (more epochs) are recorded
+    objective, seed, batch_size = config.train.objective, config.train.seed, config.train.batch_size
+    log(f"training a {config.model.name} speaker encoder ({_count(encoder):,} parameters, {objective}) on "
+        f"{device}: {len(data.train)} clips of {len(data.train.speakers)} training speakers "
+        f"(with speed copies), validation {len(data.val)} clips of {len(data.val.speakers)} speakers"
+        + (f"; resuming after epoch {len(resumed.history)}" if resumed else ""))
+    result_holder = resumed or FitResult()
+    segments = config.data.segments_per_epoch
+
+    def train_batches(epoch: int):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(config.train, epoch)
+        if objective in PAIR_OBJECTIVES:
+            return sampler.pair_batches(seed, epoch, segments // 2, max(1, batch_size // 2))
+        return sampler.class_batches(seed, epoch, segments, batch_size)
+
+    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
+        record["lr"] = lr_at(config.train, int(record["epoch"]))
+        append_metrics(out, record)
+        if improved:
+            save_speaker_model(out / "best.pt", encoder, config.model.name, sample_rate=config.data.sample_rate,
+                               threshold=record["val_threshold"], trim_db=config.data.trim_db,
+                               config=to_dict(config), val_eer=record["val_eer"], epoch=int(record["epoch"]))
+        save_resume_state(out, wrapped, optimizer, result_holder)
+
+    result = fit(
+        wrapped, make_step(objective, device), optimizer, train_batches=train_batches, val_batches=None,
+        epochs=config.train.epochs, patience=config.train.patience, max_seconds=config.train.max_seconds,
+        grad_clip=config.train.grad_clip, progress=progress, on_epoch_end=on_epoch_end, resume=result_holder,
+        val_metrics=lambda m: validation_eer(m.encoder, data.val, device), monitor="val_eer", tracker=tracker,
+    )
+    best = load_speaker_model(out / "best.pt").model.to(device)
+    if is_main():
+        _finish_run(out, result, config)
+    return best.eval(), result
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _start_run_folder(out: Path, config: SpeakerTrainConfig, data: SpeakerData) -> None:
+    clear_run_files(out)
+    save_config(out / "config.yaml", config)
+    write_json(out / "splits.json", data.splits)
+
+
+def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig) -> None:
+    best = result.history[result.best_epoch] if result.history else {}
+    write_json(out / "results.json", {
+        "best_epoch": result.best_epoch, "epochs": len(result.history), "stopped": result.stopped,
+        "val_eer": best.get("val_eer"), "val_threshold": best.get("val_threshold"),
+        "objective": config.train.objective, "model": config.model.name, "seconds": result.seconds,
+    })
+    training_curves(out / "curves.png", result.history, f"{config.model.name} speaker encoder, "
+                                                         f"{config.train.objective}")
+
+
+def training_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]], title: str = "") -> Path:
+    """Training loss and validation EER against epochs, side by side."""
+    from dlsp.report.plots import _figure, _save
+
+    plt, fig, axes = _figure(1, 2, (10, 3.5))
+    epochs = [h["epoch"] + 1 for h in history]
+    axes[0, 0].plot(epochs, [h["train_loss"] for h in history])
+    axes[0, 0].set_ylabel("training loss")
+    axes[0, 1].plot(epochs, [100 * h["val_eer"] for h in history], color="tab:red")
+    axes[0, 1].set_ylabel("validation EER (%)")
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(plt, fig, path)

@@ -1,0 +1,68 @@
+"""The default speaker encoder shipped in the package: small plain data, deterministic unit embeddings, CLI use
+without --model, and (with ../shared/data) its EER on speakers it never trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.audio.io import save_audio
+from dlsp.audio.synthetic import make_speakers, synth_utterance
+from dlsp.speaker import SpeakerEmbedder, load_speaker_model
+from dlsp.speaker.model_file import MAX_DEFAULT_BYTES, default_model_path, weights_id
+
+
+def test_default_model_is_small_plain_data_and_calibrated():
+    path = default_model_path()
+    assert path.stat().st_size <= MAX_DEFAULT_BYTES
+    payload = torch.load(path, map_location="cpu", weights_only=True)  # plain data: no code can run
+    assert payload["task"] == "speaker" and "provenance" in payload
+    loaded = load_speaker_model(None)
+    assert loaded.sample_rate == 16000 and loaded.embedding_dim == 256
+    assert -1 < loaded.threshold < 1
+    assert loaded.model_id == weights_id(loaded.model)
+
+
+def test_default_embeddings_are_unit_norm_deterministic_and_rate_independent():
+    speaker = make_speakers(4, seed=21)[1]
+    audio = synth_utterance(speaker, 1.5, 16000, rng=3)
+    embedder = SpeakerEmbedder.from_file(None, device="cpu")
+    first, second = embedder.embed_audio(audio, 16000), embedder.embed_audio(audio, 16000)
+    assert first.shape == (256,) and np.array_equal(first, second)
+    assert abs(np.linalg.norm(first) - 1) < 1e-5
+    import soxr
+
+    at_44k = embedder.embed_audio(np.stack([soxr.resample(audio, 16000, 44100)] * 2), 44100)  # stereo 44.1 kHz
+    assert float(first @ at_44k) > 0.98
+
+
+def test_cli_enroll_and_verify_with_the_default_model(tmp_path, cli):
+    speakers = make_speakers(6, seed=2)
+    low, high = speakers[0], speakers[5]
+    files = {}
+    for speaker in (low, high):
+        for take in range(4):
+            files[speaker.name, take] = save_audio(tmp_path / f"{speaker.name}_{take}.wav",
+                                                   synth_utterance(speaker, 1.5, 16000, rng=50 + take), 16000)
+    db = tmp_path / "s.db"
+    for speaker in (low, high):
+        code, _, err = cli("speaker", "enroll", speaker.name, *(files[speaker.name, t] for t in range(3)),
+                           "--db", db)
+        assert code == 0, err
+    code, out, _ = cli("speaker", "verify", low.name, files[low.name, 3], "--db", db)
+    assert code == 0 and "ACCEPT" in out
+    code, out, _ = cli("speaker", "verify", low.name, files[high.name, 3], "--db", db)
+    assert code == 1 and "REJECT" in out
+
+
+@pytest.mark.shared_data
+def test_default_model_beats_chance_clearly_on_unseen_arabic_speakers(shared_data):
+    from dlsp.speaker.data import index_speakers
+    from dlsp.speaker.evaluate import embed_items, evaluate_embeddings, select_items
+
+    chosen = select_items(index_speakers([shared_data / "speech" / "arabic_commands"]), "val",
+                          max_per_speaker=30)
+    embedded = embed_items(SpeakerEmbedder.from_file(None, device="cpu"), chosen, progress=False)
+    summary, _, _ = evaluate_embeddings(embedded.embeddings, embedded.speakers, n_boot=0)
+    assert summary["eer"] < 0.2  # the benchmark measures it on all 480 clips; the baseline gets about 25%

@@ -1,0 +1,150 @@
+"""dlsp.speaker.data and dlsp.speaker.train: splits, batches, overfitting two speakers, run folders, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.audio.synthetic import make_speakers, synth_utterance
+from dlsp.config import apply_overrides
+from dlsp.data.index import AudioItem
+from dlsp.data.synthetic_corpus import make_synthetic_corpus
+from dlsp.errors import DlspError
+from dlsp.metrics.verification import eer
+from dlsp.models.speaker import SpeakerEncoder
+from dlsp.speaker.data import SegmentSampler, SpeakerClips, SpeakerDataConfig, assign_splits, perturb_speed, segment
+from dlsp.speaker.evaluate import build_trials, score_trials
+from dlsp.speaker.model_file import load_speaker_model
+from dlsp.speaker.objectives import AmSoftmaxLoss, EncoderWithLoss, PairLoss
+from dlsp.speaker.train import SpeakerTrainConfig, embed_clips, load_data, make_step, train_run
+from dlsp.train.loop import fit
+
+SR = 8000
+TINY_ARGS = "model.args={features: logmel, n_mels: 20, n_fft: 256, hop_length: 128, hidden: 24, embedding_dim: 8}"
+TINY = [TINY_ARGS, f"data.sample_rate={SR}", "data.segment_seconds=0.5", "data.segments_per_epoch=32",
+        "data.val_fraction=0.4", "train.batch_size=16", "train.device=cpu", "train.patience=null"]
+
+
+def _item(speaker, split=None):
+    return AudioItem(path=__import__("pathlib").Path(f"/x/{speaker}/{split}.wav"), label=None, speaker=speaker,
+                     duration=1.0, sample_rate=SR, split=split)
+
+
+def test_splits_keep_official_speaker_splits_and_named_speakers():
+    indexed = [("ar/1", _item("1", "train")), ("ar/2", _item("2", "val")), ("fsdd/theo", _item("theo", "train")),
+               ("fsdd/theo", _item("theo", "test")), ("fsdd/lucas", _item("lucas", "test")),
+               ("fsdd/lucas", _item("lucas", "train"))]
+    config = SpeakerDataConfig(val_fraction=0.0, test_speakers=["theo"])
+    assert assign_splits(indexed, config, 0) == {"ar/1": "train", "ar/2": "val", "fsdd/theo": "test",
+                                                 "fsdd/lucas": "train"}
+    with pytest.raises(DlspError, match="not in the data: nobody"):
+        assign_splits(indexed, SpeakerDataConfig(val_speakers=["nobody"]), 0)
+
+
+def test_free_speakers_are_split_disjointly_by_fraction():
+    indexed = [(f"d/s{i}", _item(f"s{i}")) for i in range(10) for _ in range(3)]
+    splits = assign_splits(indexed, SpeakerDataConfig(val_fraction=0.3), 0)
+    assert sorted(splits.values()).count("val") == 3 and len(splits) == 10
+
+
+def test_segments_have_fixed_length_and_short_clips_repeat(rng):
+    clip = np.arange(10, dtype=np.float32)
+    cut = segment(clip, 25, rng)
+    assert cut.size == 25 and np.all(np.diff(cut)[np.diff(cut) != -9] == 1)  # a rotation of the clip, repeated
+    assert segment(np.arange(100, dtype=np.float32), 25, rng).size == 25
+
+
+def _two_speaker_clips(n=4, seconds=0.6):
+    speakers = make_speakers(6, seed=4)[2:4]  # neighbours in pitch and tract length: not trivially apart
+    audio = [synth_utterance(s, seconds, SR, rng=100 * i + j) for i, s in enumerate(speakers) for j in range(n)]
+    return SpeakerClips(audio, np.repeat(np.arange(2), n), [s.name for s in speakers])
+
+
+def test_pair_batches_pair_same_and_different_speakers():
+    clips = perturb_speed(_two_speaker_clips(), [0.9, 1.0], SR)
+    assert len(clips.speakers) == 4 and len(clips) == 16
+    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.25))
+    first, second, same = next(sampler.pair_batches(0, 0, 8, 8))
+    assert first.shape == second.shape == (8, 2000) and same.tolist() == [1, 0] * 4
+    again = next(sampler.pair_batches(0, 0, 8, 8))
+    assert np.array_equal(first, again[0])  # an epoch's batches are reproducible
+
+
+@pytest.mark.parametrize("objective", ["amsoftmax", "bce"])
+def test_overfits_two_synthetic_speakers(objective):
+    torch.manual_seed(0)
+    clips = _two_speaker_clips()
+    encoder = SpeakerEncoder(sample_rate=SR, features="logmel", n_mels=20, n_fft=256, hop_length=128, hidden=24,
+                             embedding_dim=8)
+    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4))
+    encoder.fit_normalizer(torch.from_numpy(np.stack([sampler.cut(i, np.random.default_rng(i)) for i in range(8)])))
+    loss = AmSoftmaxLoss(2, 8, scale=10.0, margin=0.2) if objective == "amsoftmax" else PairLoss("bce")
+    wrapped = EncoderWithLoss(encoder, loss)
+    batches = ((lambda e: sampler.class_batches(0, e, 64, 16)) if objective == "amsoftmax"
+               else (lambda e: sampler.pair_batches(0, e, 32, 8)))
+    result = fit(wrapped, make_step(objective, torch.device("cpu")), torch.optim.Adam(wrapped.parameters(), 3e-3),
+                 batches, epochs=25, progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    trials = build_trials(clips.labels, max_nontarget=None)
+    rate, _ = eer(score_trials(embed_clips(encoder, clips.audio, torch.device("cpu")), trials), trials.target)
+    assert rate == 0.0
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_synthetic_corpus(tmp_path_factory.mktemp("synth") / "c", seed=5, n_speakers=5,
+                                 utterances_per_speaker=4, utterance_seconds=(0.6, 1.0), noise_files_per_kind=1,
+                                 noise_seconds=0.5, sample_rate=SR, progress=False)
+
+
+def test_run_folder_model_file_and_resume(corpus, tmp_path):
+    config = apply_overrides(SpeakerTrainConfig(), [*TINY, "train.epochs=2"])
+    data = load_data(config, [corpus / "speech"], progress=False)
+    assert len(data.splits["val"]) == 2 and not set(data.splits["val"]) & set(data.splits["train"])
+    run = tmp_path / "run"
+    _, result = train_run(config, data, run, progress=False, log=lambda *a: None)
+    for name in ("config.yaml", "metrics.jsonl", "best.pt", "last.pt", "curves.png", "splits.json", "results.json"):
+        assert (run / name).exists(), name
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(0 <= line["val_eer"] <= 1 for line in lines)
+    loaded = load_speaker_model(run / "best.pt")
+    best = lines[result.best_epoch]
+    assert loaded.threshold == pytest.approx(best["val_threshold"]) and loaded.val_eer == best["val_eer"]
+    assert best["val_eer"] == min(line["val_eer"] for line in lines)  # chosen by validation EER
+    longer = apply_overrides(config, ["train.epochs=3"])
+    _, resumed = train_run(longer, data, run, resume=True, progress=False, log=lambda *a: None)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_cli_train_and_bad_input(corpus, tmp_path, cli):
+    sets = [a for item in TINY for a in ("--set", item)]
+    code, out, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r", "--epochs", "1",
+                         "--quiet", *sets)
+    assert code == 0, err
+    assert "validation EER" in out and (tmp_path / "r" / "best.pt").exists()
+    code, _, err = cli("speaker", "train", "--out", tmp_path / "r2")
+    assert code == 2 and "--data" in err
+    code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r3", "--quiet",
+                       "--set", "train.objective=triplet")
+    assert code == 2 and "unknown objective 'triplet'" in err
+    code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r4", "--resume")
+    assert code == 2 and "nothing to resume" in err
+
+
+def test_pair_losses_reward_close_same_and_far_different_pairs():
+    e = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    same, different = torch.tensor([1.0, 1.0]), torch.tensor([0.0, 0.0])
+    contrastive = PairLoss("contrastive", margin=0.3)
+    assert contrastive(e, e, same).item() == 0.0  # identical same-speaker pairs
+    assert contrastive(e, e.flip(0), different).item() == 0.0  # orthogonal (cosine 0 < margin) different pairs
+    assert contrastive(e, e, different).item() == pytest.approx(0.7**2)
+    bce = PairLoss("bce")
+    assert bce(e, e, same).item() < bce(e, e.flip(0), same).item()
+    assert bce(e, e.flip(0), different).item() < bce(e, e, different).item()
+    with pytest.raises(ValueError, match="pair objective"):
+        PairLoss("triplet")
