@@ -16,7 +16,7 @@ version=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
   pg_createcluster "$version" main >/dev/null 2>&1 || { log "could not create a cluster"; exit 0; }
 fi
-pg_ctlcluster "$version" main start 2>/dev/null || pg_lsclusters -h | grep -q online || { log "could not start"; exit 0; }
+pg_ctlcluster "$version" main start >/dev/null 2>&1 || pg_lsclusters -h | grep -q online || { log "could not start"; exit 0; }
 port=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')
 as_postgres() { su postgres -s /bin/sh -c "$1" 2>/dev/null; }
 as_postgres "psql -p $port -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'dlsp'\"" | grep -q 1 \

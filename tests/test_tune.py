@@ -161,6 +161,8 @@ def test_bad_tuning_requests_are_one_clear_line(tmp_path, corpus, cli):
         (["tune", write_recipe(tmp_path / "ok.yaml"), "--trials", "2", "--input", "speech=x"], "no input 'speech'"),
         (["tune", tmp_path / "ok.yaml", "--trials", "2", *inputs, "--storage",
           "postgresql+psycopg://nobody:secret@127.0.0.1:9/none"], "cannot open tuning storage"),
+        (["tune", tmp_path / "ok.yaml", "--trials", "2", *inputs, "--storage",
+          "postgress://nobody:secret@127.0.0.1:9/none"], "not a database URL"),
     ]
     (tmp_path / "task.yaml").write_text(yaml.safe_dump({"task": "juggle", "tune": SPACE}))
     cases.append((["tune", tmp_path / "task.yaml", "--trials", "2"], "unknown task 'juggle'"))

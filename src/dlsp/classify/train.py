@@ -283,7 +283,8 @@ def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[st
                  max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
                  on_epoch_end=on_epoch_end, resume=holder,
                  val_metrics=lambda m: validation_scores(m, val, data.labels, device), tracker=tracker)
-    results = _finish_run(out, model, result, config, data, device)
+    # Under torchrun only rank 0 scores the test split and writes the run folder.
+    results = _finish_run(out, model, result, config, data, device) if is_main() else {}
     return model.eval(), result, results
 
 

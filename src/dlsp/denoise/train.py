@@ -136,9 +136,10 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
         tracker.finish(failed=True)
         raise
     out = Path(out)
-    for name in ("best.pt", "loss.png", "config.yaml", "results.json", "samples"):
-        tracker.log_artifact(out / name)
-    tracker.finish(json.loads((out / "results.json").read_text()))
+    if is_main():  # only rank 0 wrote results.json (and only it has a tracker)
+        for name in ("best.pt", "loss.png", "config.yaml", "results.json", "samples"):
+            tracker.log_artifact(out / name)
+        tracker.finish(json.loads((out / "results.json").read_text()))
     return best, result
 
 

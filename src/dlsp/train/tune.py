@@ -144,6 +144,10 @@ def storage_for(storage: str | None, out: str | os.PathLike[str]) -> Any:
                 return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=120)
         except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad credentials, no driver
             raise DlspError(f"cannot open tuning storage {_redacted(storage)} ({_first_line(exc)})") from None
+    if storage and ("://" in storage or "\n" in storage):
+        # A mistyped URL must not silently become a journal file named after it.
+        raise DlspError(f"not a database URL ({', '.join(URL_SCHEMES)}) or a journal file path: "
+                        f"{_redacted(storage)!r}")
     path = Path(storage) if storage else Path(out) / "study.journal"
     ensure_dir(path.parent)
     from optuna.storages.journal import JournalFileBackend
