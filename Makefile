@@ -28,6 +28,7 @@ bench: $(BIN)/dlsp
 	$(BIN)/python benchmarks/denoise.py
 	$(BIN)/python benchmarks/classify.py --models mlp,cnn,lstm,cnn_bn --seconds 90
 	$(BIN)/python benchmarks/speaker.py
+	$(BIN)/python benchmarks/vision.py --out runs/bench_vision
 
 # Retrain the default denoiser shipped in src/dlsp/pretrained/ (recipes/denoise_default.yaml, ../shared/data).
 SHARED := ../shared/data

@@ -13,10 +13,10 @@ import sys
 import warnings
 
 from dlsp import __version__
-from dlsp.cli import classify, data, demo, denoise, info, metrics, report, run, speaker, tune
+from dlsp.cli import classify, compress, data, demo, denoise, info, metrics, report, run, speaker, tune, vision
 from dlsp.errors import DlspError
 
-COMMANDS = (info, demo, data, denoise, metrics, classify, speaker, run, tune, report)
+COMMANDS = (info, demo, data, denoise, metrics, classify, speaker, vision, compress, run, tune, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,12 +58,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def build_from_checkpoint(payload: dict[str, Any], registry: dict[str, type[nn.Module]],
                           path: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Rebuild the model a checkpoint describes from `registry` and load its weights."""
+    """Rebuild the model a checkpoint describes from `registry` and load its weights.
+
+    `model_args["low_rank"]` (`{layer path: rank}`, written by `dlsp compress`) is not a constructor argument:
+    those linear layers are replaced by low-rank factors before the weights are loaded.
+    """
     name = payload.get("model")
     if name not in registry:
         raise DlspError(f"checkpoint holds unknown model {name!r} (known: {', '.join(sorted(registry))})", path)
     try:
-        model = registry[name](**payload["model_args"])
+        args = dict(payload["model_args"])
+        low_rank = args.pop("low_rank", None)
+        model = registry[name](**args)
+        if low_rank:
+            from dlsp.models.lowrank import apply_low_rank_structure
+
+            apply_low_rank_structure(model, low_rank)
         model.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError, KeyError) as exc:
         raise DlspError(f"checkpoint does not match model {name!r} ({str(exc).splitlines()[0][:160]})",

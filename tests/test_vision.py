@@ -1,0 +1,195 @@
+"""dlsp.vision: models, augmentations and pretext labels, per-group learning rates, configs and recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.config import load_config
+from dlsp.data.images import ImageSplit
+from dlsp.errors import DlspError
+from dlsp.models.vision import MLPClassifier, SimpleCNN, build_classifier
+from dlsp.vision import training
+from dlsp.vision.augment import (
+    brighten,
+    darken,
+    materialise,
+    pretext_batch,
+    pretext_classes,
+    random_views,
+    rotate,
+)
+from dlsp.vision.config import VisionConfig, quick, validate
+from dlsp.vision.data import batches, split_off, subsample
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("vision_*.yaml"))
+
+
+def _split(n=40, shape=(1, 8, 8), classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return ImageSplit(rng.random((n, *shape), dtype=np.float32), np.arange(n) % classes,
+                      tuple(str(c) for c in range(classes)))
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_classifiers_shapes_activations_and_new_head(name):
+    torch.manual_seed(0)
+    args = {"hidden": [16, 12]} if name == "mlp" else {"channels": [4, 6], "dense": 12}
+    model = build_classifier(name, (3, 8, 8), 5, **args).eval()
+    x = torch.rand(7, 3, 8, 8)
+    assert model(x).shape == (7, 5)
+    layers = model.activations(x)
+    names = [n for n, _ in layers]
+    assert names[0] == "input" and names[-1] == "output" and len(names) == (4 if name == "mlp" else 5)
+    torch.testing.assert_close(layers[-1][1], model(x))  # the last panel is the logits
+    assert layers[0][1].shape == (7, 3 * 8 * 8)
+    trunk_before = [p.clone() for p in model.trunk.parameters()]
+    model.new_head(3)
+    assert model(x).shape == (7, 3) and model.get_model_args()["n_classes"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
+
+
+def test_model_errors():
+    with pytest.raises(DlspError, match="unknown image model"):
+        build_classifier("resnet", (1, 8, 8), 10)
+    with pytest.raises(DlspError, match="bad arguments"):
+        build_classifier("mlp", (1, 8, 8), 10, layers=3)
+    with pytest.raises(DlspError, match="too small"):
+        SimpleCNN((1, 2, 2), 10, channels=[4, 4])
+
+
+def test_brightness_and_rotation_views():
+    x = torch.tensor([[[[0.1, 0.9], [0.5, 0.0]]]])
+    torch.testing.assert_close(brighten(x, 0.25), torch.tensor([[[[0.35, 1.0], [0.75, 0.25]]]]))
+    torch.testing.assert_close(darken(x, 0.25), torch.tensor([[[[0.0, 0.65], [0.25, 0.0]]]]))
+    # Counter-clockwise quarter turn: the top-right pixel moves to the top-left.
+    torch.testing.assert_close(rotate(x, 1), torch.tensor([[[[0.9, 0.0], [0.1, 0.5]]]]))
+    with pytest.raises(DlspError, match="square"):
+        rotate(torch.zeros(1, 1, 2, 3), 1)
+
+
+def test_materialised_set_is_four_views():
+    split = _split(6)
+    big = materialise(split, 0.2)
+    assert len(big) == 24 and big.labels.tolist() == split.labels.tolist() * 4
+    np.testing.assert_array_equal(big.images[:6], split.images)
+    np.testing.assert_allclose(big.images[6:12], np.clip(split.images + 0.2, 0, 1))
+    np.testing.assert_allclose(big.images[12:18], np.clip(split.images - 0.2, 0, 1))
+    np.testing.assert_array_equal(big.images[18:], split.images[..., ::-1])
+
+
+def test_on_the_fly_views_are_one_of_the_four_and_vary():
+    x = torch.from_numpy(_split(64).images)
+    transform = random_views(0.2)
+    out = transform(x, torch.Generator().manual_seed(0))
+    candidates = [x, brighten(x, 0.2), darken(x, 0.2), x.flip(-1)]
+    which = [[torch.equal(out[i], c[i]) for c in candidates] for i in range(len(x))]
+    assert all(any(row) for row in which)
+    assert len({row.index(True) for row in which}) == 4  # all four views drawn among 64 images
+    again = transform(x, torch.Generator().manual_seed(1))
+    assert not torch.equal(out, again)
+
+
+@pytest.mark.parametrize("pretext", ["flip_rot", "rotnet"])
+def test_pretext_labels_match_the_transformation(pretext):
+    x = torch.from_numpy(_split(50).images)
+    out, labels = pretext_batch(x, pretext, torch.Generator().manual_seed(3))
+    names = pretext_classes(pretext)
+    assert len(names) == (3 if pretext == "flip_rot" else 4)
+    expected = {"original": x, "vertical flip": x.flip(-2), "rotated 0": x,
+                **{f"rotated {90 * k}": torch.rot90(x, k, dims=(-2, -1)) for k in (1, 2, 3)}}
+    for i, label in enumerate(labels.tolist()):
+        torch.testing.assert_close(out[i], expected[names[label]][i])
+    assert set(labels.tolist()) == set(range(len(names)))
+
+
+def test_per_group_learning_rates_reach_the_optimiser(monkeypatch):
+    captured = {}
+    adam = torch.optim.Adam
+
+    def spy(params, **kwargs):
+        optimizer = adam(params, **kwargs)
+        captured["groups"] = [(g.get("name"), g["lr"], len(g["params"])) for g in optimizer.param_groups]
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    model = SimpleCNN((1, 8, 8), 4, channels=[4, 4], dense=8)
+    split = _split()
+    trunk_before = [p.detach().clone() for p in model.trunk.parameters()]
+    training.train_classifier(model, split, split, epochs=1, batch_size=8, device=torch.device("cpu"),
+                              lrs={"trunk": 0.0, "head": 1e-2}, progress=False)
+    assert captured["groups"] == [("trunk", 0.0, 4), ("head", 1e-2, 4)]
+    # lr 0 on the trunk: it did not move; the head did.
+    assert all(torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
+
+
+def test_param_groups_must_cover_every_parameter():
+    with pytest.raises(ValueError, match="without a learning rate"):
+        training.param_groups(MLPClassifier((1, 8, 8), 4, [8]), {"head": 1e-3})
+
+
+def test_select_by_accuracy_makes_validation_the_error_rate():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+        model[1].bias.zero_()
+    x = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    y = torch.tensor([0, 1, 1, 1])
+    assert training.classification_step("accuracy")(model, (x, y)).item() == pytest.approx(0.5)
+    loss = training.classification_step("loss")(model, (x, y)).item()
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(model(x), y).item())
+
+
+def test_training_learns_a_separable_problem():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    images = (rng.random((400, 1, 4, 4)) * 0.3 + labels[:, None, None, None] * 0.5).astype(np.float32)
+    split = ImageSplit(images, labels, ("a", "b"))
+    model = MLPClassifier((1, 4, 4), 2, [16], dropout=0.0)
+    result = training.train_classifier(model, split, split, epochs=5, batch_size=32, device=torch.device("cpu"),
+                                       lr=1e-2, progress=False)
+    assert training.accuracy_of(model, split, torch.device("cpu")) > 0.95
+    assert all("val_accuracy" in h and h["epoch_seconds"] > 0 for h in result.history)
+
+
+def test_batches_cover_everything_once():
+    split = _split(21)
+    seen = torch.cat([y for _, y in batches(split.images, np.arange(21), 5, torch.device("cpu"), seed=4)])
+    assert sorted(seen.tolist()) == list(range(21))
+
+
+def test_split_helpers():
+    split = _split(40)
+    rest, held = split_off(split, 0.25, 0)
+    assert len(rest) == 30 and len(held) == 10
+    assert np.bincount(held.labels).min() >= 2  # stratified: every class held out
+    assert not set(map(bytes, rest.images)) & set(map(bytes, held.images))
+    assert len(subsample(split, 7, 0)) == 7 and subsample(split, 100, 0) is split
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_vision_recipes_load_and_build(recipe):
+    config = validate(load_config(VisionConfig, recipe))
+    shape = (1, 28, 28) if config.data.source == "mnist" else (3, 32, 32)
+    assert sum(p.numel() for p in build_classifier(config.model.name, shape, 10, **config.model.args).parameters())
+    assert validate(quick(config)).data.source == "digits"
+
+
+def test_there_are_recipes_for_the_four_studies():
+    studies = {load_config(VisionConfig, r).study for r in RECIPES}
+    assert studies == {"mnist_mlp", "compression", "cifar_augment", "ssl"}
+    mnist = load_config(VisionConfig, next(r for r in RECIPES if r.stem == "vision_mnist_mlp"))
+    assert mnist.model.args == {"hidden": [1024] * 5, "dropout": 0.2} and mnist.train.epochs == 20
+
+
+def test_config_validation():
+    with pytest.raises(DlspError, match="unknown study"):
+        validate(VisionConfig(study="gan"))
+    with pytest.raises(DlspError, match="unknown key"):
+        load_config(VisionConfig, None, ["ssl.pretxt=rotnet"])
+    with pytest.raises(DlspError, match="pretext"):
+        validate(load_config(VisionConfig, None, ["ssl.pretext=jigsaw"]))
