@@ -111,3 +111,18 @@ def test_a_speaker_recipe_runs_with_data(corpus, tmp_path, cli):
     assert code == 0, err
     assert out.startswith("speaker: 2 epochs") and "val_eer" in out
     assert (tmp_path / "spk" / "best.pt").exists()
+
+
+def test_a_vision_recipe_runs_quick_on_the_embedded_digits(tmp_path, cli):
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "vision_cifar_augment.yaml"
+    out_dir = tmp_path / "vision"
+    code, out, err = cli("run", recipe, "--out", out_dir, "--quick", "--quiet", "--set", "train.epochs=2")
+    assert code == 0, err
+    assert out.startswith("vision: study finished") and "test_accuracy" in out
+    results = json.loads((out_dir / "results.json").read_text())
+    assert 0 <= results["test_accuracy"] <= 1
+    config = yaml.safe_load((out_dir / "config.yaml").read_text())
+    assert config["data"]["source"] == "digits" and config["train"]["epochs"] == 2  # --set wins over --quick
+    for extra in (["--resume"], ["--nproc", "2"]):
+        code, _, err = cli("run", recipe, "--out", tmp_path / "again", "--quick", *extra)
+        assert code == 2 and "run as one process from the start" in err and err.count("\n") == 1, err

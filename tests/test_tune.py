@@ -166,6 +166,8 @@ def test_bad_tuning_requests_are_one_clear_line(tmp_path, corpus, cli):
     ]
     (tmp_path / "task.yaml").write_text(yaml.safe_dump({"task": "juggle", "tune": SPACE}))
     cases.append((["tune", tmp_path / "task.yaml", "--trials", "2"], "unknown task 'juggle'"))
+    (tmp_path / "vision.yaml").write_text(yaml.safe_dump({"task": "vision", "tune": SPACE}))
+    cases.append((["tune", tmp_path / "vision.yaml", "--trials", "2"], "vision recipes cannot be tuned"))
     for argv, message in cases:
         code, _, err = cli(*argv, "--out", tmp_path / "o")
         assert code == 2 and message in err, err

@@ -47,9 +47,6 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return _launch(args.argv, args.nproc)
-
     from dlsp.config import apply_overrides, load_config, load_recipe
     from dlsp.errors import DlspError
     from dlsp.tasks.registry import parse_inputs, recipe_task
@@ -57,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from dlsp.train.tracking import make_tracker
 
     task = recipe_task(load_recipe(args.recipe), args.recipe)
+    if not task.epochs_api and (args.nproc > 1 or "WORLD_SIZE" in os.environ or args.resume):
+        raise DlspError(f"{task.name} recipes run as one process from the start (no --nproc, no --resume)",
+                        args.recipe)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(args.argv, args.nproc)
     out = Path(args.out or Path("runs") / Path(args.recipe).stem)
     distributed.init_from_env()
     main = distributed.is_main()
@@ -70,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     recipe = args.recipe
     if args.resume and (out / "config.yaml").exists():
         recipe = str(out / "config.yaml")  # a resumed run continues with the config it started with
-    config = load_config(task.config_class(), recipe, overrides)
+    config = load_config(task.config_class(), recipe)
+    if args.quick and task.quick_config is not None:
+        config = task.quick_config(config)
+    config = apply_overrides(config, overrides)
     train = getattr(config, "train", None)
     if distributed.world()[1] > 1 and hasattr(train, "device"):
         # Each process on its own GPU (cuda:LOCAL_RANK); on the CPU nothing changes.
@@ -81,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if not main:
         return 0
     best = result.history[result.best_epoch] if result.history else {}
+    if not task.epochs_api:
+        print(f"{task.name}: {result.stopped}: " + ", ".join(f"{key} {value:.4g}" for key, value in best.items()))
+        print(f"results: {out / 'results.json'}")
+        return 0
     print(f"{task.name}: {len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
           + ", ".join(f"{key} {value:.4g}" for key, value in best.items() if key not in ("epoch", "seconds")))
     results = out / "results.json"

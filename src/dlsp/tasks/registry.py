@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlsp.errors import DlspError
@@ -32,6 +33,12 @@ class Task:
     multiple: tuple[str, ...] = ()
     # The input `--data DIR` stands for.
     primary_input: str = "data"
+    # A `--quick` shrink that is a function of the config (applied before `--set` overrides), for tasks whose
+    # smoke version is not a fixed set of overrides.
+    quick_config: Callable[[Any], Any] | None = None
+    # Whether `train` reports per-epoch validation metrics that `dlsp tune` can optimise, resumes and runs under
+    # torchrun; a study made of several trainings (vision) does not.
+    epochs_api: bool = True
 
 
 def _denoise_config() -> type:
@@ -96,6 +103,54 @@ def _speaker_train(config: Any, data: Any, out: str | os.PathLike[str], tracker:
     return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
 
 
+def _vision_config() -> type:
+    from dlsp.vision.config import VisionConfig
+
+    return VisionConfig
+
+
+def _vision_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
+    # A study loads its own data (sizes and limits are part of its config): pass the folder through.
+    return inputs.get("data")
+
+
+def _vision_quick(config: Any) -> Any:
+    from dlsp.vision.config import quick
+
+    return quick(config)
+
+
+def _vision_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
+                  resume: bool = False) -> Any:
+    """Run the study; returns a one-record FitResult holding its final figures (a study is several trainings)."""
+    import dataclasses
+
+    from dlsp.config import to_dict
+    from dlsp.train.loop import FitResult
+    from dlsp.vision.run import run_study
+
+    if resume:
+        raise DlspError("vision studies do not resume; run the recipe again (--overwrite)", out)
+    if data is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, dir=str(data)))
+    if tracker is not None:
+        tracker.log_params(to_dict(config))
+    try:
+        results = run_study(config, out, progress=progress, log=lambda *_: None)
+    except BaseException:
+        if tracker is not None:
+            tracker.finish(failed=True)
+        raise
+    if tracker is not None:
+        for path in [*sorted(Path(out).glob("*.png")), Path(out) / "results.json", Path(out) / "best.pt"]:
+            if path.exists():
+                tracker.log_artifact(path)
+        tracker.finish(results)
+    record = {key: float(value) for key, value in results.items()
+              if isinstance(value, int | float) and not isinstance(value, bool)}
+    return FitResult(history=[record], best_epoch=0, stopped="study finished")
+
+
 def _paths(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -126,6 +181,11 @@ TASKS: dict[str, Task] = {
         _speaker_data, _speaker_train,
         ("train.epochs=2", "train.max_seconds=30", "train.patience=null", "data.segments_per_epoch=64"),
         multiple=("data",),
+    ),
+    "vision": Task(
+        "vision", _vision_config,
+        {"data": "dataset folder: MNIST IDX files, cifar-10-batches-py, or train/<class>/ + test/<class>/ images"},
+        _vision_data, _vision_train, quick_config=_vision_quick, epochs_api=False,
     ),
 }
 

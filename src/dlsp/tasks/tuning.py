@@ -49,6 +49,9 @@ def prepare(job: TuneJob) -> tuple[Task, TuneSpec]:
     """Read and check the recipe, its task and its `tune:` section, and the base config (fails before any work)."""
     recipe = load_recipe(job.recipe)
     task = recipe_task(recipe, job.recipe)
+    if not task.epochs_api:
+        # A study reports test figures only; tuning on them would select on the test set.
+        raise DlspError(f"{task.name} recipes cannot be tuned (no per-epoch validation metric)", job.recipe)
     if "tune" not in recipe:
         raise DlspError("the recipe has no 'tune:' section declaring the search space", job.recipe)
     try:
