@@ -34,10 +34,12 @@ def _split(n=40, shape=(1, 8, 8), classes=4, seed=0):
                       tuple(str(c) for c in range(classes)))
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_bn"])
 def test_classifiers_shapes_activations_and_new_head(name):
     torch.manual_seed(0)
     args = {"hidden": [16, 12]} if name == "mlp" else {"channels": [4, 6], "dense": 12}
+    if name == "cnn_bn":
+        name, args = "cnn", {**args, "batch_norm": True}
     model = build_classifier(name, (3, 8, 8), 5, **args).eval()
     x = torch.rand(7, 3, 8, 8)
     assert model(x).shape == (7, 5)
@@ -49,6 +51,9 @@ def test_classifiers_shapes_activations_and_new_head(name):
     trunk_before = [p.clone() for p in model.trunk.parameters()]
     model.new_head(3)
     assert model(x).shape == (7, 3) and model.get_model_args()["n_classes"] == 3
+    rebuilt = build_classifier(name, (3, 8, 8), 3, **{k: v for k, v in model.get_model_args().items()
+                                                       if k not in ("input_shape", "n_classes")})
+    rebuilt.load_state_dict(model.state_dict())  # the model's arguments rebuild it exactly (batch norm included)
     assert all(torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
 
 
@@ -124,6 +129,34 @@ def test_per_group_learning_rates_reach_the_optimiser(monkeypatch):
     assert captured["groups"] == [("trunk", 0.0, 4), ("head", 1e-2, 4)]
     # lr 0 on the trunk: it did not move; the head did.
     assert all(torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
+
+
+def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
+    assert training.lr_factor("constant", 7, 10) == 1.0
+    assert [round(training.lr_factor("cosine", e, 4), 6) for e in range(4)] == [1.0, 0.853553, 0.5, 0.146447]
+    seen = []
+    adam = torch.optim.Adam
+
+    def spy(params, **kwargs):
+        optimizer = adam(params, **kwargs)
+        step = optimizer.step
+
+        def logged_step(*args, **kw):
+            seen.append(tuple(g["lr"] for g in optimizer.param_groups))
+            return step(*args, **kw)
+
+        optimizer.step = logged_step
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    split = _split(n=8)
+    training.train_classifier(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), split, split, epochs=2, batch_size=8,
+                              device=torch.device("cpu"), lrs={"trunk": 1e-4, "head": 1e-2}, progress=False,
+                              lr_schedule="cosine")
+    assert seen == [(1e-4, 1e-2), (pytest.approx(0.5e-4), pytest.approx(0.5e-2))]
+    with pytest.raises(DlspError, match="unknown lr schedule"):
+        training.train_classifier(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), split, split, epochs=1,
+                                  batch_size=8, device=torch.device("cpu"), lr_schedule="warm", progress=False)
 
 
 def test_param_groups_must_cover_every_parameter():

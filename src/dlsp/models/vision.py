@@ -89,22 +89,28 @@ class MLPClassifier(_Classifier):
 
 
 class SimpleCNN(_Classifier):
-    """[Conv3x3 -> ReLU -> MaxPool2] x len(channels) -> Flatten -> Linear(dense) -> ReLU -> Dropout -> Linear.
+    """[Conv3x3 -> (BatchNorm) -> ReLU -> MaxPool2] x len(channels) -> Flatten -> Linear(dense) -> ReLU -> Dropout
+    -> Linear.
 
     The trunk (convolutions) is what a pretext task pretrains; the head is the dense classifier.
     """
 
     def __init__(self, input_shape: Sequence[int] = (3, 32, 32), n_classes: int = 10,
-                 channels: Sequence[int] = (32, 64), dense: int = 128, dropout: float = 0.3) -> None:
+                 channels: Sequence[int] = (32, 64), dense: int = 128, dropout: float = 0.3,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         self.input_shape, self.n_classes = tuple(int(s) for s in input_shape), int(n_classes)
         self.channels, self.dense, self.dropout = [int(c) for c in channels], int(dense), float(dropout)
+        self.batch_norm = bool(batch_norm)
         in_channels, height, width = self.input_shape
         if height >> len(self.channels) < 1 or width >> len(self.channels) < 1:
             raise DlspError(f"images of {height}x{width} are too small for {len(self.channels)} pooling stages")
         layers: list[nn.Module] = []
         for out_channels in self.channels:
-            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            # Batch norm (not in the studies) makes the pretext task and deeper trunks train in a few epochs.
+            norm = [nn.BatchNorm2d(out_channels)] if self.batch_norm else []
+            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not self.batch_norm), *norm,
+                       nn.ReLU(), nn.MaxPool2d(2)]
             in_channels, height, width = out_channels, height // 2, width // 2
         layers.append(nn.Flatten())
         self.trunk = nn.Sequential(*layers)
@@ -123,7 +129,8 @@ class SimpleCNN(_Classifier):
 
     def get_model_args(self) -> dict[str, Any]:
         return self._with_low_rank({"input_shape": list(self.input_shape), "n_classes": self.n_classes,
-                                    "channels": list(self.channels), "dense": self.dense, "dropout": self.dropout})
+                                    "channels": list(self.channels), "dense": self.dense, "dropout": self.dropout,
+                                    "batch_norm": self.batch_norm})
 
 
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLPClassifier, "cnn": SimpleCNN}

@@ -45,7 +45,8 @@ def run(config: VisionConfig, data: VisionData, out: Path, device: torch.device,
         result = train_classifier(model, split, data.val, epochs=train.epochs, batch_size=train.batch_size,
                                   device=device, lr=train.lr, seed=train.seed, select=train.select,
                                   patience=train.patience, max_seconds=train.max_seconds, transform=transform,
-                                  progress=progress, metrics_path=out / f"metrics_{slug}.jsonl")
+                                  progress=progress, metrics_path=out / f"metrics_{slug}.jsonl",
+                                  lr_schedule=train.lr_schedule)
         test_accuracy = accuracy_of(model, data.test, device)
         save_classifier(out / f"model_{slug}.pt", model, config.model.name, data.train.classes, to_dict(config),
                         variant=label)

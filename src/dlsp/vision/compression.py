@@ -86,7 +86,8 @@ def run(config: VisionConfig, data: VisionData, out: Path, device: torch.device,
     scratch_result = train_classifier(scratch_model, data.train, data.val, epochs=section.scratch_epochs,
                                       batch_size=train.batch_size, device=device, lr=train.lr, seed=train.seed,
                                       select=train.select, progress=progress,
-                                      metrics_path=out / f"metrics_scratch_rank{rank}.jsonl")
+                                      metrics_path=out / f"metrics_scratch_rank{rank}.jsonl",
+                                      lr_schedule=train.lr_schedule)
     scratch = evaluate(scratch_model, "scratch", f"scratch_rank{rank}.pt")
 
     labels = [str(r["rank"]) for r in per_rank]
@@ -132,7 +133,8 @@ def _baseline(config: VisionConfig, data: VisionData, out: Path, device: torch.d
     log(f"training the baseline {config.model.name} ({count_parameters(model):,} parameters) on {device}")
     train_classifier(model, data.train, data.val, epochs=train.epochs, batch_size=train.batch_size, device=device,
                      lr=train.lr, seed=train.seed, select=train.select, patience=train.patience,
-                     max_seconds=train.max_seconds, progress=progress, metrics_path=out / "metrics_baseline.jsonl")
+                     max_seconds=train.max_seconds, progress=progress, metrics_path=out / "metrics_baseline.jsonl",
+                     lr_schedule=train.lr_schedule)
     return model
 
 

@@ -41,6 +41,7 @@ class TrainSection:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    lr_schedule: str = "constant"  # or "cosine": decay towards 0 over the epochs (not in the studies)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def validate(config: VisionConfig) -> VisionConfig:
         raise DlspError(f"data.val_fraction must be between 0 and 1, got {config.data.val_fraction}")
     if config.train.select not in ("accuracy", "loss"):
         raise DlspError(f"train.select must be accuracy or loss, got {config.train.select!r}")
+    if config.train.lr_schedule not in ("constant", "cosine"):
+        raise DlspError(f"train.lr_schedule must be constant or cosine, got {config.train.lr_schedule!r}")
     if config.ssl.pretext not in ("flip_rot", "rotnet"):
         raise DlspError(f"ssl.pretext must be flip_rot or rotnet, got {config.ssl.pretext!r}")
     positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,

@@ -35,7 +35,8 @@ def run(config: VisionConfig, data: VisionData, out: Path, device: torch.device,
     result = train_classifier(
         model, data.train, data.val, epochs=config.train.epochs, batch_size=config.train.batch_size, device=device,
         lr=config.train.lr, seed=config.train.seed, select=config.train.select, patience=config.train.patience,
-        max_seconds=config.train.max_seconds, progress=progress, metrics_path=out / "metrics.jsonl")
+        max_seconds=config.train.max_seconds, progress=progress, metrics_path=out / "metrics.jsonl",
+        lr_schedule=config.train.lr_schedule)
     save_classifier(out / "best.pt", model, config.model.name, data.train.classes, to_dict(config))
     probs = predict_proba(model, data.test.images, device)
     test_accuracy = float(np.mean(probs.argmax(1) == data.test.labels))

@@ -9,6 +9,7 @@ rates (e.g. a pretrained trunk at 1e-5 and a new head at 1e-3) go straight to th
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlsp.data.images import ImageSplit
+from dlsp.errors import DlspError
 from dlsp.train.loop import FitResult, fit
 from dlsp.vision.data import Transform, batches
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def classification_step(select: str = "accuracy") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -73,15 +77,20 @@ def train_classifier(
     progress: bool = True,
     metrics_path: Path | None = None,
     on_epoch_end: Callable[[dict[str, float], bool], None] | None = None,
+    lr_schedule: str = "constant",
 ) -> FitResult:
     """Adam on `train`, validation accuracy every epoch, the best epoch's weights left in `model`.
 
     `lrs` (`{child name: lr}`) sets per-group learning rates instead of the single `lr`. Each epoch reshuffles
     (and re-draws `transform`, e.g. on-the-fly augmentation) with seed `seed + epoch`. Each record gets
     `val_accuracy` and `epoch_seconds`; with `metrics_path` the records are appended there as JSON lines.
+    `lr_schedule="cosine"` decays every group's rate from its start value towards 0 over `epochs`.
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise DlspError(f"unknown lr schedule {lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
     model.to(device)
     optimizer = torch.optim.Adam(param_groups(model, lrs) if lrs else model.parameters(), lr=lr or 1e-3)
+    start_lrs = [group["lr"] for group in optimizer.param_groups]
     last = [time.perf_counter()]
 
     def record_epoch(record: dict[str, float], improved: bool) -> None:
@@ -96,12 +105,27 @@ def train_classifier(
 
     return fit(
         model, classification_step(select), optimizer,
-        train_batches=lambda epoch: batches(train.images, train.labels, batch_size, device, seed + epoch, transform),
+        train_batches=lambda epoch: _scheduled(
+            optimizer, start_lrs, lr_factor(lr_schedule, epoch, epochs),
+            batches(train.images, train.labels, batch_size, device, seed + epoch, transform)),
         val_batches=lambda: batches(val.images, val.labels, 1024, device),
         epochs=epochs, patience=patience, max_seconds=max_seconds, progress=progress,
         on_epoch_end=record_epoch,
         val_metrics=lambda m: {"val_accuracy": accuracy_of(m, val, device)},
     )
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The learning-rate multiplier of `epoch` (0-based) out of `epochs`."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+    return 1.0
+
+
+def _scheduled(optimizer: torch.optim.Optimizer, start_lrs: list[float], factor: float, epoch_batches):
+    for group, start in zip(optimizer.param_groups, start_lrs, strict=True):
+        group["lr"] = start * factor
+    return epoch_batches
 
 
 @torch.no_grad()
