@@ -23,6 +23,9 @@ from dlsp.fileio import write_text
 T = TypeVar("T")
 # Recipe sections that describe how to run a config rather than the config itself.
 RECIPE_ONLY_SECTIONS = ("task", "tune")
+# YAML aliases share nodes, so a few lines can describe a billion values or a cycle; recipes are small.
+MAX_RECIPE_VALUES = 100_000
+MAX_RECIPE_DEPTH = 32
 
 
 def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -38,7 +41,25 @@ def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise DlspError("a recipe must be a mapping of sections (key: value)", path)
+    _check_recipe_size(data, path)
     return data
+
+
+def _check_recipe_size(data: Any, path: Path) -> None:
+    """Refuse recipes whose values, with YAML aliases expanded, are too many or nested too deep (or cyclic)."""
+    budget = MAX_RECIPE_VALUES
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise DlspError(f"recipe expands to more than {MAX_RECIPE_VALUES:,} values (YAML aliases?)", path)
+        if depth > MAX_RECIPE_DEPTH:
+            raise DlspError(f"recipe nests deeper than {MAX_RECIPE_DEPTH} levels (recursive YAML alias?)", path)
+        if isinstance(value, dict):
+            stack += [(item, depth + 1) for pair in value.items() for item in pair]
+        elif isinstance(value, list):
+            stack += [(item, depth + 1) for item in value]
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
@@ -183,6 +204,8 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _suggest(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(valid))})"
+def _suggest(key: Any, valid) -> str:
+    # YAML keys may be numbers, booleans or null; compare them as text.
+    names = sorted(str(name) for name in valid)
+    close = difflib.get_close_matches(str(key), names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(names)})"

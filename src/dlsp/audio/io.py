@@ -25,6 +25,15 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".au", ".aiff", ".aif", ".mp3")
 SILENT_PEAK = 10 ** (-90 / 20)
 # Refuse files whose header claims more samples than this before allocating anything (~4 GiB as float32).
 MAX_SAMPLES = 1 << 30
+# Bytes per sample of uncompressed subtypes in containers that store samples as is: their headers can be
+# checked exactly against the file size (FLAC reports PCM_16 too, but compresses).
+_PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+              "ULAW": 1, "ALAW": 1}
+_PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF", "NIST", "IRCAM"})
+# Compressed files whose header claims more samples than this are verified (or decoded in blocks) before a
+# buffer of the claimed size is allocated: a FLAC header's sample count is not checked against its stream.
+TRUSTED_SAMPLES = 1 << 20
+READ_BLOCK_FRAMES = 1 << 18
 _TRUNCATED_WAV = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
 
 
@@ -59,6 +68,10 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
         raise DlspError("truncated audio file (data chunk shorter than its header says)", path)
     if info.frames * info.channels > MAX_SAMPLES:
         raise DlspError(f"header claims {info.frames} frames x {info.channels} channels, too large to load", path)
+    width = _PCM_BYTES.get(info.subtype) if info.format in _PCM_CONTAINERS else None
+    if width and info.frames * info.channels * width > path.stat().st_size:
+        raise DlspError(f"header claims {info.frames} frames x {info.channels} channels of {info.subtype}, more "
+                        f"than the {path.stat().st_size}-byte file holds", path)
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
 
 
@@ -83,7 +96,7 @@ def load_audio(
     if info.frames == 0:
         raise DlspError("audio file is empty (zero samples)", info.path)
     try:
-        data, sr = sf.read(str(info.path), dtype="float32", always_2d=True)
+        data, sr = _read_float32(info), info.sample_rate
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise DlspError(f"corrupt or truncated audio file ({_libsndfile_reason(exc)})", info.path) from None
     if data.shape[0] == 0:
@@ -95,6 +108,32 @@ def load_audio(
         audio = resample(audio, sr, sample_rate)
         sr = sample_rate
     return audio, int(sr)
+
+
+def _read_float32(info: AudioInfo) -> np.ndarray:
+    """All frames as float32 `(time, channels)`, allocating only what the file really holds."""
+    with sf.SoundFile(str(info.path)) as handle:
+        pcm = info.format in _PCM_CONTAINERS and info.subtype in _PCM_BYTES  # length checked in audio_info
+        trusted = pcm or info.frames * info.channels <= TRUSTED_SAMPLES
+        if trusted or _has_frame(handle, info.frames - 1):
+            handle.seek(0)
+            return handle.read(dtype="float32", always_2d=True)
+    # The header's length cannot be confirmed: decode block by block so memory follows the stream (from a
+    # fresh handle, as a failed seek can leave the decoder unusable).
+    with sf.SoundFile(str(info.path)) as handle:
+        blocks = []
+        while len(block := handle.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+            blocks.append(block)
+        return np.concatenate(blocks) if blocks else np.zeros((0, info.channels), dtype=np.float32)
+
+
+def _has_frame(handle: sf.SoundFile, index: int) -> bool:
+    # Seeking to the last frame the header claims is cheap (FLAC seeks by bisection) and proves the claim.
+    try:
+        handle.seek(index)
+        return len(handle.read(1, dtype="float32", always_2d=True)) == 1
+    except (sf.LibsndfileError, RuntimeError):
+        return False
 
 
 def check_audio(audio: np.ndarray, path: str | os.PathLike[str] | None = None, allow_silent: bool = False) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ from dlsp.fileio import atomic_path
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IDX_CODES = {np.dtype(v).newbyteorder("=").str: k for k, v in IDX_DTYPES.items()}
 MAX_IDX_BYTES = 4 * 1024**3  # refuse absurd headers instead of trying to allocate them
+# Deflate expands at most 1032:1, so a gzipped IDX file cannot hold more than this many bytes per stored byte.
+MAX_DEFLATE_RATIO = 1032
+# Refuse images whose header claims more pixels than this before decoding (4096 x 4096); lab images are tiny.
+MAX_IMAGE_PIXELS = 1 << 24
 GZIP_MAGIC = b"\x1f\x8b"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CIFAR_SIDE = 32
@@ -43,14 +49,16 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DlspError("IDX file does not exist" if not path.exists() else "IDX path is not a file", path)
     with open(path, "rb") as raw:
         gz = raw.read(2) == GZIP_MAGIC
+    # The payload can be no larger than the file allows, so a header claiming more is refused before reading.
+    limit = path.stat().st_size * (MAX_DEFLATE_RATIO if gz else 1)
     try:
         with (gzip.open(path, "rb") if gz else open(path, "rb")) as handle:
-            return _read_idx_stream(handle, path)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            return _read_idx_stream(handle, path, limit)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DlspError(f"not a readable IDX file ({exc})", path) from None
 
 
-def _read_idx_stream(handle: io.BufferedIOBase, path: Path) -> np.ndarray:
+def _read_idx_stream(handle: io.BufferedIOBase, path: Path, limit: int) -> np.ndarray:
     magic = handle.read(4)
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES or not 1 <= magic[3] <= 4:
         raise DlspError(f"not an IDX file (bad magic number {magic.hex() or 'empty'})", path)
@@ -60,9 +68,13 @@ def _read_idx_stream(handle: io.BufferedIOBase, path: Path) -> np.ndarray:
         raise DlspError("truncated IDX header", path)
     shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
     dtype = np.dtype(IDX_DTYPES[magic[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if expected > MAX_IDX_BYTES:
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a product of four u32 must not overflow
+    # An empty array with absurd other dimensions (0 x 2^32 x 2^32) is no dataset either, and numpy refuses it.
+    if max(expected, math.prod(max(d, 1) for d in shape) * dtype.itemsize) > MAX_IDX_BYTES:
         raise DlspError(f"IDX header announces {expected:,} bytes of data (shape {shape}); refusing", path)
+    if expected > limit:
+        raise DlspError(f"IDX header announces {expected:,} bytes of data (shape {shape}), more than the "
+                        f"{path.stat().st_size:,}-byte file can hold", path)
     data = handle.read(expected)
     if len(data) != expected:
         raise DlspError(f"truncated IDX data: {len(data):,} of {expected:,} bytes for shape {shape}", path)
@@ -120,11 +132,15 @@ def is_mnist_folder(folder: str | os.PathLike[str]) -> bool:
 
 # ---------------------------------------------------------------- CIFAR-10 python batches
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickles plain data only: numpy arrays (non-object dtypes), lists, dicts, tuples, numbers, strings.
 
     Any other global (os.system, builtins.eval, a class's reduce hook...) is refused in `find_class`, which
     pickle calls before it could call the object, so a malicious payload never runs.
+
+    It is pickle's pure-Python unpickler on purpose: the C one sizes its memo table by the largest memo index
+    a file names, so a 130-byte pickle with `LONG_BINPUT 1476487198` makes it zero 23 GB (found by fuzzing);
+    the Python one keeps the memo in a dict. Speed is no concern for a few CIFAR batches.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -139,23 +155,39 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 
     Resolved here (not imported by name) so that old `numpy.core` names map to numpy 2's `numpy._core`.
     """
-    import codecs
-
     try:
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy < 2
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
     allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                           ("_codecs", "encode"): codecs.encode}
+                                           ("_codecs", "encode"): _latin1_encode}
     for package in ("numpy.core", "numpy._core"):
         allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
     return allowed
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    # numpy pickles rebuild array buffers with _codecs.encode(text, "latin1"); any other codec is refused so
+    # a pickle cannot pick one (unknown names, compressors) to fail in unexpected ways or burn time.
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
 def restricted_load(data: bytes) -> Any:
-    """Load plain data from pickle bytes (Python 2 byte strings stay bytes); refuses anything else."""
-    value = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    """Load plain data from pickle bytes (Python 2 byte strings stay bytes); refuses anything else.
+
+    Raises `pickle.UnpicklingError` for every malformed or refused pickle: the unpickler can call nothing but
+    numpy's rebuilders, so whatever else fails (bad opcodes, absurd lengths, wrong rebuild arguments) is just
+    a broken file and gets one exception type.
+    """
+    try:
+        value = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:
+        raise pickle.UnpicklingError(f"{type(exc).__name__}: {exc}") from None
     _check_plain(value)
     return value
 
@@ -185,18 +217,23 @@ def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
         raise DlspError("CIFAR batch file does not exist", path)
     try:
         batch = restricted_load(path.read_bytes())
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except pickle.UnpicklingError as exc:
         raise DlspError(f"refused CIFAR batch: not plain data ({str(exc)[:120]})", path) from None
     if not isinstance(batch, dict):
         raise DlspError("CIFAR batch is not a dict", path)
-    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels", batch.get("fine_labels"))
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3 * CIFAR_SIDE**2:
         raise DlspError("CIFAR batch 'data' must be a uint8 array (n, 3072)", path)
     if not isinstance(labels, list | np.ndarray) or len(labels) != len(data):
         raise DlspError("CIFAR batch 'labels' must be a list as long as 'data'", path)
-    labels = np.asarray(labels, dtype=np.int64)
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DlspError("CIFAR batch 'labels' must be integers", path) from None
+    if labels.ndim != 1:
+        raise DlspError("CIFAR batch 'labels' must be a flat list of integers", path)
     return data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE), labels
 
 
@@ -208,13 +245,7 @@ def load_cifar_batches(folder: str | os.PathLike[str]) -> dict[str, ImageSplit]:
         raise DlspError("not a CIFAR-10 python batch folder (needs data_batch_* and test_batch)", folder)
     classes = tuple(f"class_{i}" for i in range(10))
     if (folder / "batches.meta").is_file():
-        try:
-            meta = restricted_load((folder / "batches.meta").read_bytes())
-            names = meta.get(b"label_names", meta.get("label_names"))
-            classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-            raise DlspError(f"refused batches.meta: not plain data ({str(exc)[:120]})",
-                            folder / "batches.meta") from None
+        classes = _cifar_classes(folder / "batches.meta")
     splits = {}
     for split, files in (("train", train_files), ("test", [folder / "test_batch"])):
         parts = [read_cifar_batch(f) for f in files]
@@ -224,6 +255,18 @@ def load_cifar_batches(folder: str | os.PathLike[str]) -> dict[str, ImageSplit]:
             raise DlspError(f"CIFAR {split} labels outside 0-{len(classes) - 1}", folder)
         splits[split] = ImageSplit(images, labels, classes)
     return splits
+
+
+def _cifar_classes(path: Path) -> tuple[str, ...]:
+    """Class names from `batches.meta`: a dict whose `label_names` is a list of (byte) strings."""
+    try:
+        meta = restricted_load(path.read_bytes())
+    except pickle.UnpicklingError as exc:
+        raise DlspError(f"refused batches.meta: not plain data ({str(exc)[:120]})", path) from None
+    names = meta.get(b"label_names", meta.get("label_names")) if isinstance(meta, dict) else None
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str | bytes) for n in names):
+        raise DlspError("batches.meta has no 'label_names' list of strings", path)
+    return tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names)
 
 
 def is_cifar_batch_folder(folder: str | os.PathLike[str]) -> bool:
@@ -280,6 +323,8 @@ def _list_images(folder: Path, classes: tuple[str, ...], cap: int | None, seed: 
 def _decode_images(files: list[Path]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    decode_errors = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
     first: tuple[tuple[int, int], str] | None = None
     out: np.ndarray | None = None
     for index, path in enumerate(files):
@@ -287,10 +332,14 @@ def _decode_images(files: list[Path]) -> np.ndarray:
             raise DlspError("not an image file (unknown extension)", path)
         try:
             with Image.open(path) as image:
+                # Pillow's own bomb limit only warns below 2 x 89M pixels; ours refuses from the header alone.
+                if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
+                    raise DlspError(f"image header claims {image.size[0]}x{image.size[1]} pixels, more than "
+                                    f"{MAX_IMAGE_PIXELS:,}; refusing to decode", path)
                 image.load()
                 shape = (image.size, image.mode)
                 array = np.asarray(image)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except decode_errors as exc:
             raise DlspError(f"cannot decode image ({str(exc)[:100]})", path) from None
         if first is None:
             first = shape

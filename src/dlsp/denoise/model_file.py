@@ -47,9 +47,17 @@ def load_denoiser(path: str | os.PathLike[str] | None = None) -> DenoiserModel:
     payload = load_checkpoint(path)
     if payload.get("task") != "denoise" or "sample_rate" not in payload or "stft" not in payload:
         raise DlspError("not a dlsp denoiser model file (it holds a different kind of model)", path)
+    sample_rate, stft, config = payload["sample_rate"], payload["stft"], payload.get("config", {})
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise DlspError(f"model file has a bad sample_rate {sample_rate!r} (expected a positive integer)", path)
+    if not isinstance(stft, dict) or not isinstance(config, dict):
+        raise DlspError("model file's 'stft' and 'config' must be mappings", path)
+    try:
+        stft_config = StftConfig(**stft)
+    except (TypeError, ValueError, DlspError) as exc:
+        raise DlspError(f"model file has bad STFT settings ({str(exc)[:160]})", path) from None
     model = build_from_checkpoint(payload, MODELS, path)
-    return DenoiserModel(model, payload["model"], int(payload["sample_rate"]), StftConfig(**payload["stft"]),
-                         payload.get("config", {}), path)
+    return DenoiserModel(model, payload["model"], sample_rate, stft_config, config, path)
 
 
 def default_model_path() -> Path:

@@ -10,6 +10,7 @@ different model.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +78,31 @@ def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerMod
     payload = load_checkpoint(path)
     if payload.get("task") != "speaker" or "threshold" not in payload or "sample_rate" not in payload:
         raise DlspError("not a dlsp speaker model file (it holds a different kind of model)", path)
+    fields = _checked_fields(payload, path)
     model = build_from_checkpoint(payload, MODELS, path)
-    val_eer = payload.get("val_eer")
-    return SpeakerModel(model, payload["model"], int(payload["sample_rate"]), float(payload["threshold"]),
-                        str(payload.get("model_id") or weights_id(model)), float(payload.get("trim_db", 40.0)),
-                        None if val_eer is None else float(val_eer), payload.get("config", {}), path)
+    model_id = payload.get("model_id")
+    return SpeakerModel(model, payload["model"], fields["sample_rate"], fields["threshold"],
+                        model_id if isinstance(model_id, str) and model_id else weights_id(model),
+                        fields["trim_db"], fields["val_eer"], fields["config"], path)
+
+
+def _checked_fields(payload: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The model file's settings, type-checked: a damaged or forged file fails here with a DlspError."""
+    def number(key: str, default: float | None = None, optional: bool = False) -> float | None:
+        value = payload.get(key, default)
+        if value is None and optional:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise DlspError(f"model file has a bad {key} {value!r} (expected a finite number)", path)
+        return float(value)
+
+    sample_rate, config = payload["sample_rate"], payload.get("config", {})
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise DlspError(f"model file has a bad sample_rate {sample_rate!r} (expected a positive integer)", path)
+    if not isinstance(config, dict):
+        raise DlspError("model file's 'config' must be a mapping", path)
+    return {"sample_rate": sample_rate, "threshold": number("threshold"), "trim_db": number("trim_db", 40.0),
+            "val_eer": number("val_eer", optional=True), "config": config}
 
 
 def default_model_path() -> Path:

@@ -47,13 +47,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise DlspError(f"refused to load: not a plain-data checkpoint ({str(exc).splitlines()[0][:120]})",
-                        path) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise DlspError(f"not a readable model file ({str(exc).splitlines()[0][:120]})", path) from None
+        raise DlspError(f"refused to load: not a plain-data checkpoint ({_first_line(exc)})", path) from None
+    except Exception as exc:
+        # The weights-only unpickler calls nothing outside its allow-list, so any other failure (broken zip,
+        # bad opcodes: KeyError, IndexError, OverflowError...) just means a damaged file.
+        raise DlspError(f"not a readable model file ({_first_line(exc)})", path) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DlspError("not a dlsp checkpoint (missing format marker)", path)
     return payload
+
+
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    lines = str(exc).splitlines()
+    return lines[0][:limit] if lines and lines[0] else type(exc).__name__
 
 
 def build_from_checkpoint(payload: dict[str, Any], registry: dict[str, type[nn.Module]],
@@ -64,18 +70,47 @@ def build_from_checkpoint(payload: dict[str, Any], registry: dict[str, type[nn.M
     those linear layers are replaced by low-rank factors before the weights are loaded.
     """
     name = payload.get("model")
-    if name not in registry:
+    if not isinstance(name, str) or name not in registry:
         raise DlspError(f"checkpoint holds unknown model {name!r} (known: {', '.join(sorted(registry))})", path)
+    args, state = payload.get("model_args"), payload.get("state_dict")
+    if not isinstance(args, dict) or not all(isinstance(key, str) for key in args):
+        raise DlspError("checkpoint 'model_args' is not a mapping of argument names", path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DlspError("checkpoint 'state_dict' is not a mapping of tensors", path)
     try:
-        args = dict(payload["model_args"])
-        low_rank = args.pop("low_rank", None)
-        model = registry[name](**args)
-        if low_rank:
-            from dlsp.models.lowrank import apply_low_rank_structure
-
-            apply_low_rank_structure(model, low_rank)
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, RuntimeError, KeyError) as exc:
-        raise DlspError(f"checkpoint does not match model {name!r} ({str(exc).splitlines()[0][:160]})",
-                        path) from None
+        # A skeleton on the meta device costs no memory: model args that describe a far larger network than
+        # the file's weights (hidden=10**9) are refused before anything real is allocated.
+        with torch.device("meta"):
+            _check_size(_build(registry[name], args), state)
+        model = _build(registry[name], args)
+        model.load_state_dict(state)
+    except DlspError as exc:
+        raise DlspError(f"checkpoint does not match model {name!r} ({exc.problem})", path) from None
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError, OverflowError,
+            ZeroDivisionError, MemoryError) as exc:
+        # Constructors check their arguments with these; from a file, any of them means a damaged checkpoint.
+        raise DlspError(f"checkpoint does not match model {name!r} ({_first_line(exc, 160)})", path) from None
     return model.eval()
+
+
+def _build(cls: type[nn.Module], model_args: dict[str, Any]) -> nn.Module:
+    args = dict(model_args)
+    low_rank = args.pop("low_rank", None)
+    model = cls(**args)
+    if low_rank:
+        from dlsp.models.lowrank import apply_low_rank_structure
+
+        apply_low_rank_structure(model, low_rank)
+    return model
+
+
+# Values a model may hold beyond its saved weights (non-persistent buffers such as STFT windows).
+MAX_UNSAVED_VALUES = 1 << 22
+
+
+def _check_size(skeleton: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Refuse model args whose network holds far more values than the checkpoint's weights."""
+    wanted = sum(t.numel() for t in skeleton.parameters()) + sum(t.numel() for t in skeleton.buffers())
+    stored = sum(t.numel() for t in state.values())
+    if wanted > stored + MAX_UNSAVED_VALUES:
+        raise DlspError(f"model args describe {wanted:,} values but the file stores {stored:,} weights")

@@ -37,6 +37,10 @@ def load_classifier(path: str | os.PathLike[str]) -> ClassifierModel:
     payload = load_checkpoint(path)
     if payload.get("task") != "vision":
         raise DlspError("not a dlsp image classifier (it holds a different kind of model)", path)
+    classes, config = payload.get("classes", []), payload.get("config", {})
+    if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+        raise DlspError("model file's 'classes' must be a list of class names", path)
+    if not isinstance(config, dict):
+        raise DlspError("model file's 'config' must be a mapping", path)
     model = build_from_checkpoint(payload, MODELS, path)
-    return ClassifierModel(model, payload["model"], tuple(payload.get("classes", ())), payload.get("config", {}),
-                           path)
+    return ClassifierModel(model, payload["model"], tuple(classes), config, path)
