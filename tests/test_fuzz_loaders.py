@@ -31,10 +31,8 @@ PEAK_LIMIT_BYTES = 64 * 2**20
 # Fewer examples for the slow targets (model construction, SQLite) keep the file under a minute on 2 cores.
 EXAMPLES = {"checkpoint": 25, "checkpoint_payload": 25, "speaker_model": 20, "speaker_db": 20, "images": 30}
 DEFAULT_EXAMPLES = 40
-# Loaders owned by another module's maintainers whose open bugs are reported, not fixed, here.
-KNOWN_OPEN = {
-    "speaker_db": "speaker/database.py lets sqlite3 errors and undecodable text escape (reported, not owned here)",
-}
+# Targets with a known open bug (expected to fail until fixed); none at present.
+KNOWN_OPEN: dict[str, str] = {}
 
 
 def run_bounded(target: Target, data: bytes, work: Path) -> None:
@@ -252,8 +250,7 @@ def test_recipe_alias_bomb_and_cycle_are_refused(tmp_path: Path) -> None:
         load_config(DenoiseConfig, cycle)
 
 
-# ---------------------------------------------------------------- bugs found in modules owned elsewhere
-# strict xfails: they start failing (XPASS) once the owner fixes the bug, so the mark gets removed then.
+# ---------------------------------------------------------------- regressions of bugs the fuzzing found
 
 
 def test_speaker_model_file_with_text_threshold_is_a_dlsp_error(tmp_path: Path) -> None:
@@ -269,7 +266,6 @@ def test_speaker_model_file_with_text_threshold_is_a_dlsp_error(tmp_path: Path) 
         load_speaker_model(path)
 
 
-@pytest.mark.xfail(strict=True, reason="speaker/database.py: list() lets sqlite3.DatabaseError escape")
 def test_speaker_database_with_a_corrupt_page_is_a_dlsp_error(tmp_path: Path) -> None:
     from dlsp.fuzz_targets import _speaker_db
     from dlsp.speaker.database import SpeakerDatabase

@@ -9,14 +9,23 @@ equal-sized features when all clips have the same length (GTZAN's 30 s tracks).
 The cache holds one `.npz` file per dataset folder and feature parameters. Inside it is a fingerprint of the
 audio (every path, size and modification time); a file whose fingerprint no longer matches is recomputed and
 overwritten, so editing, adding or removing audio invalidates it, and changed parameters use another file.
+
+Memory stays bounded for large datasets: features are computed clip by clip into a scratch file and copied into
+the (uncompressed) `.npz` in chunks, and when the features exceed `MMAP_BYTES` they are memory-mapped from the
+cache file (read-only) instead of loaded, so only the rows a caller indexes are read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import struct
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +34,12 @@ import torch
 
 from dlsp.audio.features import mfcc, segment_clip, segment_frames
 from dlsp.errors import DlspError
-from dlsp.fileio import atomic_path
+from dlsp.fileio import TEMP_PREFIX, atomic_path
 
 CACHE_FORMAT = "dlsp-mfcc-cache/1"
 DEFAULT_CACHE = Path.home() / ".cache" / "dlsp" / "features"
+# Cached features larger than this are memory-mapped, not loaded into RAM.
+MMAP_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -132,8 +143,12 @@ class CachedFeatures:
     resampled: dict[int, int]
 
 
-def read_cache(path: Path, fingerprint: str) -> CachedFeatures | None:
-    """The cached features if `path` holds them for exactly this audio, else None."""
+def read_cache(path: Path, fingerprint: str, mmap_bytes: int | None = None) -> CachedFeatures | None:
+    """The cached features if `path` holds them for exactly this audio, else None.
+
+    Features larger than `mmap_bytes` (default `MMAP_BYTES`) come back as a read-only `np.memmap` of the file.
+    """
+    mmap_bytes = MMAP_BYTES if mmap_bytes is None else mmap_bytes
     if not path.is_file():
         return None
     try:
@@ -141,18 +156,52 @@ def read_cache(path: Path, fingerprint: str) -> CachedFeatures | None:
             if str(data["format"]) != CACHE_FORMAT or str(data["fingerprint"]) != fingerprint:
                 return None
             meta = json.loads(str(data["meta"]))
-            return CachedFeatures([Path(p) for p in data["paths"].tolist()], data["features"],
-                                  meta["skipped"], {int(k): v for k, v in meta["resampled"].items()})
-    except (OSError, ValueError, KeyError, EOFError):
+            paths = [Path(p) for p in data["paths"].tolist()]
+            size = data.zip.getinfo("features.npy").file_size
+            features = _mmap_member(path, "features.npy") if size > mmap_bytes else data["features"]
+        if features.shape[0] != len(paths):
+            return None
+        return CachedFeatures(paths, features, meta["skipped"], {int(k): v for k, v in meta["resampled"].items()})
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, struct.error):
         return None  # a torn or foreign file is recomputed, not an error
 
 
 def write_cache(path: Path, fingerprint: str, cached: CachedFeatures) -> None:
     """Write `cached` atomically under `fingerprint`."""
+    features = np.ascontiguousarray(cached.features, dtype=np.float32)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        _write_small_members(archive, fingerprint, cached)
+        with archive.open("features.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, features, allow_pickle=False)
+
+
+def _write_small_members(archive: zipfile.ZipFile, fingerprint: str, cached: CachedFeatures) -> None:
     meta = json.dumps({"skipped": cached.skipped, "resampled": {str(k): v for k, v in cached.resampled.items()}})
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, format=np.array(CACHE_FORMAT), fingerprint=np.array(fingerprint),
-                 paths=np.array([str(p) for p in cached.paths]), features=cached.features, meta=np.array(meta))
+    members = {"format": np.array(CACHE_FORMAT), "fingerprint": np.array(fingerprint),
+               "paths": np.array([str(p) for p in cached.paths]), "meta": np.array(meta)}
+    for name, array in members.items():
+        with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def _mmap_member(path: Path, name: str) -> np.memmap:
+    """Memory-map the array `name` stored uncompressed in the `.npz` at `path`."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} is compressed")
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError("bad zip local header")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(handle)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(handle)
+        offset = handle.tell()
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def extract_features(paths: Sequence[Path], sample_rate: int, config: FeatureConfig,
@@ -162,50 +211,99 @@ def extract_features(paths: Sequence[Path], sample_rate: int, config: FeatureCon
     A clip shorter than one analysis window (`n_fft` samples at `sample_rate`) is skipped: its MFCCs would be
     all padding. Without `segment_seconds`, every clip must give the same number of frames as the first one.
     """
+    result = CachedFeatures([], np.zeros(0, np.float32), {}, {})
+    features = [clip for path, clip in _clip_features(paths, sample_rate, config, progress, result)]
+    stacked = np.stack(features) if features else np.zeros((0, config.n_segments, config.n_mfcc, 0), np.float32)
+    result.features = stacked.astype(np.float32)
+    return result
+
+
+def _clip_features(paths: Sequence[Path], sample_rate: int, config: FeatureConfig,
+                   progress: Callable[[Sequence[Path]], Sequence[Path]] | None,
+                   into: CachedFeatures) -> Iterator[tuple[Path, np.ndarray]]:
+    """Yield `(path, features)` of each usable clip; record kept paths, skips and resampling in `into`."""
     from dlsp.audio.io import audio_info, load_audio, resample
 
-    features, kept, skipped, resampled = [], [], {}, {}
     expected_shape = None
     for path in (progress(paths) if progress else paths):
         try:
             rate = audio_info(path).sample_rate
             audio, _ = load_audio(path, allow_silent=True)
         except DlspError as exc:
-            skipped[str(path)] = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+            into.skipped[str(path)] = f"unreadable: {str(exc).split(': ', 1)[-1]}"
             continue
         if rate != sample_rate:
             audio = resample(audio, rate, sample_rate)
-            resampled[rate] = resampled.get(rate, 0) + 1
+            into.resampled[rate] = into.resampled.get(rate, 0) + 1
         if audio.shape[-1] < config.n_fft:
-            skipped[str(path)] = (f"too short: {audio.shape[-1]} samples at {sample_rate} Hz, shorter than one "
-                                  f"analysis window (n_fft={config.n_fft})")
+            into.skipped[str(path)] = (f"too short: {audio.shape[-1]} samples at {sample_rate} Hz, shorter than "
+                                       f"one analysis window (n_fft={config.n_fft})")
             continue
-        clip = clip_features(audio, sample_rate, config).numpy()
+        clip = clip_features(audio, sample_rate, config).numpy().astype(np.float32, copy=False)
         if expected_shape is not None and clip.shape != expected_shape:
-            skipped[str(path)] = (f"length differs: gives {clip.shape[-1]} frames per segment, other clips "
-                                  f"{expected_shape[-1]} (set features.segment_seconds for clips of mixed "
-                                  "lengths)")
+            into.skipped[str(path)] = (f"length differs: gives {clip.shape[-1]} frames per segment, other clips "
+                                       f"{expected_shape[-1]} (set features.segment_seconds for clips of mixed "
+                                       "lengths)")
             continue
         expected_shape = clip.shape
-        features.append(clip)
-        kept.append(Path(path))
-    stacked = np.stack(features) if features else np.zeros((0, config.n_segments, config.n_mfcc, 0), np.float32)
-    return CachedFeatures(kept, stacked.astype(np.float32), skipped, resampled)
+        into.paths.append(Path(path))
+        yield Path(path), clip
+
+
+def extract_to_cache(paths: Sequence[Path], sample_rate: int, config: FeatureConfig, path: Path,
+                     fingerprint: str, progress: Callable[[Sequence[Path]], Sequence[Path]] | None = None) -> None:
+    """`extract_features` straight into the cache file `path`, holding one clip in memory at a time.
+
+    Rows go to a scratch file beside the cache as they are computed (the number of usable clips, and so the
+    array's shape, is known only at the end), then are copied into the `.npz` in chunks.
+    """
+    result = CachedFeatures([], np.zeros(0, np.float32), {}, {})
+    with _scratch_file(path.parent) as scratch:
+        shape: tuple[int, ...] = (config.n_segments, config.n_mfcc, 0)
+        with open(scratch, "wb") as rows:
+            for _, clip in _clip_features(paths, sample_rate, config, progress, result):
+                rows.write(clip.tobytes())
+                shape = clip.shape
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": (len(result.paths), *shape)}
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            _write_small_members(archive, fingerprint, result)
+            with archive.open("features.npy", "w", force_zip64=True) as member, open(scratch, "rb") as rows:
+                np.lib.format.write_array_header_2_0(member, header)
+                shutil.copyfileobj(rows, member, 1 << 18)  # small chunks: memory stays flat
+
+
+@contextlib.contextmanager
+def _scratch_file(folder: Path) -> Iterator[Path]:
+    # A hidden name with the process id: `dlsp.fileio.remove_stale_temp_files` recognises it after a kill.
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".rows", dir=folder)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def cached_features(paths: Sequence[Path], dataset: str | os.PathLike[str], sample_rate: int,
                     config: FeatureConfig, cache_dir: str | os.PathLike[str] | None,
                     progress: Callable[[Sequence[Path]], Sequence[Path]] | None = None,
-                    ) -> tuple[CachedFeatures, bool]:
-    """Features of `paths` through the cache; returns them and whether they came from the cache."""
+                    mmap_bytes: int | None = None) -> tuple[CachedFeatures, bool]:
+    """Features of `paths` through the cache; returns them and whether they came from the cache.
+
+    With a cache, features over `mmap_bytes` (default `MMAP_BYTES`) are a read-only memory map of the cache file
+    (see `read_cache`).
+    """
     paths = sorted(Path(p) for p in paths)
     if cache_dir is None:
         return extract_features(paths, sample_rate, config, progress), False
     fingerprint = audio_fingerprint(paths) + json.dumps(asdict(config), sort_keys=True) + str(sample_rate)
     path = cache_file(cache_dir, dataset, config, sample_rate)
-    hit = read_cache(path, fingerprint)
+    hit = read_cache(path, fingerprint, mmap_bytes)
     if hit is not None:
         return hit, True
-    computed = extract_features(paths, sample_rate, config, progress)
-    write_cache(path, fingerprint, computed)
+    extract_to_cache(paths, sample_rate, config, path, fingerprint, progress)
+    computed = read_cache(path, fingerprint, mmap_bytes)
+    if computed is None:
+        raise DlspError("feature cache file could not be read back after writing it", path)
     return computed, False

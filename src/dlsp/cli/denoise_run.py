@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     jobs, non_audio = plan_jobs(args.inputs, args.output, args.suffix)
     denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
                                   strength=args.strength, atten_limit_db=args.atten_limit, engine=args.engine)
+    _prepare_output(args.output, jobs)  # after the model loaded: a bad model leaves no output folder behind
     for path in non_audio:
         _warn(f"{path}: not an audio file, skipped")
     block_seconds = None
@@ -113,11 +114,29 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed or non_audio else 0
 
 
+def _prepare_output(output: Path, jobs: list[tuple[Path, Path]]) -> None:
+    """Fail early (exit 2) on an unwritable output, and clear what killed earlier runs left there.
+
+    Outputs appear only complete (renamed from a temporary file), so after a kill the only debris is hidden
+    temporary files; those of dead processes go, those of concurrent runs into the same folder stay.
+    """
+    from dlsp.audio.io import AUDIO_EXTENSIONS
+    from dlsp.fileio import ensure_dir, remove_stale_temp_files
+
+    folder = output.parent if output.suffix.lower() in AUDIO_EXTENSIONS else output
+    ensure_dir(folder if str(folder) else Path("."))
+    removed = remove_stale_temp_files(folder, recursive=folder == output)
+    if removed:
+        _warn(f"removed {_count(removed, 'temporary file')} left by an interrupted run in {folder}")
+
+
 def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block_seconds: float | None
              ) -> tuple[int, int, int]:
+    """Denoise every job; a bad input is skipped with a warning, an unwritable output stops the run."""
     from tqdm import tqdm
 
     from dlsp.audio.io import audio_info
+    from dlsp.fileio import WriteError
 
     done = existing = failed = 0
     for src, dst in tqdm(jobs, unit="file", desc="denoising", disable=None, leave=False):
@@ -130,6 +149,10 @@ def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block
                       disable=None if info.duration > LONG_FILE_SECONDS else True) as bar:
                 denoiser.enhance_file(src, dst, block_seconds=block_seconds, progress=bar.update)
             done += 1
+        except WriteError as exc:
+            # Disk full or no permission: every later file would fail the same way.
+            raise WriteError(f"{exc.problem}; stopped after denoising {done} of {_count(len(jobs), 'file')}",
+                             exc.path) from None
         except DlspError as exc:
             _warn(f"{exc}; skipped")
             failed += 1

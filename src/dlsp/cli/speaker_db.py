@@ -1,4 +1,4 @@
-"""`dlsp speaker list` and `dlsp speaker remove`: look after the enrolment database."""
+"""`dlsp speaker list`, `remove` and `check`: look after the enrolment database."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.add_argument("name", help="enrolled name")
     remove.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
     remove.set_defaults(func=run_remove)
+    check = add_command(subparsers, "check", "check a speaker database for damage",
+                        "dlsp speaker check --db speakers.db",
+                        description="Run SQLite's integrity check and check every stored embedding. Exit 0 "
+                                    "when the database is healthy, 2 (with the problems) when it is not.")
+    check.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    check.set_defaults(func=run_check)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -47,4 +53,15 @@ def run_remove(args: argparse.Namespace) -> int:
     with SpeakerDatabase(args.db, None, None, create=False) as db:
         db.remove(args.name)
     print(f"removed {args.name} from {args.db}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from dlsp.errors import DlspError
+    from dlsp.speaker.database import check_database
+
+    result = check_database(args.db)
+    if not result.ok:
+        raise DlspError(f"damaged speaker database: {'; '.join(result.problems)}", args.db)
+    print(f"{args.db}: ok, {len(result.names)} enrolled")
     return 0

@@ -29,7 +29,7 @@ from dlsp.denoise.model_file import DenoiserModel, load_denoiser
 from dlsp.denoise.streaming import StreamingDenoiser, check_options
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
-from dlsp.fileio import atomic_path
+from dlsp.fileio import WriteError, atomic_path, diagnose_write_failure
 
 ENGINES = ("torch", "onnx")
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III")
@@ -127,6 +127,10 @@ class Denoiser:
 
         Returns:
             `dst`, written atomically: on any error nothing is left behind.
+
+        Raises:
+            DlspError naming `src` for bad input (corrupt, NaN or Inf samples), and its subclass
+            `dlsp.fileio.WriteError` naming `dst` when the output cannot be written (disk full, no permission).
         """
         info = audio_info(src)
         if info.frames == 0:
@@ -145,8 +149,9 @@ class Denoiser:
                 self._denoise_file(info, tmp, fmt, subtype, block, progress)
             except DlspError as exc:
                 raise (exc if exc.path else DlspError(exc.problem, info.path)) from None
-            except sf.SoundFileError as exc:
-                raise DlspError(f"cannot write audio ({str(exc).splitlines()[0]})", dst) from None
+            except sf.SoundFileError:
+                # Reading errors became DlspError in _read_blocks: this is the output failing (disk full...).
+                raise WriteError(f"cannot write audio ({diagnose_write_failure(tmp)})", dst) from None
         return dst
 
     def _denoise_file(self, info: AudioInfo, tmp: Path, fmt: str, subtype: str, block: int,

@@ -77,9 +77,9 @@ class SpeakerDatabase:
             raise DlspError(f"cannot open speaker database ({exc})", self.path) from None
         try:
             self._setup(exists)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             self.connection.close()
-            raise DlspError(f"not a usable dlsp speaker database ({exc})", self.path) from None
+            raise DlspError(f"not a usable dlsp speaker database ({_first_line(exc)})", self.path) from None
         except BaseException:
             self.connection.close()
             raise
@@ -159,6 +159,10 @@ class SpeakerDatabase:
 
     def get(self, name: str) -> Enrolled:
         """The enrolled person `name`; unknown names raise `DlspError` listing a few known ones."""
+        with self._damage_is_an_error():
+            return self._get(name)
+
+    def _get(self, name: str) -> Enrolled:
         row = self.connection.execute("SELECT name, embedding, n_files, updated FROM speakers WHERE name = ?",
                                       (name,)).fetchone()
         if row is None:
@@ -170,8 +174,18 @@ class SpeakerDatabase:
 
     def list(self) -> list[Enrolled]:
         """Everyone enrolled, by name."""
-        rows = self.connection.execute("SELECT name, embedding, n_files, updated FROM speakers ORDER BY name")
-        return [Enrolled(r[0], _unit(self._vector(r[1])), int(r[2]), float(r[3])) for r in rows]
+        with self._damage_is_an_error():
+            rows = self.connection.execute("SELECT name, embedding, n_files, updated FROM speakers ORDER BY name")
+            return [Enrolled(r[0], _unit(self._vector(r[1])), int(r[2]), float(r[3])) for r in rows]
+
+    @contextlib.contextmanager
+    def _damage_is_an_error(self) -> Iterator[None]:
+        # A damaged file fails inside SQLite or while decoding its text; either is the user's file, not a bug.
+        try:
+            yield
+        except (sqlite3.DatabaseError, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise DlspError(f"damaged speaker database ({_first_line(exc)}); check it with 'dlsp speaker "
+                            "check'", self.path) from None
 
     def remove(self, name: str) -> None:
         """Delete `name`; unknown names raise `DlspError`."""
@@ -187,11 +201,64 @@ class SpeakerDatabase:
         return vector
 
 
+@dataclass(frozen=True)
+class DatabaseCheck:
+    """What `check_database` found: the people enrolled and every problem (none for a healthy file)."""
+
+    path: Path
+    names: list[str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_database(path: str | os.PathLike[str]) -> DatabaseCheck:
+    """Check a speaker database thoroughly: SQLite's `PRAGMA integrity_check`, our marker and schema, and that
+    every stored embedding has the recorded size, finite values and at least one file.
+
+    Opening replays a WAL left by a killed writer, as any reader would. Raises `DlspError` only when the file
+    cannot be opened as a dlsp speaker database at all; damage is reported in `problems`.
+    """
+    path = Path(path)
+    with SpeakerDatabase(path, None, None, create=False) as db:
+        try:
+            names, problems = _check_rows(db)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            names, problems = [], [f"cannot read the database ({_first_line(exc)})"]
+    return DatabaseCheck(path, names, problems)
+
+
+def _check_rows(db: SpeakerDatabase) -> tuple[list[str], list[str]]:
+    """Names and problems of an open database (SQLite errors propagate to `check_database`)."""
+    con, problems = db.connection, []
+    integrity = [row[0] for row in con.execute("PRAGMA integrity_check")]
+    if integrity != ["ok"]:
+        problems += [f"integrity check: {line}" for line in integrity[:5]]
+    names = []
+    for name, blob, n_files in con.execute("SELECT name, embedding, n_files FROM speakers ORDER BY name"):
+        names.append(name)
+        vector = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else np.zeros(0)
+        if vector.size != db.embedding_dim:
+            problems.append(f"{name!r}: embedding has {vector.size} values, expected {db.embedding_dim}")
+        elif not np.all(np.isfinite(vector)) or not np.any(vector):
+            problems.append(f"{name!r}: embedding is not finite or is zero")
+        if not isinstance(n_files, int) or n_files < 1:
+            problems.append(f"{name!r}: bad file count {n_files!r}")
+    return names, problems
+
+
 def check_name(name: str) -> str:
     """A usable enrolment name: non-empty, printable, at most 200 characters, no surrounding spaces."""
     if not name or name != name.strip() or len(name) > 200 or not name.isprintable():
         raise DlspError(f"bad speaker name {name!r} (1-200 printable characters, no leading or trailing spaces)")
     return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
 
 
 def _create(con: sqlite3.Connection) -> None:

@@ -84,7 +84,7 @@ def fit(
                initial=first, total=epochs)
     for epoch in bar:
         train_loss = _train_epoch(train_model, step, optimizer, train_batches(epoch), grad_clip, epoch, rank, size)
-        val_loss = evaluate_loss(model, step, val_batches()) if val_batches else train_loss
+        val_loss = evaluate_loss(model, step, val_batches(), epoch) if val_batches else train_loss
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
         if val_metrics:
             record.update(val_metrics(model))
@@ -141,10 +141,20 @@ def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimize
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, step: StepFn, batches: Iterable[Any]) -> float:
-    """Mean of `step` over `batches` in eval mode without gradients."""
+def evaluate_loss(model: nn.Module, step: StepFn, batches: Iterable[Any], epoch: int | None = None) -> float:
+    """Mean of `step` over `batches` in eval mode without gradients.
+
+    A non-finite loss raises `DlspError` naming the batch (and `epoch`): a diverged model must not be compared,
+    saved or trained on as if its score were merely bad.
+    """
     model.eval()
-    losses = [step(model, batch).item() for batch in batches]
+    losses = []
+    for index, batch in enumerate(batches):
+        loss = step(model, batch).item()
+        if not math.isfinite(loss):
+            where = f"epoch {epoch}, " if epoch is not None else ""
+            raise DlspError(f"training stopped: non-finite validation loss {loss} at {where}validation batch {index}")
+        losses.append(loss)
     if not losses:
         raise DlspError("no validation batches (is the validation set empty?)")
     return sum(losses) / len(losses)

@@ -7,7 +7,6 @@ from the last complete epoch: `resume_state` drops log lines written after the s
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from dlsp.errors import DlspError
-from dlsp.fileio import atomic_path, write_text
+from dlsp.fileio import append_json_line, atomic_path, remove_stale_temp_files, write_text
 from dlsp.train.loop import FitResult
 
 RESUME_FORMAT = "dlsp-resume/1"
@@ -26,15 +25,16 @@ RESUME = "last.pt"
 
 
 def clear_run_files(out: str | os.PathLike[str], names: Sequence[str] = ()) -> None:
-    """Remove a previous run's log, checkpoints and results (and `names`) before a new run starts."""
+    """Remove a previous run's log, checkpoints and results (and `names`) before a new run starts, and the
+    temporary files a killed run left."""
     for name in (METRICS, RESUME, "best.pt", "results.json", *names):
         (Path(out) / name).unlink(missing_ok=True)
+    remove_stale_temp_files(out)
 
 
 def append_metrics(out: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Add one epoch's record to `metrics.jsonl`."""
-    with open(Path(out) / METRICS, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    """Add one epoch's record to `metrics.jsonl` (atomically: never a torn last line)."""
+    append_json_line(Path(out) / METRICS, record)
 
 
 def save_resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -62,6 +62,7 @@ def resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch
     except Exception as exc:  # a torn or foreign file must not crash with a traceback
         raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
     torch.set_rng_state(state["torch_rng"])
+    remove_stale_temp_files(out)  # a checkpoint, plot or sample the killed run was writing
     history = state["history"]
     metrics = out / METRICS
     lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dlsp.config import to_dict
+from dlsp.fileio import append_json_line
 from dlsp.models.lowrank import count_parameters
 from dlsp.models.vision import build_classifier
 from dlsp.train.loop import fit
@@ -107,7 +108,6 @@ def labelled_subset(data: VisionData, count: int, seed: int):
 def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np.ndarray, pretext: str, epochs: int,
                   lr: float, batch_size: int, device: torch.device, seed: int, progress: bool, metrics_path: Path):
     """Train `model` to tell which pretext transformation each image got (labels drawn afresh every epoch)."""
-    import json
 
     model.to(device)
     # A fixed draw for validation so that epochs compare on the same task.
@@ -120,8 +120,7 @@ def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np
         return {"val_pretext_accuracy": right / len(val_images)}
 
     def log_epoch(record: dict[str, float], improved: bool) -> None:
-        with open(metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_json_line(metrics_path, record)
 
     return fit(model, classification_step("accuracy"), torch.optim.Adam(model.parameters(), lr=lr),
                train_batches=lambda epoch: pretext_batches(unlabelled, pretext, batch_size, device, seed + epoch),

@@ -8,7 +8,6 @@ rates (e.g. a pretrained trunk at 1e-5 and a new head at 1e-3) go straight to th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from torch.nn import functional as F
 
 from dlsp.data.images import ImageSplit
 from dlsp.errors import DlspError
+from dlsp.fileio import append_json_line
 from dlsp.train.loop import FitResult, fit
 from dlsp.vision.data import Transform, batches
 
@@ -98,8 +98,7 @@ def train_classifier(
         record["epoch_seconds"] = now - last[0]
         last[0] = now
         if metrics_path is not None:
-            with open(metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_json_line(metrics_path, record)
         if on_epoch_end:
             on_epoch_end(record, improved)
 
