@@ -20,7 +20,7 @@ survive). Both must be 0.
 - fuzz: `benchmarks/fuzz.py --json` (file loaders fed damaged inputs; 10 s per target with `--quick`) when it
   exists: its rows (target, inputs tried, crashes + hangs) are included.
 
-The tests in `tests/test_kill_safety.py`, `tests/test_concurrency.py` and `tests/test_bounded_memory.py` run
+The tests in `tests/test_reliability.py` and `tests/test_bounded_memory.py` run
 single trials of these functions.
 """
 
