@@ -131,12 +131,17 @@ def run(args: Sequence[str], logs: Path, timeout: float = 600.0,
 def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 300.0) -> bool:
     """SIGKILL `proc` as soon as `condition()` holds; False if it ended (or timed out) first."""
     deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
+    while running(proc) and time.monotonic() < deadline:
         if condition():
             proc.send_signal(signal.SIGKILL)
             return True
         time.sleep(0.005)
     return False
+
+
+def running(proc: subprocess.Popen) -> bool:
+    """Whether `proc` is still running, without reaping it (`finish` reaps it to read its own rusage)."""
+    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
 
 def after(seconds: float) -> Callable[[], bool]:
