@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: demo test lint bench clean pretrained-denoiser pretrained-speaker
+.PHONY: demo test lint bench clean pretrained-denoiser pretrained-denoiser-unet pretrained-speaker
 
 $(BIN)/dlsp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
 	  --cache runs/cache --out runs/denoise_default
 	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default/best.pt')"
+
+# Retrain the bundled U-Net (dlsp denoise run --model unet; recipes/denoise_unet_bundled.yaml, ../shared/data).
+pretrained-denoiser-unet: $(BIN)/dlsp
+	$(BIN)/dlsp denoise train --recipe recipes/denoise_unet_bundled.yaml \
+	  --clean $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands \
+	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
+	  --cache runs/cache --out runs/denoise_unet_bundled
+	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_unet_bundled/best.pt', name='unet', recipe='recipes/denoise_unet_bundled.yaml')"
 
 # Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_default.yaml, ../shared/data).
 pretrained-speaker: $(BIN)/dlsp

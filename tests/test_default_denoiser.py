@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -56,3 +58,24 @@ def test_cli_runs_the_default_model_without_model_flag(tmp_path, cli):
     out, rate = load_audio(tmp_path / "out" / "noisy.wav", mono=False)
     assert rate == 16000 and out.shape == stereo_44k.shape
     assert si_sdr(clean, out[0]) > si_sdr(clean, noisy) + 3.0
+
+
+def test_bundled_unet_is_found_by_name_and_improves_an_unseen_mixture(tmp_path, cli):
+    from dlsp.denoise.model_file import bundled_models, resolve_model
+
+    assert "unet" in bundled_models()
+    path = bundled_models()["unet"]
+    assert path.stat().st_size <= MAX_DEFAULT_BYTES
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["model"] == "unet" and "denoise_unet_bundled.yaml" in payload["provenance"]
+    assert resolve_model("unet") == path and resolve_model("runs/x.pt") == Path("runs/x.pt")
+    noisy, clean = _mixture(0.0)
+    save_audio(tmp_path / "noisy.wav", noisy, 16000, subtype="FLOAT")
+    code, _, err = cli("denoise", "run", tmp_path / "noisy.wav", "-o", tmp_path / "out", "--model", "unet")
+    assert code == 0, err
+    out, _ = load_audio(tmp_path / "out" / "noisy.wav")
+    # Trained on real noise only (no synthetic noise kinds, unlike the default): a small but real gain here; on
+    # real held-out mixtures it gains 8 dB (README benchmark).
+    assert si_sdr(clean, out) > si_sdr(clean, noisy) + 0.3
+    code, _, err = cli("denoise", "run", tmp_path / "noisy.wav", "-o", tmp_path / "o2", "--model", "unet2")
+    assert code == 2 and "does not exist" in err

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "eval", "score a denoiser on clean/noisy pairs (by input SNR, with speed)",
                          EXAMPLES, description=DESCRIPTION)
     parser.add_argument("--model", metavar="MODEL", default=argparse.SUPPRESS,
-                        help="denoiser model file (default: the installed default model)")
+                        help="denoiser model file, or 'unet' (bundled); default: the installed default model")
     parser.add_argument("--data", metavar="DIR", help="pairs folder or manifest CSV (instead of --clean/--noisy)")
     parser.add_argument("--clean", metavar="DIR", help="folder of clean files (with --noisy)")
     parser.add_argument("--noisy", metavar="DIR", help="folder of noisy files, same relative paths as --clean")

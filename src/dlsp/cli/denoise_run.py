@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path,
                         help="output folder, or an audio file when INPUT is a single file")
     parser.add_argument("--model", type=Path, default=None,
-                        help="denoiser model file (.pt, or .onnx from 'dlsp denoise export'); default: the "
-                             "model shipped with dlsp")
+                        help="denoiser model file (.pt, or .onnx from 'dlsp denoise export'), or 'unet' for the "
+                             "bundled non-causal U-Net; default: the causal model shipped with dlsp")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="dry/wet mix: 1 fully denoised, 0 the input unchanged")
     parser.add_argument("--atten-limit", type=float, default=None, metavar="DB",

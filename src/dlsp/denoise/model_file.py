@@ -42,8 +42,9 @@ def save_denoiser(path: str | os.PathLike[str], model: nn.Module, name: str, *, 
 
 
 def load_denoiser(path: str | os.PathLike[str] | None = None) -> DenoiserModel:
-    """Load a denoiser model file; `None` loads the default model shipped in the package."""
-    path = default_model_path() if path is None else Path(path)
+    """Load a denoiser model file; `None` loads the default model shipped in the package, and the name of another
+    bundled model (`unet`: see `bundled_models`) loads that one."""
+    path = default_model_path() if path is None else resolve_model(path)
     payload = load_checkpoint(path)
     if payload.get("task") != "denoise" or "sample_rate" not in payload or "stft" not in payload:
         raise DlspError("not a dlsp denoiser model file (it holds a different kind of model)", path)
@@ -69,6 +70,19 @@ def default_model_path() -> Path:
     return path
 
 
+def bundled_models() -> dict[str, Path]:
+    """The other pretrained denoisers shipped in the package (`pretrained/denoiser_NAME.pt`), by name."""
+    return {path.stem.removeprefix("denoiser_"): path for path in sorted(PRETRAINED_DIR.glob("denoiser_*.pt"))}
+
+
+def resolve_model(model: str | os.PathLike[str]) -> Path:
+    """A model file path, or the file of a bundled model named `model` when no such file exists."""
+    path = Path(model)
+    if not path.exists() and str(model) in bundled_models():
+        return bundled_models()[str(model)]
+    return path
+
+
 MAX_DEFAULT_BYTES = 5 * 1024 * 1024
 DEFAULT_PROVENANCE = (
     "Trained by recipes/denoise_default.yaml on ../shared/data: speech from the Free Spoken Digit Dataset "
@@ -78,15 +92,19 @@ DEFAULT_PROVENANCE = (
 )
 
 
-def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None) -> Path:
-    """Copy a trained model file into the package as the default denoiser, with its provenance.
+def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
+                    name: str | None = None, recipe: str = "recipes/denoise_default.yaml") -> Path:
+    """Copy a trained model file into the package as the default denoiser (or, with `name`, as the bundled
+    model of that name), with its provenance.
 
     Refuses models over 5 MB (the package must stay small).
     """
     loaded = load_denoiser(source)
-    target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_MODEL_NAME
+    if target is None:
+        target = PRETRAINED_DIR / (f"denoiser_{name}.pt" if name else DEFAULT_MODEL_NAME)
+    provenance = DEFAULT_PROVENANCE.replace("recipes/denoise_default.yaml", recipe)
     path = save_denoiser(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
-                         config=loaded.config, provenance=DEFAULT_PROVENANCE)
+                         config=loaded.config, provenance=provenance)
     size = path.stat().st_size
     if size > MAX_DEFAULT_BYTES:
         path.unlink()
