@@ -13,9 +13,10 @@ import io
 import math
 import os
 import pickle
+import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -143,11 +144,44 @@ class RestrictedUnpickler(pickle._Unpickler):
     the Python one keeps the memo in a dict. Speed is no concern for a few CIFAR batches.
     """
 
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
+
+    def _load_bytearray8(self) -> None:
+        # pickle's own BYTEARRAY8 allocates the length the file claims before reading it: a 9 KB pickle made it
+        # allocate 4 GB (found by fuzzing). Nothing in the file can be longer than the file.
+        (length,) = struct.unpack("<Q", self.read(8))
+        if length > self.max_bytes:
+            raise pickle.UnpicklingError(f"BYTEARRAY8 of {length} bytes in a {self.max_bytes}-byte pickle")
+        self.append(bytearray(self.read(length)))
+
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
+
+    def __init__(self, file: Any, *, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.max_bytes = max_bytes
+
     def find_class(self, module: str, name: str) -> Any:
         allowed = _allowed_globals().get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        if name == "_reconstruct":
+            return self._bounded_reconstruct(allowed)
         return allowed
+
+    def _bounded_reconstruct(self, reconstruct: Any) -> Any:
+        # `_reconstruct(ndarray, shape, dtype)` allocates `shape` before `__setstate__` checks the data against
+        # it: a 9 KB pickle naming a huge shape made it allocate 4 GB (found by fuzzing). An array's data must
+        # be in the file, so no array can be larger than the pickle itself.
+        def bounded(cls: Any, shape: Any, dtype: Any) -> Any:
+            try:
+                count = math.prod(int(n) for n in (shape if isinstance(shape, tuple | list) else (shape,)))
+            except (TypeError, ValueError):
+                raise pickle.UnpicklingError(f"bad array shape {shape!r}") from None
+            if count < 0 or count > self.max_bytes:
+                raise pickle.UnpicklingError(f"array of {count} elements cannot fit in a {self.max_bytes}-byte file")
+            return reconstruct(cls, shape, dtype)
+
+        return bounded
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
@@ -183,7 +217,7 @@ def restricted_load(data: bytes) -> Any:
     a broken file and gets one exception type.
     """
     try:
-        value = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+        value = RestrictedUnpickler(io.BytesIO(data), max_bytes=len(data), encoding="bytes").load()
     except pickle.UnpicklingError:
         raise
     except Exception as exc:

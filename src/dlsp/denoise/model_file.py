@@ -53,6 +53,9 @@ def load_denoiser(path: str | os.PathLike[str] | None = None) -> DenoiserModel:
         raise DlspError(f"model file has a bad sample_rate {sample_rate!r} (expected a positive integer)", path)
     if not isinstance(stft, dict) or not isinstance(config, dict):
         raise DlspError("model file's 'stft' and 'config' must be mappings", path)
+    if not all(isinstance(value, int | float | str | bool | None) for value in stft.values()):
+        # weights_only loading admits tensors anywhere; STFT settings are plain numbers and names.
+        raise DlspError("model file has bad STFT settings (not plain numbers and names)", path)
     try:
         stft_config = StftConfig(**stft)
     except (TypeError, ValueError, DlspError) as exc:
