@@ -18,6 +18,7 @@ from dlsp.vision.augment import (
     darken,
     materialise,
     pretext_batch,
+    pretext_batches,
     pretext_classes,
     random_views,
     rotate,
@@ -111,6 +112,38 @@ def test_pretext_labels_match_the_transformation(pretext):
     assert set(labels.tolist()) == set(range(len(names)))
 
 
+def test_all_views_pretext_batch_holds_every_view_of_every_image():
+    x = torch.from_numpy(_split(6).images)
+    out, labels = pretext_batch(x, "rotnet", torch.Generator().manual_seed(0), all_views=True)
+    assert out.shape == (24, *x.shape[1:])
+    assert labels.tolist() == [k for k in range(4) for _ in range(6)]
+    for k in range(4):
+        torch.testing.assert_close(out[6 * k:6 * (k + 1)], torch.rot90(x, k, dims=(-2, -1)))
+
+
+def test_pretext_hflip_flips_some_images_and_keeps_labels_true():
+    x = torch.from_numpy(_split(64).images)
+    out, labels = pretext_batch(x, "rotnet", torch.Generator().manual_seed(5), all_views=True, hflip_prob=0.5)
+    upright = out[labels == 0]
+    flipped = [bool(torch.equal(upright[i], x[i].flip(-1))) and not torch.equal(x[i], x[i].flip(-1))
+               for i in range(len(x))]
+    kept = [bool(torch.equal(upright[i], x[i])) for i in range(len(x))]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
+    assert 16 < sum(flipped) < 48  # about half
+    # Each rotated view is a rotation of the same (possibly flipped) upright image.
+    for k in range(1, 4):
+        torch.testing.assert_close(out[labels == k], torch.rot90(upright, k, dims=(-2, -1)))
+
+
+def test_all_views_batches_keep_the_batch_size_and_cover_every_image():
+    images = _split(10).images
+    batches = list(pretext_batches(images, "rotnet", 8, torch.device("cpu"), seed=1, all_views=True))
+    assert [len(x) for x, _ in batches] == [8, 8, 8, 8, 8]  # 2 images x 4 views each
+    seen = torch.cat([x[labels == 0] for x, labels in batches])
+    assert sorted(seen.flatten(1).sum(1).tolist()) == pytest.approx(
+        sorted(torch.from_numpy(images).flatten(1).sum(1).tolist()))
+
+
 def test_per_group_learning_rates_reach_the_optimiser(monkeypatch):
     captured = {}
     adam = torch.optim.Adam
@@ -157,6 +190,32 @@ def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
     with pytest.raises(DlspError, match="unknown lr schedule"):
         training.train_classifier(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), split, split, epochs=1,
                                   batch_size=8, device=torch.device("cpu"), lr_schedule="warm", progress=False)
+
+
+def test_pretext_training_follows_the_cosine_schedule(monkeypatch, tmp_path):
+    from dlsp.vision.ssl import train_pretext
+
+    seen = []
+    adam = torch.optim.Adam
+
+    def spy(params, **kwargs):
+        optimizer = adam(params, **kwargs)
+        step = optimizer.step
+
+        def logged_step(*args, **kw):
+            seen.append(optimizer.param_groups[0]["lr"])
+            return step(*args, **kw)
+
+        optimizer.step = logged_step
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    images = _split(n=8).images
+    result = train_pretext(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), images, images, "rotnet", 2, 1e-2, 8,
+                           torch.device("cpu"), 0, False, tmp_path / "m.jsonl", lr_schedule="cosine", all_views=True)
+    # all views: 8 images x 4 rotations in batches of 8 -> 4 steps per epoch
+    assert seen == [1e-2] * 4 + [pytest.approx(0.5e-2)] * 4
+    assert len(result.history) == 2 and len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
 
 
 def test_param_groups_must_cover_every_parameter():
@@ -226,3 +285,5 @@ def test_config_validation():
         load_config(VisionConfig, None, ["ssl.pretxt=rotnet"])
     with pytest.raises(DlspError, match="pretext"):
         validate(load_config(VisionConfig, None, ["ssl.pretext=jigsaw"]))
+    with pytest.raises(DlspError, match="pretext_hflip"):
+        validate(load_config(VisionConfig, None, ["ssl.pretext_hflip=1.5"]))

@@ -89,19 +89,37 @@ def pretext_classes(pretext: str) -> tuple[str, ...]:
     return tuple(name for name, _ in PRETEXTS[pretext])
 
 
-def pretext_batch(x: torch.Tensor, pretext: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image transformed by a random pretext transformation; the label is that transformation's index."""
+def pretext_batch(x: torch.Tensor, pretext: str, generator: torch.Generator, all_views: bool = False,
+                  hflip_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image transformed by a random pretext transformation; the label is that transformation's index.
+
+    `all_views`: every image under every transformation instead (RotNet's practice: the batch holds all four
+    rotations of each image, so the network must tell them apart on the same content). `hflip_prob`: flip
+    images left-right first with this probability (a data augmentation that keeps every pretext label true).
+    """
     pretext_classes(pretext)
     views = [view for _, view in PRETEXTS[pretext]]
+    if hflip_prob > 0:
+        flip = torch.rand(len(x), generator=generator) < hflip_prob
+        x = torch.where(flip[:, None, None, None], hflip(x), x)
+    if all_views:
+        labels = torch.arange(len(views)).repeat_interleave(len(x))
+        return torch.cat([view(x) for view in views]), labels
     labels = torch.randint(len(views), (len(x),), generator=generator)
     return apply_per_sample(x, labels, views), labels
 
 
 def pretext_batches(images: np.ndarray, pretext: str, batch_size: int, device: torch.device,
-                    seed: int, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of `(transformed images, pretext labels)` from unlabelled `images` (a fresh draw per seed)."""
+                    seed: int, shuffle: bool = True, all_views: bool = False, hflip_prob: float = 0.0,
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of `(transformed images, pretext labels)` from unlabelled `images` (a fresh draw per seed).
+
+    With `all_views` a batch holds `batch_size // views` images, each under every view (same batch size).
+    """
     order = np.random.default_rng(seed).permutation(len(images)) if shuffle else np.arange(len(images))
     generator = torch.Generator().manual_seed(seed)
-    for start in range(0, len(order), batch_size):
-        x, labels = pretext_batch(torch.from_numpy(images[order[start:start + batch_size]]), pretext, generator)
+    step = max(1, batch_size // len(pretext_classes(pretext))) if all_views else batch_size
+    for start in range(0, len(order), step):
+        x, labels = pretext_batch(torch.from_numpy(images[order[start:start + step]]), pretext, generator,
+                                  all_views, hflip_prob)
         yield x.to(device), labels.to(device)

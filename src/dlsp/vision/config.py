@@ -77,6 +77,8 @@ class SslSection:
     pretext: str = "flip_rot"  # flip_rot: original / vertical flip / rot90; rotnet: 0/90/180/270 degrees
     pretext_epochs: int = 10
     pretext_lr: float = 1e-3
+    pretext_all_views: bool = False  # every image under every pretext view in the same batch (RotNet)
+    pretext_hflip: float = 0.0  # probability of a left-right flip before the pretext view (augmentation)
     unlabelled_limit: int | None = None
     labelled: int = 500
     transfer_epochs: int = 100
@@ -111,6 +113,8 @@ def validate(config: VisionConfig) -> VisionConfig:
         raise DlspError(f"train.select must be accuracy or loss, got {config.train.select!r}")
     if config.train.lr_schedule not in ("constant", "cosine"):
         raise DlspError(f"train.lr_schedule must be constant or cosine, got {config.train.lr_schedule!r}")
+    if not 0 <= config.ssl.pretext_hflip <= 1:
+        raise DlspError(f"ssl.pretext_hflip is a probability in [0, 1], got {config.ssl.pretext_hflip}")
     if config.ssl.pretext not in ("flip_rot", "rotnet"):
         raise DlspError(f"ssl.pretext must be flip_rot or rotnet, got {config.ssl.pretext!r}")
     positive = {"train.epochs": config.train.epochs, "train.batch_size": config.train.batch_size,

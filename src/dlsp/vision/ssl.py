@@ -31,6 +31,8 @@ from dlsp.vision.training import (
     accuracy_of,
     classification_step,
     history_figures,
+    lr_factor,
+    scheduled,
     train_classifier,
     val_accuracy_curve,
 )
@@ -51,7 +53,8 @@ def run(config: VisionConfig, data: VisionData, out: Path, device: torch.device,
     log(f"pretext task {section.pretext} ({', '.join(classes)}) on {len(unlabelled):,} unlabelled images")
     pretext_result = train_pretext(pretext_model, unlabelled, data.val.images, section.pretext, section.pretext_epochs,
                                    section.pretext_lr, train.batch_size, device, train.seed, progress,
-                                   out / "metrics_pretext.jsonl")
+                                   out / "metrics_pretext.jsonl", lr_schedule=train.lr_schedule,
+                                   all_views=section.pretext_all_views, hflip_prob=section.pretext_hflip)
     pretext_accuracy = pretext_result.history[pretext_result.best_epoch]["val_pretext_accuracy"]
     save_classifier(out / "pretext.pt", pretext_model, config.model.name, classes, to_dict(config))
     log(f"pretext validation accuracy {pretext_accuracy:.4f} (chance {1 / len(classes):.3f})")
@@ -106,8 +109,13 @@ def labelled_subset(data: VisionData, count: int, seed: int):
 
 
 def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np.ndarray, pretext: str, epochs: int,
-                  lr: float, batch_size: int, device: torch.device, seed: int, progress: bool, metrics_path: Path):
-    """Train `model` to tell which pretext transformation each image got (labels drawn afresh every epoch)."""
+                  lr: float, batch_size: int, device: torch.device, seed: int, progress: bool, metrics_path: Path,
+                  lr_schedule: str = "constant", all_views: bool = False, hflip_prob: float = 0.0):
+    """Train `model` to tell which pretext transformation each image got (labels drawn afresh every epoch).
+
+    `lr_schedule="cosine"` decays the rate towards 0 over `epochs` (the recipe's `train.lr_schedule`);
+    `all_views` and `hflip_prob` as in `pretext_batch`. Validation always draws one view per image, unflipped.
+    """
 
     model.to(device)
     # A fixed draw for validation so that epochs compare on the same task.
@@ -122,7 +130,11 @@ def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np
     def log_epoch(record: dict[str, float], improved: bool) -> None:
         append_json_line(metrics_path, record)
 
-    return fit(model, classification_step("accuracy"), torch.optim.Adam(model.parameters(), lr=lr),
-               train_batches=lambda epoch: pretext_batches(unlabelled, pretext, batch_size, device, seed + epoch),
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    return fit(model, classification_step("accuracy"), optimizer,
+               train_batches=lambda epoch: scheduled(
+                   optimizer, [lr], lr_factor(lr_schedule, epoch, epochs),
+                   pretext_batches(unlabelled, pretext, batch_size, device, seed + epoch, all_views=all_views,
+                                   hflip_prob=hflip_prob)),
                val_batches=lambda: iter(val), epochs=epochs, progress=progress, on_epoch_end=log_epoch,
                val_metrics=val_metrics)

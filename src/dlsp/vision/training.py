@@ -104,7 +104,7 @@ def train_classifier(
 
     return fit(
         model, classification_step(select), optimizer,
-        train_batches=lambda epoch: _scheduled(
+        train_batches=lambda epoch: scheduled(
             optimizer, start_lrs, lr_factor(lr_schedule, epoch, epochs),
             batches(train.images, train.labels, batch_size, device, seed + epoch, transform)),
         val_batches=lambda: batches(val.images, val.labels, 1024, device),
@@ -121,7 +121,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     return 1.0
 
 
-def _scheduled(optimizer: torch.optim.Optimizer, start_lrs: list[float], factor: float, epoch_batches):
+def scheduled(optimizer: torch.optim.Optimizer, start_lrs: list[float], factor: float, epoch_batches):
     for group, start in zip(optimizer.param_groups, start_lrs, strict=True):
         group["lr"] = start * factor
     return epoch_batches
