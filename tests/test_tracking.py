@@ -9,7 +9,7 @@ import torch
 
 from dlsp.errors import DlspError
 from dlsp.train.loop import fit
-from dlsp.train.tracking import NullTracker, flatten, make_tracker
+from dlsp.train.tracking import NullTracker, flatten, make_tracker, read_results, tracked_run
 
 PARAMS = {"model": {"name": "linear", "args": {"hidden": [8]}}, "train": {"lr": 1e-3, "epochs": 3}}
 
@@ -31,6 +31,43 @@ def tiny_fit(tracker, epochs: int = 3):
 def test_flatten_joins_nested_keys():
     assert flatten(PARAMS) == {"model.name": "linear", "model.args.hidden": [8], "train.lr": 1e-3,
                                "train.epochs": 3}
+
+
+class RecordingTracker(NullTracker):
+    def __init__(self):
+        self.artifacts, self.finished = [], []
+
+    def log_artifact(self, path):
+        self.artifacts.append(path.name)
+
+    def finish(self, results=None, failed=False):
+        self.finished.append((results, failed))
+
+
+def test_tracked_run_logs_the_files_that_exist_then_finishes(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    (tmp_path / "results.json").write_text('{"score": 1.5}')
+    tracker = RecordingTracker()
+    value = tracked_run(tracker, lambda t: (t is tracker, 7), tmp_path, ("best.pt", "*.png", "curves.png"),
+                        lambda v: {**read_results(tmp_path), "value": v[1]})
+    assert value == (True, 7)
+    assert tracker.artifacts == ["best.pt", "a.png", "b.png"]
+    assert tracker.finished == [({"score": 1.5, "value": 7}, False)]
+    assert read_results(tmp_path / "missing") is None
+
+
+def test_tracked_run_finishes_as_failed_when_training_raises(tmp_path):
+    tracker = RecordingTracker()
+
+    def train(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tracked_run(tracker, train, tmp_path, ("best.pt",), lambda v: {})
+    assert tracker.finished == [(None, True)] and tracker.artifacts == []
+    assert tracked_run(None, lambda t: isinstance(t, NullTracker), tmp_path, (), lambda v: None)
 
 
 def test_no_tracker_and_unknown_trackers():

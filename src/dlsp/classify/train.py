@@ -32,7 +32,7 @@ from dlsp.train.checkpoint import save_checkpoint
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import NullTracker, Tracker
+from dlsp.train.tracking import Tracker, tracked_run
 
 
 @dataclass(frozen=True)
@@ -238,17 +238,9 @@ def train_run(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike
     Returns the best model, the fit result and the results written to `results.json`. `tracker`
     (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the run's files.
     """
-    tracker = tracker or NullTracker()
-    try:
-        model, result, results = _train(config, data, out, resume, progress, log, tracker)
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    for name in ("best.pt", "curves.png", "confusion.png", "config.yaml", "results.json"):
-        if (Path(out) / name).exists():
-            tracker.log_artifact(Path(out) / name)
-    tracker.finish(results)
-    return model, result, results
+    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
+                       ("best.pt", "curves.png", "confusion.png", "config.yaml", "results.json"),
+                       lambda value: value[2])
 
 
 def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool, progress: bool,

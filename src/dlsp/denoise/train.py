@@ -9,7 +9,6 @@ model file, best validation loss), `last.pt` (everything needed to resume), `los
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from dlsp.models.losses import compute_loss, si_sdr_db
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import NullTracker, Tracker
+from dlsp.train.tracking import Tracker, read_results, tracked_run
 
 SAMPLES = 3  # validation segments written as audio examples at the end of a run
 
@@ -129,18 +128,10 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
     `tracker` (`dlsp.train.tracking.make_tracker`) also receives the config, every epoch's metrics, the final
     results and the run's files; it is finished here, as failed if training raises.
     """
-    tracker = tracker or NullTracker()
-    try:
-        best, result = _train(config, data, out, resume, progress, log, tracker)
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    out = Path(out)
-    if is_main():  # only rank 0 wrote results.json (and only it has a tracker)
-        for name in ("best.pt", "loss.png", "config.yaml", "results.json", "samples"):
-            tracker.log_artifact(out / name)
-        tracker.finish(json.loads((out / "results.json").read_text()))
-    return best, result
+    # Only rank 0 writes results.json (and only it has a real tracker).
+    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
+                       ("best.pt", "loss.png", "config.yaml", "results.json", "samples"),
+                       lambda _: read_results(out) if is_main() else None)
 
 
 def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool, progress: bool,

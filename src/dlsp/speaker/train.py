@@ -12,7 +12,6 @@ number at the start of every epoch, so a resumed run follows the same schedule.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from dlsp.speaker.objectives import OBJECTIVES, PAIR_OBJECTIVES, AmSoftmaxLoss, 
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import NullTracker, Tracker
+from dlsp.train.tracking import Tracker, read_results, tracked_run
 
 MIN_LR_FRACTION = 0.05
 
@@ -177,18 +176,8 @@ def train_run(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathL
 
     `tracker` (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the files.
     """
-    tracker = tracker or NullTracker()
-    try:
-        best, result = _train(config, data, out, resume, progress, log, tracker)
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    for name in ("best.pt", "curves.png", "config.yaml", "results.json"):
-        if (Path(out) / name).exists():
-            tracker.log_artifact(Path(out) / name)
-    results = Path(out) / "results.json"
-    tracker.finish(json.loads(results.read_text()) if results.exists() else None)
-    return best, result
+    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
+                       ("best.pt", "curves.png", "config.yaml", "results.json"), lambda _: read_results(out))
 
 
 def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool,

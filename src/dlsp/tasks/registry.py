@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dlsp.errors import DlspError
@@ -127,25 +126,19 @@ def _vision_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: 
 
     from dlsp.config import to_dict
     from dlsp.train.loop import FitResult
+    from dlsp.train.tracking import tracked_run
     from dlsp.vision.run import run_study
 
     if resume:
         raise DlspError("vision studies do not resume; run the recipe again (--overwrite)", out)
     if data is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dir=str(data)))
-    if tracker is not None:
+
+    def study(tracker: Any) -> dict:
         tracker.log_params(to_dict(config))
-    try:
-        results = run_study(config, out, progress=progress, log=lambda *_: None)
-    except BaseException:
-        if tracker is not None:
-            tracker.finish(failed=True)
-        raise
-    if tracker is not None:
-        for path in [*sorted(Path(out).glob("*.png")), Path(out) / "results.json", Path(out) / "best.pt"]:
-            if path.exists():
-                tracker.log_artifact(path)
-        tracker.finish(results)
+        return run_study(config, out, progress=progress, log=lambda *_: None)
+
+    results = tracked_run(tracker, study, out, ("*.png", "results.json", "best.pt"), lambda value: value)
     record = {key: float(value) for key, value in results.items()
               if isinstance(value, int | float) and not isinstance(value, bool)}
     return FitResult(history=[record], best_epoch=0, stopped="study finished")

@@ -18,15 +18,16 @@ import importlib
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir
 
 TRACKERS = ("mlflow", "wandb")
+T = TypeVar("T")
 EXPERIMENT = "dlsp"
 
 
@@ -145,6 +146,35 @@ class WandbTracker:
         import wandb
 
         wandb.teardown()
+
+
+def tracked_run(tracker: Tracker | None, train: Callable[[Tracker], T], out: str | os.PathLike[str],
+                artifacts: Sequence[str], results: Callable[[T], Mapping[str, Any] | None]) -> T:
+    """`train(tracker)`, then the run files of `out` matching `artifacts` (names or glob patterns; those that
+    exist) go to the tracker and it finishes with `results(value)`; if training raises, it finishes as failed.
+
+    Every task's `train_run` ends this way, so a tracked run never stays open or loses its files.
+    """
+    tracker = tracker or NullTracker()
+    try:
+        value = train(tracker)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    out = Path(out)
+    for pattern in artifacts:
+        for path in sorted(out.glob(pattern)):
+            tracker.log_artifact(path)
+    tracker.finish(results(value))
+    return value
+
+
+def read_results(out: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run folder's results.json, or None if the run wrote none."""
+    import json
+
+    path = Path(out) / "results.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def make_tracker(kind: str | None, run_dir: str | os.PathLike[str], uri: str | None = None,
