@@ -73,6 +73,28 @@ def test_pair_batches_pair_same_and_different_speakers():
     assert np.array_equal(first, again[0])  # an epoch's batches are reproducible
 
 
+def test_noise_augmentation_mixes_at_the_drawn_snr_and_is_reproducible():
+    from dlsp.audio.mixing import measure_snr
+
+    clips = _two_speaker_clips()
+    config = SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4, noise_prob=1.0, noise_snr=[10.0, 10.0])
+    sampler = SegmentSampler(clips, config, seed=3)
+    clean = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4))
+    x = sampler.cut(0, np.random.default_rng(1))
+    reference = clean.cut(0, np.random.default_rng(1))  # same crop: the noise is drawn after it
+    assert measure_snr(reference, x - reference) == pytest.approx(10.0, abs=0.05)  # no clipping guard here
+    assert np.array_equal(x, sampler.cut(0, np.random.default_rng(1)))
+    assert len(sampler.noises) == 12 and not clean.noises
+    off = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4, noise_prob=0.0))
+    assert np.array_equal(off.cut(0, np.random.default_rng(1)), reference)
+
+
+@pytest.mark.parametrize("bad", [{"noise_prob": 1.5}, {"noise_snr": [20.0, 5.0]}, {"band_limit_prob": -0.1}])
+def test_bad_augmentation_settings_are_refused(bad):
+    with pytest.raises(DlspError, match="data\\."):
+        SegmentSampler(_two_speaker_clips(), SpeakerDataConfig(sample_rate=SR, **bad))
+
+
 @pytest.mark.parametrize("objective", ["amsoftmax", "bce"])
 def test_overfits_two_synthetic_speakers(objective):
     torch.manual_seed(0)

@@ -43,6 +43,10 @@ class SpeakerDataConfig:
     trim_db: float = 40.0
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])
     band_limit_prob: float = 0.0
+    # Additive noise: with this probability a segment gets one of dlsp's synthetic noises (every kind but
+    # babble, whose synthetic voices would be other speakers) at an SNR drawn from `noise_snr` dB.
+    noise_prob: float = 0.0
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
     segments_per_epoch: int = 4096
     max_val_clips_per_speaker: int = 40
 
@@ -174,22 +178,56 @@ def band_limit(x: np.ndarray, sample_rate: int, cutoff: float = TELEPHONE_HZ) ->
     return np.fft.irfft(spectrum, n=x.shape[-1], axis=-1).astype(np.float32)
 
 
-class SegmentSampler:
-    """Fixed-length training segments of `clips` with augmentation (band limiting)."""
+NOISE_BANK_SECONDS = 6.0
+NOISE_BANK_PER_KIND = 2
 
-    def __init__(self, clips: SpeakerClips, config: SpeakerDataConfig) -> None:
+
+def noise_bank(sample_rate: int, seed: int = 0) -> list[np.ndarray]:
+    """Synthetic noise recordings for training augmentation (all kinds but babble, a few of each)."""
+    from dlsp.audio.noises import NOISE_KINDS, synth_noise
+
+    kinds = [kind for kind in NOISE_KINDS if kind != "babble"]
+    return [synth_noise(kind, NOISE_BANK_SECONDS, sample_rate, _rng(seed, 11, k, i))
+            for k, kind in enumerate(kinds) for i in range(NOISE_BANK_PER_KIND)]
+
+
+def check_augmentation(config: SpeakerDataConfig) -> None:
+    for name in ("band_limit_prob", "noise_prob"):
+        if not 0 <= getattr(config, name) <= 1:
+            raise DlspError(f"data.{name} is a probability in [0, 1], got {getattr(config, name)}")
+    if len(config.noise_snr) != 2 or config.noise_snr[0] > config.noise_snr[1]:
+        raise DlspError(f"data.noise_snr is [lowest, highest] dB, got {config.noise_snr}")
+
+
+class SegmentSampler:
+    """Fixed-length training segments of `clips` with augmentation (band limiting, additive noise)."""
+
+    def __init__(self, clips: SpeakerClips, config: SpeakerDataConfig, seed: int = 0) -> None:
         if len(clips.speakers) < 2:
             raise DlspError(f"training needs at least 2 speakers, got {len(clips.speakers)}")
+        check_augmentation(config)
         self.clips, self.config = clips, config
         self.length = round(config.segment_seconds * config.sample_rate)
         self.groups = [g for g in clips.by_speaker()]
         self.present = np.asarray([s for s, g in enumerate(self.groups) if g.size], dtype=np.int64)
+        self.noises = noise_bank(config.sample_rate, seed) if config.noise_prob > 0 else []
 
     def cut(self, clip_index: int, rng: np.random.Generator) -> np.ndarray:
         x = segment(self.clips.audio[clip_index], self.length, rng)
         if self.config.band_limit_prob and rng.random() < self.config.band_limit_prob:
             x = band_limit(x, self.config.sample_rate)
+        if self.noises and rng.random() < self.config.noise_prob:
+            x = self.add_noise(x, rng)
         return x
+
+    def add_noise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from dlsp.audio.mixing import fit_noise, mix_at_snr
+
+        if not np.any(x):
+            return x  # a silent segment has no level to mix against
+        noise = fit_noise(self.noises[int(rng.integers(len(self.noises)))], x.size, rng)
+        snr = float(rng.uniform(*self.config.noise_snr))
+        return mix_at_snr(x, noise, snr, rng).noisy.astype(np.float32)
 
     def pick(self, speaker: int, rng: np.random.Generator) -> int:
         return int(rng.choice(self.groups[speaker]))

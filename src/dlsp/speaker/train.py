@@ -34,6 +34,7 @@ from dlsp.speaker.data import (
     SpeakerClips,
     SpeakerDataConfig,
     assign_splits,
+    check_augmentation,
     index_speakers,
     limit_per_speaker,
     load_clips,
@@ -97,6 +98,7 @@ def load_data(config: SpeakerTrainConfig, roots: Sequence[str | os.PathLike[str]
     """Index the datasets, split speakers, decode the train and validation clips."""
     if config.train.objective not in OBJECTIVES:
         raise DlspError(f"unknown objective {config.train.objective!r} (valid: {', '.join(OBJECTIVES)})")
+    check_augmentation(config.data)
     indexed = index_speakers(roots, format)
     split_of = assign_splits(indexed, config.data, config.train.seed)
     splits = {name: sorted(k for k, s in split_of.items() if s == name) for name in ("train", "val", "test")}
@@ -187,7 +189,7 @@ def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     encoder = build_encoder(config)
-    sampler = SegmentSampler(data.train, config.data)
+    sampler = SegmentSampler(data.train, config.data, config.train.seed)
     encoder.fit_normalizer(torch.from_numpy(np.stack(
         [sampler.cut(int(i), np.random.default_rng(config.train.seed + i)) for i in range(min(256, len(
             data.train)))])))
