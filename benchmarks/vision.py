@@ -1,7 +1,7 @@
 """Benchmark: the four image studies at full size on ../shared/data, one table of their targets with wall time.
 
     .venv/bin/python benchmarks/vision.py --out runs/bench_vision            # all four (hours on 2 CPU cores)
-    .venv/bin/python benchmarks/vision.py --studies ssl --set ssl.pretext=rotnet
+    .venv/bin/python benchmarks/vision.py --studies ssl_rotnet       # the RotNet recipe alone
     .venv/bin/python benchmarks/vision.py --out runs/bench_vision --table-only   # re-print from results.json
 
 Each study runs its recipe (recipes/vision_*.yaml) into OUT/<study>; the compression study reuses the MNIST MLP
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIES = {"mnist_mlp": ("vision_mnist_mlp.yaml", "images/mnist"),
            "compression": ("vision_compression.yaml", "images/mnist"),
            "cifar_augment": ("vision_cifar_augment.yaml", "images/cifar10"),
-           "ssl": ("vision_ssl.yaml", "images/cifar10")}
+           "ssl": ("vision_ssl.yaml", "images/cifar10"),
+           "ssl_rotnet": ("vision_ssl_rotnet.yaml", "images/cifar10")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,6 +218,35 @@ def test_pretext_training_follows_the_cosine_schedule(monkeypatch, tmp_path):
     assert len(result.history) == 2 and len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_transfer_keeping_early_stages_reinitialises_the_rest(batch_norm):
+    from dlsp.vision.ssl import transfer_learning_rates
+
+    torch.manual_seed(0)
+    model = SimpleCNN((1, 8, 8), 4, channels=[4, 6, 8], dense=8, batch_norm=batch_norm)
+    per_stage = 4 if batch_norm else 3
+    assert model.stage_of_trunk_modules() == [i // per_stage for i in range(3 * per_stage)] + [None]
+    before = {n: p.detach().clone() for n, p in model.trunk.named_parameters()}
+    lrs = transfer_learning_rates(model, 2, 1e-5, 1e-3)
+    conv = [i for i, m in enumerate(model.trunk) if isinstance(m, torch.nn.Conv2d)]
+    assert {k: v for k, v in lrs.items() if k != "head" and int(k.split(".")[1]) in conv} == {
+        f"trunk.{conv[0]}": 1e-5, f"trunk.{conv[1]}": 1e-5, f"trunk.{conv[2]}": 1e-3}
+    assert lrs["head"] == 1e-3 and len(lrs) == (7 if batch_norm else 4)
+    for name, param in model.trunk.named_parameters():
+        if param.dim() > 1:  # convolution kernels (a fresh batch norm equals an untrained one)
+            kept = int(name.split(".")[0]) < 2 * per_stage
+            assert torch.equal(param, before[name]) == kept, name
+    groups = training.param_groups(model, lrs)  # every parameter in exactly one group
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert transfer_learning_rates(model, None, 1e-5, 1e-3) == {"trunk": 1e-5, "head": 1e-3}
+    with pytest.raises(DlspError, match="between 1 and 3"):
+        transfer_learning_rates(model, 4, 1e-5, 1e-3)
+    with pytest.raises(DlspError, match="needs a CNN"):
+        transfer_learning_rates(MLPClassifier((1, 8, 8), 4, hidden=[8]), 1, 1e-5, 1e-3)
+    with pytest.raises(ValueError, match="overlaps"):
+        training.param_groups(model, {"trunk": 1e-5, "trunk.0": 1e-3, "head": 1e-3})
+
+
 def test_param_groups_must_cover_every_parameter():
     with pytest.raises(ValueError, match="without a learning rate"):
         training.param_groups(MLPClassifier((1, 8, 8), 4, [8]), {"head": 1e-3})

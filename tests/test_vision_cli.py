@@ -85,6 +85,21 @@ def test_ssl_quick_rotnet(cli, tmp_path):
     lines = (out / "metrics_transfer.jsonl").read_text().splitlines()
     assert len(lines) == 4
 
+    # Transfer again from the saved pretext model, keeping only its first stage: no pretext training.
+    again = tmp_path / "again"
+    code, stdout, _ = cli("vision", "train", RECIPES / "vision_ssl_rotnet.yaml", "--quick", "--out", again, *FAST,
+                          "--set", "ssl.transfer_epochs=2", "--set", f"ssl.pretext_model={out / 'pretext.pt'}",
+                          "--set", "ssl.transfer_stages=1")
+    assert code == 0, stdout
+    reused = _results(again)
+    assert reused["pretext_training"] == {"pretext_model": str(out / "pretext.pt")}
+    assert reused["pretext_val_accuracy"] == pytest.approx(results["pretext_val_accuracy"])
+    assert reused["transfer_stages"] == 1 and not (again / "metrics_pretext.jsonl").exists()
+    # A pretext model of another pretext task or network is refused in one line.
+    code, stdout, stderr = cli("vision", "train", RECIPES / "vision_ssl.yaml", "--quick", "--out", tmp_path / "bad",
+                               *FAST, "--set", f"ssl.pretext_model={out / 'pretext.pt'}")
+    assert code != 0 and "pretext model predicts rotated 0" in stderr and "Traceback" not in stderr
+
 
 def test_vision_eval(cli, mnist_run):
     code, stdout, _ = cli("vision", "eval", mnist_run, "--json")

@@ -127,6 +127,17 @@ class SimpleCNN(_Classifier):
                                                    and not isinstance(seq[index + 1], nn.MaxPool2d)) \
             or (index == len(seq) - 1 and isinstance(block, nn.Linear))
 
+    def stage_of_trunk_modules(self) -> list[int | None]:
+        """For every module of `trunk`, the index of the convolution stage it belongs to (None: the flatten)."""
+        per_stage = 4 if self.batch_norm else 3  # conv, (norm), relu, pool
+        return [i // per_stage if i < per_stage * len(self.channels) else None for i in range(len(self.trunk))]
+
+    def reset_stages(self, first: int) -> None:
+        """Re-initialise convolution stages `first`.. (transfer that keeps only the early, general stages)."""
+        for module, stage in zip(self.trunk, self.stage_of_trunk_modules(), strict=True):
+            if stage is not None and stage >= first and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
     def get_model_args(self) -> dict[str, Any]:
         return self._with_low_rank({"input_shape": list(self.input_shape), "n_classes": self.n_classes,
                                     "channels": list(self.channels), "dense": self.dense, "dropout": self.dropout,

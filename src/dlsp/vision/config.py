@@ -79,9 +79,11 @@ class SslSection:
     pretext_lr: float = 1e-3
     pretext_all_views: bool = False  # every image under every pretext view in the same batch (RotNet)
     pretext_hflip: float = 0.0  # probability of a left-right flip before the pretext view (augmentation)
+    pretext_model: str | None = None  # a pretext.pt of an earlier run: transfer only, no pretext training
     unlabelled_limit: int | None = None
     labelled: int = 500
     transfer_epochs: int = 100
+    transfer_stages: int | None = None  # keep only the first N pretrained CNN stages (None: the whole trunk)
     pretrained_lr: float = 1e-5
     head_lr: float = 1e-3
     eval_every: int = 5

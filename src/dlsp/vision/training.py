@@ -43,14 +43,17 @@ def classification_step(select: str = "accuracy") -> Callable[[nn.Module, Any], 
 
 
 def param_groups(model: nn.Module, lrs: dict[str, float]) -> list[dict[str, Any]]:
-    """Optimiser groups `{"params": ..., "lr": lr, "name": name}`, one per top-level child named in `lrs`.
+    """Optimiser groups `{"params": ..., "lr": lr, "name": name}`, one per submodule named in `lrs` (a child such
+    as `trunk`, or a dotted path such as `trunk.4`).
 
-    Every trainable parameter must fall in exactly one named child (so nothing trains at a silent default).
+    Every trainable parameter must fall in exactly one named submodule (so nothing trains at a silent default).
     """
     groups = []
     covered = set()
     for name, lr in lrs.items():
-        params = [p for p in getattr(model, name).parameters() if p.requires_grad]
+        params = [p for p in model.get_submodule(name).parameters() if p.requires_grad]
+        if any(id(p) in covered for p in params):
+            raise ValueError(f"{name} overlaps a submodule named before it")
         covered.update(id(p) for p in params)
         groups.append({"params": params, "lr": float(lr), "name": name})
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in covered]
