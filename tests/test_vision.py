@@ -164,10 +164,9 @@ def test_per_group_learning_rates_reach_the_optimiser(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(trunk_before, model.trunk.parameters(), strict=True))
 
 
-def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
-    assert training.lr_factor("constant", 7, 10) == 1.0
-    assert [round(training.lr_factor("cosine", e, 4), 6) for e in range(4)] == [1.0, 0.853553, 0.5, 0.146447]
-    seen = []
+def _record_learning_rates(monkeypatch) -> list[tuple[float, ...]]:
+    """Make every Adam optimiser append its groups' learning rates to the returned list at each step."""
+    seen: list[tuple[float, ...]] = []
     adam = torch.optim.Adam
 
     def spy(params, **kwargs):
@@ -182,6 +181,13 @@ def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
         return optimizer
 
     monkeypatch.setattr(torch.optim, "Adam", spy)
+    return seen
+
+
+def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
+    assert training.lr_factor("constant", 7, 10) == 1.0
+    assert [round(training.lr_factor("cosine", e, 4), 6) for e in range(4)] == [1.0, 0.853553, 0.5, 0.146447]
+    seen = _record_learning_rates(monkeypatch)
     split = _split(n=8)
     training.train_classifier(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), split, split, epochs=2, batch_size=8,
                               device=torch.device("cpu"), lrs={"trunk": 1e-4, "head": 1e-2}, progress=False,
@@ -195,26 +201,12 @@ def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
 def test_pretext_training_follows_the_cosine_schedule(monkeypatch, tmp_path):
     from dlsp.vision.ssl import train_pretext
 
-    seen = []
-    adam = torch.optim.Adam
-
-    def spy(params, **kwargs):
-        optimizer = adam(params, **kwargs)
-        step = optimizer.step
-
-        def logged_step(*args, **kw):
-            seen.append(optimizer.param_groups[0]["lr"])
-            return step(*args, **kw)
-
-        optimizer.step = logged_step
-        return optimizer
-
-    monkeypatch.setattr(torch.optim, "Adam", spy)
+    seen = _record_learning_rates(monkeypatch)
     images = _split(n=8).images
     result = train_pretext(SimpleCNN((1, 8, 8), 4, channels=[4], dense=8), images, images, "rotnet", 2, 1e-2, 8,
                            torch.device("cpu"), 0, False, tmp_path / "m.jsonl", lr_schedule="cosine", all_views=True)
     # all views: 8 images x 4 rotations in batches of 8 -> 4 steps per epoch
-    assert seen == [1e-2] * 4 + [pytest.approx(0.5e-2)] * 4
+    assert seen == [(1e-2,)] * 4 + [(pytest.approx(0.5e-2),)] * 4
     assert len(result.history) == 2 and len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
 
 
