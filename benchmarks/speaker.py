@@ -8,7 +8,9 @@ Two test sets from ../shared/data, neither seen in training by the models the re
   system alike), held out of training and of model selection entirely.
 
 Trials: every same-speaker pair and up to --max-nontarget sampled different-speaker pairs; the same trials and
-the same decoded, silence-trimmed clips for every system in one run. Systems: each dlsp model (cosine of its
+the same decoded, silence-trimmed clips for every system in one run. With --enroll N (default 3) also
+enrolled-speaker trials, as `dlsp speaker enroll`/`verify` make them: a model averaging N recordings of a speaker
+against every recording not used to enroll it. Systems: each dlsp model (cosine of its
 embeddings) and the baseline (cosine of per-utterance mean MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames,
 c0 dropped because it only measures loudness). Throughput: utterances per second embedding one clip at a time
 on one thread (1 s Arabic clips, after decoding). Prints markdown tables; --json writes everything.
@@ -42,6 +44,8 @@ def main() -> int:
     parser.add_argument("--max-nontarget", type=int, default=100_000)
     parser.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--throughput-clips", type=int, default=200)
+    parser.add_argument("--enroll", type=int, default=3,
+                        help="also score enrolled-speaker trials: models averaging this many recordings (0: off)")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -61,7 +65,7 @@ def main() -> int:
         "Arabic SC, 6 validation speakers": load_set(data / "speech" / "arabic_commands", "val", ()),
         "FSDD, 2 held-out speakers": load_set(data / "speech" / "fsdd", "all", FSDD_HELD_OUT),
     }
-    from dlsp.speaker.evaluate import build_trials, score_trials, summarize_scores
+    from dlsp.speaker.evaluate import build_trials, enrollment_scores, score_trials, summarize_scores
 
     results: dict = {"sets": {}, "throughput": {}}
     rows = []
@@ -70,18 +74,24 @@ def main() -> int:
         results["sets"][set_name] = {"n_clips": len(clips), "n_refused": refused, "systems": {}}
         for name, system in systems:
             print(f"{set_name}: {name} ...", file=sys.stderr)
-            summary = summarize_scores(score_trials(system.embed(clips), trials), trials.target, args.boot)
+            embeddings = system.embed(clips)
+            summary = summarize_scores(score_trials(embeddings, trials), trials.target, args.boot)
             results["sets"][set_name]["systems"][name] = summary
-            rows.append((set_name, name, f"{100 * summary['eer']:.2f}",
-                         f"{100 * summary['eer_ci'][0]:.1f}-{100 * summary['eer_ci'][1]:.1f}",
-                         f"{summary['min_dcf']:.3f}", summary["n_target"], summary["n_nontarget"]))
+            rows.append((set_name, "1 vs 1", name, *_figures(summary)))
+            if args.enroll:
+                enrolled = summarize_scores(*enrollment_scores(embeddings, speakers, args.enroll), args.boot)
+                results["sets"][set_name]["systems"][f"{name}, enrolled {args.enroll}"] = enrolled
+                rows.append((set_name, f"enrolled {args.enroll} vs 1", name, *_figures(enrolled)))
     arabic = sets["Arabic SC, 6 validation speakers"][0][: args.throughput_clips]
     for name, system in systems:
         results["throughput"][name] = system.throughput(arabic)
     from dlsp.report.tables import format_table
 
-    print(format_table(("test set", "system", "EER %", "95% CI", "minDCF (0.01)", "target", "non-target"), rows,
-                       markdown=True))
+    print(format_table(("test set", "trials", "system", "EER %", "95% CI", "minDCF (0.01)", "target", "non-target"),
+                       rows, markdown=True))
+    if args.enroll:
+        print(f"\nenrolled {args.enroll} vs 1: a speaker model averages {args.enroll} random recordings (as dlsp "
+              "speaker enroll does), scored against every recording not used to enroll it; 20 models per speaker.")
     print()
     print(format_table(("system", "utterances/s (1 thread, 1 s clips)"),
                        [(name, f"{ups:.1f}") for name, ups in results["throughput"].items()], markdown=True))
@@ -92,6 +102,11 @@ def main() -> int:
 
         write_json(args.json, results)
     return 0
+
+
+def _figures(summary: dict) -> tuple:
+    return (f"{100 * summary['eer']:.2f}", f"{100 * summary['eer_ci'][0]:.1f}-{100 * summary['eer_ci'][1]:.1f}",
+            f"{summary['min_dcf']:.3f}", summary["n_target"], summary["n_nontarget"])
 
 
 def dlsp_models(explicit: list[str], runs: Path) -> list[tuple[str, Path]]:

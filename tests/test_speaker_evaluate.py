@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from dlsp.errors import DlspError
-from dlsp.speaker.evaluate import build_trials, det_plot, evaluate_embeddings, score_trials, summarize_scores, tsne_plot
+from dlsp.speaker.evaluate import (
+    build_trials,
+    det_plot,
+    enrollment_scores,
+    evaluate_embeddings,
+    score_trials,
+    summarize_scores,
+    tsne_plot,
+)
 
 
 def test_trials_hold_every_target_pair_and_sampled_nontargets():
@@ -56,3 +64,21 @@ def test_embeddings_of_separate_clusters_verify_perfectly(rng, tmp_path):
     np.testing.assert_allclose(scores, score_trials(embeddings * 3.0, trials), atol=1e-12)  # scale-free
     assert det_plot(tmp_path / "det.png", {"model": (scores, trials.target)}).stat().st_size > 1000
     assert tsne_plot(tmp_path / "tsne.png", embeddings, labels).stat().st_size > 1000
+
+
+def test_enrollment_trials_average_recordings_and_never_test_on_them(rng):
+    from dlsp.metrics.verification import eer
+
+    labels = np.repeat(["a", "b", "c"], 6)
+    # Noisy clusters: single recordings confuse speakers, means of several are cleaner.
+    centres = rng.standard_normal((3, 16))
+    embeddings = centres[np.repeat(np.arange(3), 6)] + 1.3 * rng.standard_normal((18, 16))
+    scores, target = enrollment_scores(embeddings, labels, n_enroll=3, models_per_speaker=5, seed=1)
+    assert scores.shape == target.shape == (3 * 5 * 15,)  # every model against the 15 recordings it did not use
+    assert target.sum() == 3 * 5 * 3  # 3 same-speaker recordings left per model
+    single, single_target = enrollment_scores(embeddings, labels, n_enroll=1, models_per_speaker=5, seed=1)
+    assert eer(scores, target)[0] <= eer(single, single_target)[0]
+    separated = centres[np.repeat(np.arange(3), 6)] + 0.01 * rng.standard_normal((18, 16))
+    assert eer(*enrollment_scores(separated, labels, n_enroll=2))[0] == 0.0
+    with pytest.raises(DlspError, match="leaves none to test"):
+        enrollment_scores(embeddings, labels, n_enroll=6)

@@ -61,6 +61,29 @@ def score_trials(embeddings: np.ndarray, trials: Trials) -> np.ndarray:
     return np.einsum("ij,ij->i", unit[trials.first], unit[trials.second])
 
 
+def enrollment_scores(embeddings: np.ndarray, labels: Sequence, n_enroll: int, models_per_speaker: int = 20,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`(scores, target)` of trials as `dlsp speaker enroll` / `verify` make them: a speaker model is the mean
+    embedding of `n_enroll` random recordings of one speaker, scored by cosine against every recording not used
+    to enroll it (a target trial when it is the same speaker's). `models_per_speaker` random models each."""
+    labels = np.asarray(labels)
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng(seed)
+    scores, target = [], []
+    for speaker in np.unique(labels):
+        own = np.flatnonzero(labels == speaker)
+        if own.size <= n_enroll:
+            raise DlspError(f"speaker {speaker} has {own.size} recordings; enrolling {n_enroll} leaves none to test")
+        for _ in range(models_per_speaker):
+            enrolled = rng.choice(own, n_enroll, replace=False)
+            model = unit[enrolled].mean(axis=0)
+            model /= max(float(np.linalg.norm(model)), 1e-12)
+            tested = np.setdiff1d(np.arange(labels.size), enrolled)
+            scores.append(unit[tested] @ model)
+            target.append((labels[tested] == speaker).astype(np.int64))
+    return np.concatenate(scores), np.concatenate(target)
+
+
 def summarize_scores(scores: np.ndarray, target: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
     """EER (fraction), its threshold, minDCF (p_target 0.01) and 95% bootstrap intervals of both."""
     rate, threshold = eer(scores, target)
