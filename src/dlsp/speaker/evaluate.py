@@ -55,9 +55,14 @@ def build_trials(labels: Sequence, max_nontarget: int | None = 100_000, seed: in
     return Trials(first[keep], second[keep], same[keep].astype(np.int64))
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (all-zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def score_trials(embeddings: np.ndarray, trials: Trials) -> np.ndarray:
     """Cosine score of every trial (embeddings are normalised here, so any scale works)."""
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(embeddings)
     return np.einsum("ij,ij->i", unit[trials.first], unit[trials.second])
 
 
@@ -67,7 +72,7 @@ def enrollment_scores(embeddings: np.ndarray, labels: Sequence, n_enroll: int, m
     embedding of `n_enroll` random recordings of one speaker, scored by cosine against every recording not used
     to enroll it (a target trial when it is the same speaker's). `models_per_speaker` random models each."""
     labels = np.asarray(labels)
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(embeddings)
     rng = np.random.default_rng(seed)
     scores, target = [], []
     for speaker in np.unique(labels):
@@ -76,8 +81,7 @@ def enrollment_scores(embeddings: np.ndarray, labels: Sequence, n_enroll: int, m
             raise DlspError(f"speaker {speaker} has {own.size} recordings; enrolling {n_enroll} leaves none to test")
         for _ in range(models_per_speaker):
             enrolled = rng.choice(own, n_enroll, replace=False)
-            model = unit[enrolled].mean(axis=0)
-            model /= max(float(np.linalg.norm(model)), 1e-12)
+            model = unit_rows(unit[enrolled].mean(axis=0, keepdims=True))[0]
             tested = np.setdiff1d(np.arange(labels.size), enrolled)
             scores.append(unit[tested] @ model)
             target.append((labels[tested] == speaker).astype(np.int64))

@@ -27,8 +27,8 @@ from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir
 
 TRACKERS = ("mlflow", "wandb")
-T = TypeVar("T")
 EXPERIMENT = "dlsp"
+T = TypeVar("T")
 
 
 class Tracker(Protocol):

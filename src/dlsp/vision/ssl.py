@@ -157,9 +157,10 @@ def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np
     """
 
     model.to(device)
+    val = list(validation_batches(val_images, pretext, device, seed))  # drawn once, scored every epoch
 
     def val_metrics(m: torch.nn.Module) -> dict[str, float]:
-        return {"val_pretext_accuracy": pretext_accuracy_of(m, val_images, pretext, device, seed)}
+        return {"val_pretext_accuracy": _accuracy(m, val, len(val_images))}
 
     def log_epoch(record: dict[str, float], improved: bool) -> None:
         append_json_line(metrics_path, record)
@@ -170,20 +171,26 @@ def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np
                    optimizer, [lr], lr_factor(lr_schedule, epoch, epochs),
                    pretext_batches(unlabelled, pretext, batch_size, device, seed + epoch, all_views=all_views,
                                    hflip_prob=hflip_prob)),
-               val_batches=lambda: pretext_batches(val_images, pretext, 1024, device, seed=seed + 999,
-                                                   shuffle=False),
+               val_batches=lambda: iter(val),
                epochs=epochs, progress=progress, on_epoch_end=log_epoch, val_metrics=val_metrics)
 
 
-@torch.no_grad()
 def pretext_accuracy_of(model: torch.nn.Module, images: np.ndarray, pretext: str, device: torch.device,
                         seed: int) -> float:
     """Pretext accuracy on `images`, each under one view of a fixed draw (so that epochs and runs compare on the
     same task)."""
+    return _accuracy(model, validation_batches(images, pretext, device, seed), len(images))
+
+
+def validation_batches(images: np.ndarray, pretext: str, device: torch.device, seed: int):
+    """The fixed pretext draw that every validation of a run scores (one view per image, unshuffled)."""
+    return pretext_batches(images, pretext, 1024, device, seed=seed + 999, shuffle=False)
+
+
+@torch.no_grad()
+def _accuracy(model: torch.nn.Module, batches, count: int) -> float:
     model.eval()
-    right = sum(int((model(x).argmax(1) == y).sum())
-                for x, y in pretext_batches(images, pretext, 1024, device, seed=seed + 999, shuffle=False))
-    return right / len(images)
+    return sum(int((model(x).argmax(1) == y).sum()) for x, y in batches) / count
 
 
 def load_pretext_model(path: str, name: str, expected: torch.nn.Module, classes: tuple[str, ...]
