@@ -120,3 +120,35 @@ def test_cli_bad_inputs(corpus, tmp_path, cli):
                        tmp_path / "r4", "--resume", "--quiet", *sets)
     assert code == 2 and "nothing to resume" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_init_from_fine_tunes_an_earlier_model(corpus, tmp_path):
+    config = _config("train.epochs=2")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
+    base = load_denoiser(tmp_path / "base" / "best.pt").model
+    messages = []
+    tuned_config = _config("train.epochs=1", "train.lr=1e-9", f"train.init_from={tmp_path / 'base' / 'best.pt'}",
+                           "train.loss=si_sdr + 1000*compressed_mse")
+    tuned, _ = train_run(tuned_config, data, tmp_path / "tuned", progress=False, log=messages.append)
+    assert any("fine-tuning" in str(m) for m in messages)
+    # A near-zero learning rate leaves the starting weights (normalizer included) where the base model had them.
+    for (name, mine), theirs in zip(tuned.state_dict().items(), base.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine.cpu(), theirs, atol=1e-6, rtol=0, msg=name)
+
+
+def test_init_from_refuses_a_different_model(corpus, tmp_path, cli):
+    config = _config("train.epochs=1")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
+    sets = [a for item in TINY for a in ("--set", item)]
+    for change, message in (("model.args={hidden: [16], context: 1, output: mask}", "the recipe builds linear"),
+                            ("stft.hop_length=64", "the recipe uses 16000 Hz")):
+        code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                           tmp_path / "r", "--quiet", *sets, "--set", change,
+                           "--set", f"train.init_from={tmp_path / 'base' / 'best.pt'}")
+        assert code == 2 and message in err and "best.pt" in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                       tmp_path / "r", "--quiet", *sets, "--set", "train.loss=si_sdr + l2")
+    assert code == 2 and "unknown loss 'l2'" in err

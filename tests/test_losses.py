@@ -17,6 +17,7 @@ from dlsp.models.losses import (
     compute_loss,
     log_magnitude_mse,
     magnitude_mse,
+    parse_loss,
     si_sdr_db,
     si_sdr_loss,
     spectral_si_sdr_loss,
@@ -125,3 +126,27 @@ def test_si_sdr_db_known_values():
     noise = noise * (reference.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True)) / 10 ** 0.5
     torch.testing.assert_close(si_sdr_db(reference + noise, reference), torch.full((3,), 10.0), atol=0.05,
                                rtol=0)
+
+
+def test_loss_sums_parse_and_add_their_weighted_terms():
+    assert parse_loss("si_sdr") == [(1.0, "si_sdr")]
+    assert parse_loss(" si_sdr + 1000*compressed_mse ") == [(1.0, "si_sdr"), (1000.0, "compressed_mse")]
+    clean = torch.randn(2, 4000) * 0.1
+    noisy_spec = STFT.stft(clean + 0.05 * torch.randn(2, 4000))
+    estimate = noisy_spec.abs() * 0.8
+    given = {"noisy_spec": noisy_spec, "clean_wave": clean, "stft": STFT}
+    total = compute_loss("si_sdr + 2.5*mse", estimate, **given)
+    expected = compute_loss("si_sdr", estimate, **given) + 2.5 * compute_loss("mse", estimate, **given)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("si_sdr + l1", r"unknown loss 'l1'"),
+    ("x*mse", r"bad loss weight 'x'"),
+    ("-1*mse", r"must be a positive number"),
+    ("0*mse", r"must be a positive number"),
+    ("si_sdr +", r"unknown loss ''"),
+])
+def test_loss_sums_refuse_malformed_expressions(expression, message):
+    with pytest.raises(DlspError, match=message):
+        parse_loss(expression)

@@ -26,7 +26,7 @@ from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json
 from dlsp.models.denoisers import build_denoiser
-from dlsp.models.losses import compute_loss, si_sdr_db
+from dlsp.models.losses import compute_loss, parse_loss, si_sdr_db
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
@@ -59,6 +59,7 @@ class TrainSection:
     grad_clip: float | None = 5.0
     seed: int = 0
     device: str = "auto"
+    init_from: str | None = None  # a denoiser model file to fine-tune (same model, arguments and STFT as the recipe)
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,18 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
     out = ensure_dir(out)
     tracker.log_params(to_dict(config))
     device = resolve_device(config.train.device)
+    parse_loss(config.train.loss)  # a bad loss is a recipe mistake: say so before any work
     torch.manual_seed(config.train.seed)
     stft = config.stft_config
     model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
     seed, batch_size = config.train.seed, config.train.batch_size
     train_source, val_source = data.sources["train"], data.sources["val"]
     val_list = list(batches(val_source, seed + 1, 0, config.data.val_segments, batch_size * 2))
-    model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
+    if config.train.init_from is not None:
+        model = initial_weights(config.train.init_from, config, model)
+        log(f"fine-tuning {config.train.init_from}")
+    else:
+        model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     resumed = resume_state(out, model, optimizer) if resume else None
@@ -176,6 +182,21 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
         _finish_run(out, result, config)
         write_samples(out / "samples", best.eval(), val_list, stft, config.data.sample_rate, device)
     return best.eval(), result
+
+
+def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Module:
+    """`model` with the weights (and input normalizer) of the denoiser file `path` (`train.init_from`): the file must
+    hold the recipe's model with the same arguments, STFT and sample rate, or fine-tuning would silently change the
+    model the recipe describes."""
+    loaded = load_denoiser(path)
+    mine, theirs = model.get_model_args(), loaded.model.get_model_args()
+    if loaded.name != config.model.name or mine != theirs:
+        raise DlspError(f"init_from model is {loaded.name} {theirs}; the recipe builds {config.model.name} {mine}",
+                        path)
+    if loaded.stft != config.stft_config or loaded.sample_rate != config.data.sample_rate:
+        raise DlspError(f"init_from model uses {loaded.sample_rate} Hz, {loaded.stft}; the recipe uses "
+                        f"{config.data.sample_rate} Hz, {config.stft_config}", path)
+    return loaded.model.train()
 
 
 def _normalizer_batch(source, seed: int, stft: StftConfig) -> torch.Tensor:

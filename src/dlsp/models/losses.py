@@ -10,6 +10,9 @@ depend on the batch size. `compute_loss` picks one by name with everything the t
   enhancers; a strong practical default between the two above.
 - `si_sdr`: negative SI-SDR of the waveform rebuilt with the noisy phase. Scale-invariant, so it ignores overall
   level; a silent clean target makes it meaningless (train on chunks that hold speech).
+
+A weighted sum of these is written `"si_sdr + 1000*compressed_mse"` (`parse_loss`): SI-SDR alone leaves the
+output level free, and a magnitude term anchors it while SI-SDR drives the waveform fidelity.
 """
 
 from __future__ import annotations
@@ -114,6 +117,30 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
+def parse_loss(expression: str) -> list[tuple[float, str]]:
+    """The `(weight, name)` terms of a loss expression: a name of `LOSSES`, or a sum like `"si_sdr +
+    1000*compressed_mse"` (weights are positive numbers; a bare name has weight 1).
+
+    Raises:
+        DlspError: an unknown name or a malformed term (a user's configuration).
+    """
+    terms = []
+    for term in str(expression).split("+"):
+        weight_text, _, name = term.strip().rpartition("*")
+        name = name.strip()
+        if name not in LOSSES:
+            raise DlspError(f"unknown loss {name!r} (use one of {', '.join(LOSSES)}, or a sum like "
+                            f"'si_sdr + 1000*compressed_mse')")
+        try:
+            weight = float(weight_text) if weight_text.strip() else 1.0
+        except ValueError:
+            raise DlspError(f"bad loss weight {weight_text.strip()!r} in {expression!r} (expected a number)") from None
+        if not weight > 0 or weight == float("inf"):
+            raise DlspError(f"loss weight must be a positive number, got {weight_text.strip()!r} in {expression!r}")
+        terms.append((weight, name))
+    return terms
+
+
 def compute_loss(
     name: str,
     est_mag: torch.Tensor,
@@ -122,7 +149,8 @@ def compute_loss(
     clean_mag: torch.Tensor | None = None,
     stft: StftConfig | None = None,
 ) -> torch.Tensor:
-    """The loss `name` (a key of `LOSSES`) for a batch, given whatever the training loop has.
+    """The loss `name` (a key of `LOSSES`, or a weighted sum of them: `parse_loss`) for a batch, given whatever the
+    training loop has.
 
     Magnitude losses need `clean_mag` (or `clean_wave` and `stft` to compute it); `si_sdr` needs `noisy_spec`
     (its phase is reused), `clean_wave` and `stft`.
@@ -134,8 +162,13 @@ def compute_loss(
         DlspError: unknown loss name (a user's configuration).
         ValueError: the inputs the loss needs were not given (a caller's bug).
     """
-    if name not in LOSSES:
-        raise DlspError(f"unknown loss {name!r} (use one of {', '.join(LOSSES)})")
+    terms = parse_loss(name)
+    if len(terms) > 1 or terms[0][0] != 1.0:
+        if clean_mag is None and clean_wave is not None and stft is not None:
+            clean_mag = stft.stft(clean_wave).abs()  # once for every magnitude term
+        return sum(weight * compute_loss(term, est_mag, noisy_spec, clean_wave, clean_mag, stft)
+                   for weight, term in terms)
+    name = terms[0][1]
     spec = LOSSES[name]
     if spec.needs_wave:
         if noisy_spec is None or clean_wave is None or stft is None:

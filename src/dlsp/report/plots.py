@@ -55,13 +55,17 @@ def spectrogram_panels(
 
 
 def loss_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]], title: str = "") -> Path:
-    """Training and validation loss against epochs (log scale)."""
+    """Training and validation loss against epochs (log scale, unless a loss is not positive: a negative SI-SDR
+    loss is plotted on a linear scale)."""
     plt, fig, axes = _figure(1, 1, (6, 3.5))
     ax = axes[0, 0]
     epochs = [h["epoch"] + 1 for h in history]
+    values = []
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        ax.plot(epochs, [h[key] for h in history], label=label)
-    ax.set_yscale("log")
+        values += [h[key] for h in history if h.get(key) is not None]
+        ax.plot(epochs, [h.get(key, np.nan) for h in history], label=label)
+    if values and min(values) > 0:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
