@@ -10,7 +10,7 @@ import torch
 
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS, LinearDenoiser
-from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.train.checkpoint import average_state_dicts, build_from_checkpoint, load_checkpoint, save_checkpoint
 
 
 def test_save_reload_gives_identical_output(tmp_path):
@@ -59,3 +59,15 @@ def test_bad_model_files(tmp_path):
         build_from_checkpoint({**payload, "model": "nope"}, MODELS)
     with pytest.raises(DlspError, match="does not match"):
         build_from_checkpoint({**payload, "model_args": {**payload["model_args"], "n_freqs": 10}}, MODELS)
+
+
+def test_average_state_dicts_means_floats_and_keeps_counters():
+    first = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    second = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(9)}
+    averaged = average_state_dicts([first, second])
+    torch.testing.assert_close(averaged["w"], torch.tensor([2.0, 4.0]))
+    assert averaged["n"].item() == 3 and averaged["n"].dtype == torch.int64
+    with pytest.raises(ValueError, match="different architectures"):
+        average_state_dicts([first, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+    with pytest.raises(ValueError, match="nothing"):
+        average_state_dicts([])

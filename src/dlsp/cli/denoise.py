@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli import denoise_eval, denoise_export, denoise_run, denoise_train
+from dlsp.cli import denoise_average, denoise_eval, denoise_export, denoise_run, denoise_train
 from dlsp.cli.common import HelpFormatter
 
 EXAMPLES = """\
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     denoise_subparsers = parser.add_subparsers(dest="denoise_command", metavar="SUBCOMMAND")
-    for module in (denoise_train, denoise_run, denoise_export, denoise_eval):
+    for module in (denoise_train, denoise_run, denoise_export, denoise_eval, denoise_average):
         module.register(denoise_subparsers)
     parser.set_defaults(func=lambda args: _help(parser))
 

@@ -17,7 +17,7 @@ from dlsp.audio.stft import StftConfig
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.train.checkpoint import average_state_dicts, build_from_checkpoint, load_checkpoint, save_checkpoint
 
 DEFAULT_MODEL_NAME = "denoiser.pt"
 
@@ -62,6 +62,27 @@ def load_denoiser(path: str | os.PathLike[str] | None = None) -> DenoiserModel:
         raise DlspError(f"model file has bad STFT settings ({str(exc)[:160]})", path) from None
     model = build_from_checkpoint(payload, MODELS, path)
     return DenoiserModel(model, payload["model"], sample_rate, stft_config, config, path)
+
+
+def average_denoisers(paths: list[str | os.PathLike[str]]) -> DenoiserModel:
+    """One denoiser whose weights are the mean of several model files' (`average_state_dicts`): the files must
+    hold the same model with the same arguments, sample rate and STFT, best fine-tuned from one starting point
+    (weights of unrelated trainings do not average into a working model). The result keeps the first file's
+    training config.
+    """
+    if len(paths) < 2:
+        raise DlspError("averaging needs at least two model files")
+    models = [load_denoiser(path) for path in paths]
+    first = models[0]
+    for other in models[1:]:
+        same = (other.name == first.name and other.model.get_model_args() == first.model.get_model_args()
+                and other.sample_rate == first.sample_rate and other.stft == first.stft)
+        if not same:
+            raise DlspError(f"cannot average {other.name} {other.model.get_model_args()} at {other.sample_rate} Hz "
+                            f"with {first.name} {first.model.get_model_args()} at {first.sample_rate} Hz "
+                            f"({first.path}): averaging needs the same model, arguments, rate and STFT", other.path)
+    first.model.load_state_dict(average_state_dicts([m.model.state_dict() for m in models]))
+    return first
 
 
 def default_model_path() -> Path:

@@ -57,6 +57,24 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the floating-point tensors of several state dicts of one architecture (a "model
+    soup": models fine-tuned from one starting point average into a better one); integer tensors (counters) are
+    taken from the first.
+
+    Raises:
+        ValueError: no states, or states with different keys or shapes (a caller's bug: check the models first).
+    """
+    if not states:
+        raise ValueError("nothing to average")
+    first = states[0]
+    for state in states[1:]:
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise ValueError("state dicts of different architectures cannot be averaged")
+    return {key: torch.stack([state[key].float() for state in states]).mean(0).to(tensor.dtype)
+            if tensor.is_floating_point() else tensor.clone() for key, tensor in first.items()}
+
+
 def _first_line(exc: BaseException, limit: int = 120) -> str:
     lines = str(exc).splitlines()
     return lines[0][:limit] if lines and lines[0] else type(exc).__name__
