@@ -143,7 +143,7 @@ def test_init_from_refuses_a_different_model(corpus, tmp_path, cli):
     train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
     sets = [a for item in TINY for a in ("--set", item)]
     for change, message in (("model.args={hidden: [16], context: 1, output: mask}", "the recipe builds linear"),
-                            ("stft.hop_length=64", "the recipe uses 16000 Hz")):
+                            ("stft.hop_length=64", "hop 64, hann window")):
         code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
                            tmp_path / "r", "--quiet", *sets, "--set", change,
                            "--set", f"train.init_from={tmp_path / 'base' / 'best.pt'}")

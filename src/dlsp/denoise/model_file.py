@@ -33,6 +33,11 @@ class DenoiserModel:
     config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    def kind(self) -> str:
+        """What must match for two denoisers to share weights: model, arguments, sample rate and STFT."""
+        return (f"{self.name} {self.model.get_model_args()} at {self.sample_rate} Hz, n_fft {self.stft.n_fft}, "
+                f"hop {self.stft.hop_length}, {self.stft.window} window")
+
 
 def save_denoiser(path: str | os.PathLike[str], model: nn.Module, name: str, *, sample_rate: int,
                   stft: StftConfig, config: dict[str, Any] | None = None, **extra: Any) -> Path:
@@ -75,12 +80,9 @@ def average_denoisers(paths: list[str | os.PathLike[str]]) -> DenoiserModel:
     models = [load_denoiser(path) for path in paths]
     first = models[0]
     for other in models[1:]:
-        same = (other.name == first.name and other.model.get_model_args() == first.model.get_model_args()
-                and other.sample_rate == first.sample_rate and other.stft == first.stft)
-        if not same:
-            raise DlspError(f"cannot average {other.name} {other.model.get_model_args()} at {other.sample_rate} Hz "
-                            f"with {first.name} {first.model.get_model_args()} at {first.sample_rate} Hz "
-                            f"({first.path}): averaging needs the same model, arguments, rate and STFT", other.path)
+        if other.kind() != first.kind():
+            raise DlspError(f"cannot average {other.kind()} with {first.kind()} ({first.path}): averaging needs the "
+                            f"same model, arguments, rate and STFT", other.path)
     first.model.load_state_dict(average_state_dicts([m.model.state_dict() for m in models]))
     return first
 

@@ -21,7 +21,7 @@ from torch import nn
 from dlsp.audio.stft import StftConfig, from_magphase, magphase
 from dlsp.config import save_config, to_dict
 from dlsp.denoise.data import DenoiseData, DenoiseDataConfig, batches, mixing_data, pair_data
-from dlsp.denoise.model_file import load_denoiser, save_denoiser
+from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json
@@ -189,13 +189,9 @@ def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Mo
     hold the recipe's model with the same arguments, STFT and sample rate, or fine-tuning would silently change the
     model the recipe describes."""
     loaded = load_denoiser(path)
-    mine, theirs = model.get_model_args(), loaded.model.get_model_args()
-    if loaded.name != config.model.name or mine != theirs:
-        raise DlspError(f"init_from model is {loaded.name} {theirs}; the recipe builds {config.model.name} {mine}",
-                        path)
-    if loaded.stft != config.stft_config or loaded.sample_rate != config.data.sample_rate:
-        raise DlspError(f"init_from model uses {loaded.sample_rate} Hz, {loaded.stft}; the recipe uses "
-                        f"{config.data.sample_rate} Hz, {config.stft_config}", path)
+    wanted = DenoiserModel(model, config.model.name, config.data.sample_rate, config.stft_config)
+    if loaded.kind() != wanted.kind():
+        raise DlspError(f"init_from model is {loaded.kind()}; the recipe builds {wanted.kind()}", path)
     return loaded.model.train()
 
 

@@ -59,7 +59,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of the floating-point tensors of several state dicts of one architecture (a "model
-    soup": models fine-tuned from one starting point average into a better one); integer tensors (counters) are
+    soup": models fine-tuned from one starting point often average into a better one); integer tensors (counters) are
     taken from the first.
 
     Raises:
