@@ -137,6 +137,27 @@ def test_init_from_fine_tunes_an_earlier_model(corpus, tmp_path):
         torch.testing.assert_close(mine.cpu(), theirs, atol=1e-6, rtol=0, msg=name)
 
 
+def test_init_from_grows_a_gru_to_more_lookahead(corpus, tmp_path, cli):
+    gru = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
+    config = _config(gru, "train.epochs=1")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
+    base = load_denoiser(tmp_path / "base" / "best.pt").model
+    start = f"train.init_from={tmp_path / 'base' / 'best.pt'}"
+    grown, _ = train_run(_config(gru, "model.args.lookahead=2", "train.epochs=1", "train.lr=1e-9", start), data,
+                         tmp_path / "grown", progress=False, log=lambda *a: None)
+    assert grown.lookahead == 2
+    x = torch.rand(2, base.n_freqs, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.cpu()(x), base(x), atol=1e-4, rtol=0)
+    # Growing is the one difference allowed: a wider GRU is still refused, in one line.
+    sets = [a for item in TINY for a in ("--set", item)]
+    code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                       tmp_path / "r", "--quiet", *sets, "--set", gru, "--set", "model.args.hidden=9", "--set", start)
+    assert code == 2 and "'hidden': 9" in err and "best.pt" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_init_from_refuses_a_different_model(corpus, tmp_path, cli):
     config = _config("train.epochs=1")
     data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)

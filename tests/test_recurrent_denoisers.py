@@ -142,3 +142,30 @@ def test_bad_arguments_are_refused():
     for kwargs in (dict(hidden=0), dict(layers=0), dict(lookahead=-1), dict(output="phase")):
         with pytest.raises(ValueError):
             GruDenoiser(n_freqs=9, **kwargs)
+
+
+@pytest.mark.parametrize(("small", "big"), [(0, 1), (1, 3)])
+def test_a_grown_model_starts_out_computing_the_smaller_ones_output(small, big):
+    smaller = gru(small, seed=1)
+    with torch.no_grad():  # a trained model's normalizer is not the identity
+        smaller.normalizer.mean.uniform_(-1, 1)
+        smaller.normalizer.std.uniform_(0.5, 2)
+    grown = gru(big, seed=2)
+    grown.grow_from(smaller)
+    x = torch.rand(2, STFT.n_freqs, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), smaller(x), atol=1e-6, rtol=0)
+    # The new future frames' weights start at zero but learn: they get a gradient.
+    future = grown.project[0].weight[:, STFT.n_freqs * (small + 1):]
+    assert future.abs().max() == 0
+    grown.train()
+    grown(x).sum().backward()
+    assert grown.project[0].weight.grad[:, STFT.n_freqs * (small + 1):].abs().max() > 0
+
+
+def test_growing_is_refused_for_anything_but_more_lookahead():
+    for smaller, grown in ((gru(2), gru(1)), (gru(0, output="magnitude"), gru(1)),
+                           (build_denoiser("gru", n_freqs=STFT.n_freqs, hidden=9, layers=2), gru(1)),
+                           (build_denoiser("linear", n_freqs=STFT.n_freqs), gru(1))):
+        with pytest.raises(ValueError, match="can only grow"):
+            grown.grow_from(smaller)

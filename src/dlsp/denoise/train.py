@@ -187,12 +187,20 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
 def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Module:
     """`model` with the weights (and input normalizer) of the denoiser file `path` (`train.init_from`): the file must
     hold the recipe's model with the same arguments, STFT and sample rate, or fine-tuning would silently change the
-    model the recipe describes."""
+    model the recipe describes. The one allowed difference: a model that can grow (`grow_from`, e.g. a GRU given
+    more lookahead) starts from a smaller trained one, computing what it did."""
     loaded = load_denoiser(path)
     wanted = DenoiserModel(model, config.model.name, config.data.sample_rate, config.stft_config)
-    if loaded.kind() != wanted.kind():
-        raise DlspError(f"init_from model is {loaded.kind()}; the recipe builds {wanted.kind()}", path)
-    return loaded.model.train()
+    if loaded.kind() == wanted.kind():
+        return loaded.model.train()
+    same_frame = (loaded.name, loaded.sample_rate, loaded.stft) == (wanted.name, wanted.sample_rate, wanted.stft)
+    if same_frame and hasattr(model, "grow_from"):
+        try:
+            model.grow_from(loaded.model)
+            return model.train()
+        except ValueError:
+            pass  # not a growable difference: say what differs below
+    raise DlspError(f"init_from model is {loaded.kind()}; the recipe builds {wanted.kind()}", path)
 
 
 def _normalizer_batch(source, seed: int, stft: StftConfig) -> torch.Tensor:

@@ -8,7 +8,9 @@ the next. Because a GRU is run frame by frame either way, the chunked output equ
 rounding).
 
 `lookahead` frames of the future are stacked into each frame's input (as RNNoise-style denoisers do with a few
-milliseconds of delay), costing `lookahead * hop` samples of latency.
+milliseconds of delay), costing `lookahead * hop` samples of latency. A trained model grows to more lookahead
+without losing what it learnt (`grow_from`): the new future frames' input weights start at zero, so the grown model
+starts out computing exactly what the smaller one did, and fine-tuning only has to learn to use the future.
 
 Registered as `gru` in `dlsp.models.denoisers.MODELS`.
 """
@@ -58,6 +60,26 @@ class GruDenoiser(SpectralDenoiser):
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True,
                           dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_freqs)
+
+    @torch.no_grad()
+    def grow_from(self, smaller: nn.Module) -> None:
+        """Take the weights of a trained `GruDenoiser` that differs from this one only in having less lookahead;
+        the input weights of the extra future frames are set to zero (function-preserving growth, as in
+        Net2Net), so this model's output equals `smaller`'s until training changes it. ValueError if `smaller`
+        differs in anything else."""
+        if not isinstance(smaller, GruDenoiser):
+            raise ValueError(f"can only grow from a gru denoiser, not {type(smaller).__name__}")
+        mine = {k: v for k, v in self.args.items() if k != "lookahead"}
+        theirs = {k: v for k, v in smaller.args.items() if k != "lookahead"}
+        if mine != theirs or smaller.lookahead > self.lookahead:
+            raise ValueError(f"can only grow a gru denoiser to more lookahead with the same other arguments; "
+                             f"have {smaller.args}, want {self.args}")
+        state = smaller.state_dict()
+        old = state["project.0.weight"]
+        grown = torch.zeros_like(self.project[0].weight)
+        grown[:, :old.shape[1]] = old  # frame t's input comes first, then t + 1, t + 2, ...
+        state["project.0.weight"] = grown
+        self.load_state_dict(state)
 
     def initial_state(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
         """The state at a stream's start (zeros). Shape: `-> (layers, batch, hidden)`."""
