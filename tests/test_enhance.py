@@ -7,34 +7,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from denoise_helpers import SR, STFT, offline, tiny_model
 from dlsp.audio.io import resample
-from dlsp.audio.stft import StftConfig, from_magphase, magphase
 from dlsp.denoise.enhance import Denoiser
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS, build_denoiser
-
-SR = 8000
-STFT = StftConfig(n_fft=128, hop_length=32)
-MODEL_ARGS = {
-    "linear": dict(hidden=[8], context=2),
-    "cnn2d": dict(channels=[2, 2], dilations=[1, 2]),
-    "unet": dict(depth=2, base_channels=2),
-}
-
-
-def tiny_model(name: str = "linear", causal: bool = False, seed: int = 0, **overrides) -> DenoiserModel:
-    torch.manual_seed(seed)
-    network = build_denoiser(name, n_freqs=STFT.n_freqs, causal=causal, **{**MODEL_ARGS[name], **overrides})
-    return DenoiserModel(network.eval(), name, SR, STFT)
-
-
-def offline(model: DenoiserModel, audio: np.ndarray) -> np.ndarray:
-    """The unchunked reference at the model's rate. Shape: `(time,) -> (time,)`."""
-    magnitude, phase = magphase(model.stft.stft(torch.from_numpy(audio)))
-    with torch.no_grad():
-        estimate = model.model(magnitude[None])[0]
-    return model.stft.istft(from_magphase(estimate, phase), length=audio.shape[-1]).numpy()
 
 
 def noise(rng: np.random.Generator, shape, scale: float = 0.2) -> np.ndarray:

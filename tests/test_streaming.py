@@ -7,37 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from dlsp.audio.stft import StftConfig, from_magphase, magphase
+from denoise_helpers import MODEL_ARGS, SR, STFT, offline, tiny_model
+from dlsp.audio.stft import StftConfig
 from dlsp.denoise.model_file import DenoiserModel
 from dlsp.denoise.streaming import StreamingDenoiser
 from dlsp.errors import DlspError
-from dlsp.models.denoisers import MODELS, build_denoiser
+from dlsp.models.denoisers import MODELS
 
-SR = 8000
-STFT = StftConfig(n_fft=128, hop_length=32)
-# Small versions of every registered model (causal and not); models not yet registered are skipped.
-MODEL_ARGS = {
-    "linear": dict(hidden=[8], context=2),
-    "cnn1d": dict(channels=[2, 2], context=1),
-    "cnn2d": dict(channels=[2, 2], dilations=[1, 2]),
-    "unet": dict(depth=2, base_channels=2),
-}
 BLOCK_SIZES = [1, 7, 160, 513, 4096]
-
-
-def tiny_model(name: str = "linear", causal: bool = False, stft: StftConfig = STFT, seed: int = 0,
-               **overrides) -> DenoiserModel:
-    torch.manual_seed(seed)
-    network = build_denoiser(name, n_freqs=stft.n_freqs, causal=causal, **{**MODEL_ARGS[name], **overrides})
-    return DenoiserModel(network.eval(), name, SR, stft)
-
-
-def offline(model: DenoiserModel, audio: np.ndarray) -> np.ndarray:
-    """The unchunked reference: istft(from_magphase(model(magnitude), phase)). Shape: `(time,) -> (time,)`."""
-    magnitude, phase = magphase(model.stft.stft(torch.from_numpy(audio)))
-    with torch.no_grad():
-        estimate = model.model(magnitude[None])[0]
-    return model.stft.istft(from_magphase(estimate, phase), length=audio.shape[-1]).numpy()
 
 
 def run_stream(stream: StreamingDenoiser, audio: np.ndarray, sizes: list[int]) -> np.ndarray:
