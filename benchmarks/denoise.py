@@ -3,7 +3,9 @@
 The test set comes from ../shared/data at 16 kHz: speakers and noise recordings of the test split that the
 default model's recipe holds out (`dlsp.denoise.data.mixing_splits`, same seed and fractions), joined into
 utterances of about 4 s and mixed at -5, 0, 5 and 10 dB. Every method sees the same mixtures in the same run,
-on one thread; RTF = processing seconds / audio seconds. Prints one markdown table.
+on one thread; RTF = processing seconds / audio seconds; latency = the algorithmic delay of running the method on
+a stream (for dlsp models `StreamingDenoiser.latency_seconds`: the STFT window plus any lookahead frames).
+Prints one markdown table.
 
     .venv/bin/python benchmarks/denoise.py                       # default model + runs/denoise_* models
     .venv/bin/python benchmarks/denoise.py --model linear=runs/denoise_linear/best.pt --mixtures 48
@@ -58,7 +60,7 @@ def main() -> int:
     for name, enhancer in methods:
         print(f"evaluating {name} ...", file=sys.stderr)
         results[name] = evaluate_enhancer(enhancer, pairs, 16000, progress=False, label=name).summary()
-    print(table(results, len(pairs)))
+    print(table(results, {name: enhancer.latency for name, enhancer in methods}, len(pairs)))
     return 0
 
 
@@ -116,6 +118,7 @@ def dlsp_models(extra: list[str], runs: Path) -> list[tuple[str, Path | None]]:
 
 class Identity:
     sample_rate = 16000
+    latency = "0"
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         return audio
@@ -125,6 +128,7 @@ class NoiseReduce:
     """noisereduce's non-stationary spectral gating (its default), one job."""
 
     sample_rate = 16000
+    latency = "whole file"  # its noise estimate smooths over the recording: not a streaming method
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         import noisereduce
@@ -141,6 +145,7 @@ class RNNoise:
 
     sample_rate = 16000
     delay = 960
+    latency = f"{delay / 48:.1f}"
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         import soxr
@@ -163,15 +168,17 @@ class RNNoise:
 class DlspModel:
     def __init__(self, path: Path | None) -> None:
         from dlsp.denoise.enhance import Denoiser
+        from dlsp.denoise.streaming import StreamingDenoiser
 
         self.denoiser = Denoiser.from_file(path, device="cpu")
         self.sample_rate = self.denoiser.sample_rate
+        self.latency = f"{StreamingDenoiser(self.denoiser.model).latency_seconds * 1000:.1f}"
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         return self.denoiser.enhance(audio, sample_rate)
 
 
-def table(results: dict[str, dict], n_files: int) -> str:
+def table(results: dict[str, dict], latencies: dict[str, str], n_files: int) -> str:
     from dlsp.report.tables import format_table
 
     rnnoise = results.get("RNNoise")
@@ -180,11 +187,11 @@ def table(results: dict[str, dict], n_files: int) -> str:
         rtf = summary["rtf"]
         ratio = rtf / rnnoise["rtf"] if rnnoise and name != "noisy input" else float("nan")
         rows.append([name, summary["si_sdr"]["after"], summary["si_sdr"]["improvement"], summary["pesq"]["after"],
-                     summary["stoi"]["after"], rtf, ratio])
+                     summary["stoi"]["after"], rtf, ratio, latencies[name]])
     header = (f"{n_files} held-out mixtures (SNR {', '.join(f'{s:+.0f}' for s in SNRS)} dB), 16 kHz, 1 thread, "
               f"{time.strftime('%Y-%m-%d')}\n\n")
     return header + format_table(["method", "SI-SDR dB", "SI-SDR gain dB", "PESQ wb", "STOI", "RTF",
-                                  "RTF / RNNoise"], rows, markdown=True, precision=3)
+                                  "RTF / RNNoise", "latency ms"], rows, markdown=True, precision=3)
 
 
 if __name__ == "__main__":
