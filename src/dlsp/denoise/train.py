@@ -59,7 +59,7 @@ class TrainSection:
     grad_clip: float | None = 5.0
     seed: int = 0
     device: str = "auto"
-    init_from: str | None = None  # a denoiser model file to fine-tune (same model, arguments and STFT as the recipe)
+    init_from: str | None = None  # a denoiser file to fine-tune: the recipe's model and STFT (or a GRU, less lookahead)
 
 
 @dataclass(frozen=True)
