@@ -5,6 +5,8 @@ default model's recipe holds out (`dlsp.denoise.data.mixing_splits`, same seed a
 utterances of about 4 s and mixed at -5, 0, 5 and 10 dB. Every method sees the same mixtures in the same run,
 on one thread; RTF = processing seconds / audio seconds; latency = the algorithmic delay of running the method on
 a stream (for dlsp models `StreamingDenoiser.latency_seconds`: the STFT window plus any lookahead frames).
+dlsp models run as `dlsp denoise run` runs them (engine auto: the default model with onnxruntime, from the ONNX
+export shipped beside it, on one onnxruntime thread); the default also runs once more with the torch engine.
 Prints one markdown table.
 
     .venv/bin/python benchmarks/denoise.py                       # default model + runs/denoise_* models
@@ -52,7 +54,7 @@ def main() -> int:
     methods = [("noisy input", Identity())]
     if not args.no_peers:
         methods += [("noisereduce", NoiseReduce()), ("RNNoise", RNNoise())]
-    methods += [(name, DlspModel(path)) for name, path in dlsp_models(args.model, Path(args.runs))]
+    methods += [(name, DlspModel(path, engine)) for name, path, engine in dlsp_models(args.model, Path(args.runs))]
     if len({name for name, _ in methods}) != len(methods):
         print("two methods share a name; rename one with --model NAME=PATH", file=sys.stderr)
         return 2
@@ -101,18 +103,20 @@ def default_folders(data: Path) -> tuple[list[Path], list[Path]]:
     return speech, noise
 
 
-def dlsp_models(extra: list[str], runs: Path) -> list[tuple[str, Path | None]]:
+def dlsp_models(extra: list[str], runs: Path) -> list[tuple[str, Path | None, str | None]]:
+    """`(name, model file, engine)`: engine `None` is what `dlsp denoise run` picks."""
     from dlsp.denoise.model_file import DEFAULT_MODEL_NAME
     from dlsp.paths import PRETRAINED_DIR
 
-    models: list[tuple[str, Path | None]] = []
+    models: list[tuple[str, Path | None, str | None]] = []
     if (PRETRAINED_DIR / DEFAULT_MODEL_NAME).exists():
-        models.append(("dlsp default (shipped)", None))
+        models.append(("dlsp default (shipped)", None, None))
+        models.append(("dlsp default, torch engine", None, "torch"))
     for run in sorted(runs.glob("denoise_*/best.pt")):
-        models.append((f"dlsp run {run.parent.name.removeprefix('denoise_')}", run))
+        models.append((f"dlsp run {run.parent.name.removeprefix('denoise_')}", run, None))
     for item in extra:
         name, _, path = item.partition("=")
-        models.append((name, Path(path)))
+        models.append((name, Path(path), None))
     return models
 
 
@@ -166,11 +170,11 @@ class RNNoise:
 
 
 class DlspModel:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, engine: str | None) -> None:
         from dlsp.denoise.enhance import Denoiser
         from dlsp.denoise.streaming import StreamingDenoiser
 
-        self.denoiser = Denoiser.from_file(path, device="cpu")
+        self.denoiser = Denoiser.from_file(path, device="cpu", engine=engine, onnx_threads=1)
         self.sample_rate = self.denoiser.sample_rate
         self.latency = f"{StreamingDenoiser(self.denoiser.model).latency_seconds * 1000:.1f}"
 

@@ -10,7 +10,14 @@ import torch
 
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS, LinearDenoiser
-from dlsp.train.checkpoint import average_state_dicts, build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.train.checkpoint import (
+    average_state_dicts,
+    build_from_checkpoint,
+    load_checkpoint,
+    round_to_half,
+    save_checkpoint,
+    weights_id,
+)
 
 
 def test_save_reload_gives_identical_output(tmp_path):
@@ -71,3 +78,31 @@ def test_average_state_dicts_means_floats_and_keeps_counters():
         average_state_dicts([first, {"w": torch.zeros(3), "n": torch.tensor(1)}])
     with pytest.raises(ValueError, match="nothing"):
         average_state_dicts([])
+
+
+def test_half_storage_halves_the_file_and_loads_the_rounded_weights(tmp_path):
+    torch.manual_seed(0)
+    model = LinearDenoiser(n_freqs=65, hidden=(64,), context=1).eval()
+    with torch.no_grad():
+        model.net[0].bias[0] = 1e6  # beyond float16's range: this tensor must stay float32
+    save_checkpoint(tmp_path / "full.pt", model, "linear")
+    save_checkpoint(tmp_path / "half.pt", model, "linear", half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
+    stored = load_checkpoint(tmp_path / "half.pt")["state_dict"]
+    assert stored["net.0.weight"].dtype == torch.float16 and stored["net.0.bias"].dtype == torch.float32
+    rebuilt = build_from_checkpoint(load_checkpoint(tmp_path / "half.pt"), MODELS)
+    assert all(p.dtype == torch.float32 for p in rebuilt.parameters())
+    round_to_half(model)  # what the model computes once shipped
+    assert model.net[0].bias[0] == 1e6
+    x = torch.rand(2, 65, 10)
+    torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+
+
+def test_weights_id_follows_the_values():
+    torch.manual_seed(0)
+    model = LinearDenoiser(n_freqs=9, hidden=(4,))
+    before = weights_id(model)
+    assert before == weights_id(model) and len(before) == 16
+    with torch.no_grad():
+        model.net[0].weight[0, 0] += 1e-3
+    assert weights_id(model) != before

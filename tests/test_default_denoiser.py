@@ -33,6 +33,23 @@ def test_default_model_is_small_plain_data_and_loads_with_weights_only():
     assert loaded.sample_rate == 16000
 
 
+def test_default_model_ships_its_onnx_export_which_runs_it_on_the_cpu():
+    from dlsp.denoise.export import companion_onnx
+    from dlsp.train.checkpoint import weights_id
+
+    path = default_model_path()
+    onnx_path = path.with_suffix(".onnx")
+    assert path.stat().st_size + onnx_path.stat().st_size <= MAX_DEFAULT_BYTES  # weights stored as float16
+    loaded = load_denoiser(None)
+    exported = companion_onnx(loaded, threads=1)
+    assert exported is not None and exported.model.weights_id == weights_id(loaded.model)
+    denoiser = Denoiser.from_file(None, device="cpu", onnx_threads=1)
+    assert denoiser.engine == "onnx"
+    noisy, _ = _mixture(5.0, seconds=1.5)
+    np.testing.assert_allclose(denoiser.enhance(noisy, 16000), Denoiser(loaded, engine="torch").enhance(noisy, 16000),
+                               atol=1e-4)
+
+
 def test_default_model_improves_si_sdr_of_an_unseen_mixture():
     noisy, clean = _mixture(0.0)
     enhanced = Denoiser.from_file(None, device="cpu").enhance(noisy, 16000)

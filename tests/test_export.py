@@ -62,7 +62,7 @@ def test_cli_export_writes_the_file_and_checks_it(exported):
 def test_onnx_engine_matches_torch(exported, rng):
     model_path, onnx_path, _, _ = exported
     with_onnx = Denoiser.from_file(onnx_path, device="cpu", chunk_seconds=0.05, onnx_threads=1)
-    with_torch = Denoiser.from_file(model_path, device="cpu", chunk_seconds=0.05)
+    with_torch = Denoiser.from_file(model_path, device="cpu", chunk_seconds=0.05, engine="torch")
     assert with_onnx.engine == "onnx" and with_torch.engine == "torch"
     for audio, rate in ((noise(rng, 5000), SR), (noise(rng, (2, 7000)), 16000)):
         np.testing.assert_allclose(with_onnx.enhance(audio, rate), with_torch.enhance(audio, rate), atol=1e-4,
@@ -75,8 +75,67 @@ def test_streaming_through_onnx_equals_offline_torch(exported, rng):
     stream = Denoiser.from_file(onnx_path, device="cpu").stream()
     blocks = [stream.process(audio[start:start + 97]) for start in range(0, audio.size, 97)]
     streamed = np.concatenate([*blocks, stream.flush()])
-    expected = Denoiser.from_file(model_path, device="cpu").enhance(audio, SR)
+    expected = Denoiser.from_file(model_path, device="cpu", engine="torch").enhance(audio, SR)
     np.testing.assert_allclose(streamed, expected, atol=1e-4, rtol=0)
+
+
+def test_the_onnx_export_beside_a_model_file_runs_it_on_the_cpu(exported, rng):
+    model_path, _, _, _ = exported  # model.onnx was exported from model.pt into the same folder
+    auto = Denoiser.from_file(model_path, device="cpu", chunk_seconds=0.05)
+    assert auto.engine == "onnx" and auto.model.path.suffix == ".onnx"
+    audio = noise(rng, 5000)
+    expected = Denoiser.from_file(model_path, device="cpu", chunk_seconds=0.05, engine="torch").enhance(audio, SR)
+    np.testing.assert_allclose(auto.enhance(audio, SR), expected, atol=1e-4, rtol=0)
+
+
+def test_an_onnx_file_beside_a_model_is_used_only_if_it_holds_the_same_weights(exported, tmp_path, monkeypatch):
+    import shutil
+
+    model_path, onnx_path, _, _ = exported
+    other = save_denoiser(tmp_path / "model.pt", tiny_network("linear", seed=1, hidden=[8], context=3, causal=True),
+                          "linear", sample_rate=SR, stft=STFT, config=CONFIG)
+    shutil.copy(onnx_path, tmp_path / "model.onnx")  # the export of different weights
+    assert Denoiser.from_file(other, device="cpu").engine == "torch"
+    (tmp_path / "model.onnx").write_bytes(b"damaged")
+    assert Denoiser.from_file(other, device="cpu").engine == "torch"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
+    assert Denoiser.from_file(model_path, device="cpu").engine == "torch"  # no onnxruntime: torch still works
+
+
+def test_weights_stored_as_float16_export_as_float16(tmp_path, rng):
+    from onnx import TensorProto
+
+    network = tiny_network("gru", hidden=32, layers=2)
+    full = save_denoiser(tmp_path / "full" / "gru.pt", network, "gru", sample_rate=SR, stft=STFT)
+    export_onnx(load_denoiser(full), tmp_path / "full" / "gru.onnx")
+    from dlsp.train.checkpoint import round_to_half
+
+    half = save_denoiser(tmp_path / "half" / "gru.pt", round_to_half(network), "gru", sample_rate=SR, stft=STFT,
+                         half=True)
+    model = load_denoiser(half)
+    export_onnx(model, tmp_path / "half" / "gru.onnx")
+    kinds = {init.data_type for init in onnx.load(str(tmp_path / "half" / "gru.onnx")).graph.initializer}
+    assert TensorProto.FLOAT16 in kinds
+    assert (tmp_path / "half" / "gru.onnx").stat().st_size < 0.8 * (tmp_path / "full" / "gru.onnx").stat().st_size
+    assert compare_engines(model, load_onnx_denoiser(tmp_path / "half" / "gru.onnx")) <= 1e-4
+
+
+def test_publishing_writes_a_half_size_model_and_its_export_and_enforces_the_size_limit(tmp_path, monkeypatch):
+    from dlsp.denoise import model_file
+
+    trained = save_denoiser(tmp_path / "run" / "best.pt", tiny_network("gru", hidden=32, layers=2), "gru",
+                            sample_rate=SR, stft=STFT, config=CONFIG)
+    target = model_file.publish_default(trained, target=tmp_path / "pkg" / "denoiser.pt", recipe="recipes/x.yaml")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["denoiser.onnx", "denoiser.pt"]
+    payload = torch.load(target, map_location="cpu", weights_only=True)
+    assert payload["state_dict"]["gru.weight_hh_l0"].dtype == torch.float16
+    assert "recipes/x.yaml" in payload["provenance"]
+    assert Denoiser.from_file(target, device="cpu").engine == "onnx"
+    monkeypatch.setattr(model_file, "MAX_DEFAULT_BYTES", 10_000)
+    with pytest.raises(DlspError, match="at most 5 MB"):
+        model_file.publish_default(trained, target=tmp_path / "pkg2" / "denoiser.pt")
+    assert not list((tmp_path / "pkg2").iterdir())
 
 
 def test_metadata_round_trip(exported):

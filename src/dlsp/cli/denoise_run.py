@@ -39,8 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-seconds", type=positive_float, default=20.0,
                         help="audio processed at once (memory only; the output does not depend on it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--engine", choices=("torch", "onnx"), default=None,
-                        help="run the network with torch or onnxruntime (default: onnx for .onnx models)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="run the network with torch or onnxruntime; auto: onnxruntime for .onnx models and, "
+                             "on the CPU, for a model whose ONNX export lies beside it (the default model ships "
+                             "one), torch otherwise")
     parser.add_argument("--stream", action="store_true",
                         help="feed files block by block (one STFT hop) through the streaming denoiser")
     parser.add_argument("--skip-existing", action="store_true", help="skip outputs that already exist")
@@ -92,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     jobs, non_audio = plan_jobs(args.inputs, args.output, args.suffix)
     denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
-                                  strength=args.strength, atten_limit_db=args.atten_limit, engine=args.engine)
+                                  strength=args.strength, atten_limit_db=args.atten_limit,
+                                  engine=None if args.engine == "auto" else args.engine)
     _prepare_output(args.output, jobs)  # after the model loaded: a bad model leaves no output folder behind
     for path in non_audio:
         _warn(f"{path}: not an audio file, skipped")

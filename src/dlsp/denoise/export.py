@@ -5,7 +5,7 @@ The STFT, overlap-add, resampling and mixing stay in torch (`dlsp.denoise.enhanc
 the same chunked and streaming engine. The file describes itself: its `metadata_props` hold the sample rate, the
 STFT settings, the model name and arguments, the receptive field and time multiple (as JSON), so
 `Denoiser.from_file("model.onnx")` needs nothing else. Exporting needs `onnx` and `onnxscript`, running needs
-`onnxruntime`: `pip install 'dlsp[onnx]'`.
+`onnxruntime` (a dependency of dlsp; export needs `pip install 'dlsp[onnx]'`).
 
 The dynamo exporter (`torch.onnx.export(dynamo=True)`) is tried first; its smallest opset is 18, so that is the
 default. If it fails (or cannot reach the requested opset) the TorchScript exporter is tried.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -36,6 +37,7 @@ from dlsp.audio.stft import StftConfig
 from dlsp.denoise.model_file import DenoiserModel
 from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, json_safe
+from dlsp.train.checkpoint import weights_id
 
 FORMAT = "dlsp-denoiser-onnx/1"
 DEFAULT_OPSET = 18
@@ -57,9 +59,11 @@ class OnnxNetwork(nn.Module):
     is_onnx = True
 
     def __init__(self, session: Any, receptive_field: tuple[int, int], time_multiple: int, causal: bool,
-                 model_args: dict[str, Any], state_shape: tuple[int, int] | None = None) -> None:
+                 model_args: dict[str, Any], state_shape: tuple[int, int] | None = None,
+                 weights_id: str | None = None) -> None:
         super().__init__()
         self.session = session
+        self.weights_id = weights_id  # the torch network's `weights_id`, when the file records it
         self.input_name = session.get_inputs()[0].name
         self._receptive_field = (int(receptive_field[0]), int(receptive_field[1]))
         self._time_multiple = int(time_multiple)
@@ -149,6 +153,27 @@ def onnx_denoiser_model(model: DenoiserModel, threads: int | None = None) -> Den
     return _denoiser_model(session, session.get_modelmeta().custom_metadata_map, model.path)
 
 
+def companion_onnx(model: DenoiserModel, threads: int | None = None) -> DenoiserModel | None:
+    """The ONNX export beside `model`'s file (`model.pt` -> `model.onnx`) as an onnxruntime model, if it holds
+    exactly these weights (its `dlsp.weights_id` matches) and onnxruntime is installed; otherwise `None`.
+
+    This is how the default denoiser runs with onnxruntime on the CPU: its export ships beside it.
+    """
+    if model.path is None or getattr(model.model, "is_onnx", False):
+        return None
+    sibling = Path(model.path).with_suffix(".onnx")
+    if not sibling.is_file() or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        exported = load_onnx_denoiser(sibling, threads)
+    except DlspError:
+        return None  # a damaged or foreign file beside the model: the torch engine still works
+    same = (exported.model.weights_id == weights_id(model.model) and exported.name == model.name
+            and exported.sample_rate == model.sample_rate and exported.stft == model.stft
+            and exported.model.get_model_args() == json_safe(model.model.get_model_args()))
+    return exported if same else None
+
+
 def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: float = 2.0, seed: int = 0) -> float:
     """Max absolute difference between the torch and ONNX denoisers on a random signal (on the CPU)."""
     from dlsp.denoise.enhance import Denoiser
@@ -177,6 +202,7 @@ def onnx_metadata(model: DenoiserModel) -> dict[str, str]:
         "dlsp.causal": json.dumps(bool(getattr(network, "causal", network.receptive_field[1] == 0))),
         "dlsp.state_shape": json.dumps(_state_shape(network)),
         "dlsp.config": json.dumps(json_safe(model.config or {})),
+        "dlsp.weights_id": weights_id(network),
     }
 
 
@@ -195,7 +221,8 @@ def _denoiser_model(session: Any, metadata: dict[str, str], path: Path | None) -
         network = OnnxNetwork(session, tuple(json.loads(metadata["dlsp.receptive_field"])),
                               int(metadata["dlsp.time_multiple"]), json.loads(metadata["dlsp.causal"]),
                               json.loads(metadata["dlsp.model_args"]),
-                              json.loads(metadata.get("dlsp.state_shape", "null")))
+                              json.loads(metadata.get("dlsp.state_shape", "null")),
+                              metadata.get("dlsp.weights_id"))
         return DenoiserModel(network, metadata["dlsp.model"], int(metadata["dlsp.sample_rate"]),
                              StftConfig(**json.loads(metadata["dlsp.stft"])), json.loads(metadata["dlsp.config"]),
                              path)
@@ -228,11 +255,35 @@ def _export_proto(model: DenoiserModel, opset: int) -> Any:
     else:
         raise DlspError(f"cannot export denoiser {model.name!r} to ONNX opset {opset} ({'; '.join(errors)})",
                         model.path)
+    _store_exact_halves(proto)
     existing = {prop.key: prop.value for prop in proto.metadata_props}
     onnx.helper.set_model_props(proto, {**existing, **onnx_metadata(model)})
     proto.doc_string = f"dlsp denoiser {model.name!r} at {model.sample_rate} Hz: STFT magnitude in, estimate out"
     _check_export(network, proto, n_freqs, frames + 7, model)
     return proto
+
+
+def _store_exact_halves(proto: Any) -> None:
+    """Store each large float32 weight that float16 holds exactly (a model saved with `half=True`) as float16,
+    cast back to float32 in the graph: half the file, the same numbers (onnxruntime folds the casts when it
+    loads the model, so inference costs nothing more)."""
+    onnx = _require("onnx")
+    from onnx import TensorProto, numpy_helper
+
+    casts = []
+    for initializer in list(proto.graph.initializer):
+        if initializer.data_type != TensorProto.FLOAT or int(np.prod(initializer.dims)) < 1024:
+            continue
+        values = numpy_helper.to_array(initializer)
+        halves = values.astype(np.float16)
+        if not np.array_equal(halves.astype(np.float32), values):
+            continue
+        stored = numpy_helper.from_array(halves, f"{initializer.name}__float16")
+        proto.graph.initializer.remove(initializer)
+        proto.graph.initializer.append(stored)
+        casts.append(onnx.helper.make_node("Cast", [stored.name], [initializer.name], to=TensorProto.FLOAT))
+    for cast in reversed(casts):
+        proto.graph.node.insert(0, cast)
 
 
 def _export_dynamo(network: nn.Module, example: torch.Tensor, opset: int) -> Any:

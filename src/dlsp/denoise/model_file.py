@@ -17,7 +17,13 @@ from dlsp.audio.stft import StftConfig
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.train.checkpoint import average_state_dicts, build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.train.checkpoint import (
+    average_state_dicts,
+    build_from_checkpoint,
+    load_checkpoint,
+    round_to_half,
+    save_checkpoint,
+)
 
 DEFAULT_MODEL_NAME = "denoiser.pt"
 
@@ -121,18 +127,27 @@ DEFAULT_PROVENANCE = (
 def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
                     name: str | None = None, recipe: str = "recipes/denoise_default.yaml") -> Path:
     """Copy a trained model file into the package as the default denoiser (or, with `name`, as the bundled
-    model of that name), with its provenance.
+    model of that name), with its provenance and its ONNX export beside it (`model.onnx`, which the CPU runs
+    with onnxruntime; see `dlsp.denoise.export.companion_onnx`).
 
-    Refuses models over 5 MB (the package must stay small).
+    Weights are stored as float16 (the model computes with the rounded weights; evaluate the published file).
+    Refuses models whose two files together exceed 5 MB (the package must stay small). Needs `dlsp[onnx]`.
     """
+    from dlsp.denoise.export import export_onnx
+
     loaded = load_denoiser(source)
     if target is None:
         target = PRETRAINED_DIR / (f"denoiser_{name}.pt" if name else DEFAULT_MODEL_NAME)
+    target = Path(target)
     provenance = DEFAULT_PROVENANCE.replace("recipes/denoise_default.yaml", recipe)
+    round_to_half(loaded.model)
     path = save_denoiser(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
-                         config=loaded.config, provenance=provenance)
-    size = path.stat().st_size
+                         config=loaded.config, provenance=provenance, half=True)
+    onnx_path = export_onnx(load_denoiser(path), target.with_suffix(".onnx"))
+    size = path.stat().st_size + onnx_path.stat().st_size
     if size > MAX_DEFAULT_BYTES:
         path.unlink()
-        raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 5 MB", source)
+        onnx_path.unlink()
+        raise DlspError(f"model and its ONNX export are {size / 2**20:.1f} MB; a bundled model must be at most "
+                        f"5 MB", source)
     return path

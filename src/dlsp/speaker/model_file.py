@@ -9,7 +9,6 @@ different model.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from torch import nn
 from dlsp.errors import DlspError
 from dlsp.models.speaker import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint, weights_id
 
 DEFAULT_MODEL_NAME = "speaker.pt"
 MAX_DEFAULT_BYTES = 10 * 1024 * 1024
@@ -51,16 +50,6 @@ class SpeakerModel:
     @property
     def embedding_dim(self) -> int:
         return int(self.model.embedding_dim)
-
-
-def weights_id(model: nn.Module) -> str:
-    """First 16 hex digits of a SHA-256 over the weights (names, shapes and values, in order)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def save_speaker_model(path: str | os.PathLike[str], model: nn.Module, name: str, *, sample_rate: int,

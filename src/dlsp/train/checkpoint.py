@@ -6,6 +6,7 @@ can read it and a file from a stranger cannot execute anything.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -20,21 +21,56 @@ from dlsp.fileio import atomic_path
 FORMAT = "dlsp-checkpoint/1"
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, name: str, **extra: Any) -> Path:
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, name: str, *, half: bool = False,
+                    **extra: Any) -> Path:
     """Write `{format, model, model_args, state_dict, **extra}` atomically.
 
     `model` must offer `get_model_args()`; `extra` holds plain data (config dicts, sample rate, metrics...).
+    `half` stores float32 weights as float16 (half the file; loading casts them back to the model's dtype), for
+    models shipped in the package: the model then computes with the rounded weights, so round it first
+    (`round_to_half`) and evaluate what ships.
     """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: _as_half(v) for k, v in state.items()}
     payload = {
         "format": FORMAT,
         "model": name,
         "model_args": model.get_model_args(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
         **extra,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def weights_id(model: nn.Module) -> str:
+    """First 16 hex digits of a SHA-256 over the weights (names, shapes and values, in order): what
+    identifies a trained model across formats (a checkpoint and its ONNX export share it)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def round_to_half(model: nn.Module) -> nn.Module:
+    """Round `model`'s float32 weights and buffers to the nearest float16 value in place (those float16 cannot
+    hold are kept), so it computes what a `half=True` checkpoint of it will. Returns `model`."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        tensor.copy_(_as_half(tensor).to(tensor.dtype))
+    return model
+
+
+def _as_half(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.dtype != torch.float32:
+        return tensor
+    rounded = tensor.half()
+    # A value beyond float16's range would become inf: such a tensor stays float32.
+    return rounded if torch.equal(torch.isfinite(rounded), torch.isfinite(tensor)) else tensor
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
