@@ -20,7 +20,8 @@ BLOCK_SIZES = [1, 7, 160, 513, 4096]
 
 def gru(lookahead: int = 0, seed: int = 0, **kwargs) -> GruDenoiser:
     torch.manual_seed(seed)
-    return build_denoiser("gru", n_freqs=STFT.n_freqs, hidden=8, layers=2, lookahead=lookahead, **kwargs).eval()
+    kwargs = {"hidden": 8, "layers": 2, **kwargs}
+    return build_denoiser("gru", n_freqs=STFT.n_freqs, lookahead=lookahead, **kwargs).eval()
 
 
 def offline(network: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
@@ -139,7 +140,7 @@ def test_model_file_round_trip_keeps_the_output(tmp_path, rng):
 
 
 def test_bad_arguments_are_refused():
-    for kwargs in (dict(hidden=0), dict(layers=0), dict(lookahead=-1), dict(output="phase")):
+    for kwargs in (dict(hidden=0), dict(layers=0), dict(lookahead=-1), dict(output="phase"), dict(project=0)):
         with pytest.raises(ValueError):
             GruDenoiser(n_freqs=9, **kwargs)
 
@@ -163,9 +164,39 @@ def test_a_grown_model_starts_out_computing_the_smaller_ones_output(small, big):
     assert grown.project[0].weight.grad[:, STFT.n_freqs * (small + 1):].abs().max() > 0
 
 
-def test_growing_is_refused_for_anything_but_more_lookahead():
+@pytest.mark.parametrize("lookahead", [0, 1])
+def test_a_wider_grown_model_starts_out_computing_the_smaller_ones_output_and_its_new_units_learn(lookahead):
+    smaller = gru(0, seed=1)  # hidden 8, projection 8
+    with torch.no_grad():
+        smaller.normalizer.mean.uniform_(-1, 1)
+        smaller.normalizer.std.uniform_(0.5, 2)
+    grown = gru(lookahead, seed=2, hidden=13, project=8)
+    grown.grow_from(smaller)
+    x = torch.rand(2, STFT.n_freqs, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), smaller(x), atol=1e-6, rtol=0)
+    # The old units' gates (rows 0:8 of each 13-row gate block) ignore the new units; the head ignores them too.
+    hh = grown.gru.weight_hh_l0.view(3, 13, 13)
+    assert hh[:, :8, 8:].abs().max() == 0 and grown.head.weight[:, 8:].abs().max() == 0
+    assert hh[:, 8:, :].abs().max() > 0  # the new units have their own (random) weights
+    grown.train()
+    grown(x).sum().backward()
+    assert grown.head.weight.grad[:, 8:].abs().max() > 0  # so training can start using them
+    assert grown.gru.weight_ih_l1.grad.view(3, 13, 13)[:, :8, 8:].abs().max() > 0
+
+
+def test_projection_width_defaults_to_hidden_and_is_recorded():
+    assert gru(0).project[0].out_features == 8 and gru(0).get_model_args()["project"] is None
+    wide = gru(0, hidden=12, project=5)
+    assert wide.project[0].out_features == 5 and wide.gru.input_size == 5 and wide.gru.hidden_size == 12
+    assert wide(torch.rand(1, STFT.n_freqs, 6)).shape == (1, STFT.n_freqs, 6)
+
+
+def test_growing_is_refused_for_anything_but_more_lookahead_or_width():
     for smaller, grown in ((gru(2), gru(1)), (gru(0, output="magnitude"), gru(1)),
                            (build_denoiser("gru", n_freqs=STFT.n_freqs, hidden=9, layers=2), gru(1)),
+                           (gru(0), gru(0, hidden=12)),  # a wider GRU must keep the projection's width
+                           (gru(0), gru(0, hidden=12, project=8, layers=3)),
                            (build_denoiser("linear", n_freqs=STFT.n_freqs), gru(1))):
         with pytest.raises(ValueError, match="can only grow"):
             grown.grow_from(smaller)

@@ -24,11 +24,12 @@ from dlsp.models.denoisers import MODELS, SpectralDenoiser, SpectralNormalizer, 
 
 
 class GruDenoiser(SpectralDenoiser):
-    """Normalised log-magnitude frames -> (stack `lookahead` future frames) -> Linear(hidden) -> GRU x `layers`
-    -> Linear(n_freqs) -> output head.
+    """Normalised log-magnitude frames -> (stack `lookahead` future frames) -> Linear(project) -> GRU(hidden) x
+    `layers` -> Linear(n_freqs) -> output head.
 
-    Every frame sees only itself, the past (through the GRU state) and `lookahead` future frames. Parameters at
-    n_freqs=257 with the defaults (hidden 256, 2 layers): 0.92 M (3.7 MB).
+    Every frame sees only itself, the past (through the GRU state) and `lookahead` future frames. `project` is the
+    width of the input projection (default: `hidden`). Parameters at n_freqs=257 with the defaults (hidden 256,
+    2 layers): 0.92 M (3.7 MB).
 
     Shape: `(batch, freq, frames) -> (batch, freq, frames)`; state `(layers, batch, hidden)`.
     """
@@ -44,42 +45,69 @@ class GruDenoiser(SpectralDenoiser):
         output: str = "mask",
         dropout: float = 0.0,
         mask_max: float = 1.0,
+        project: int | None = None,
     ) -> None:
         super().__init__()
         check_head(output, mask_max)
-        if hidden < 1 or layers < 1 or lookahead < 0:
-            raise ValueError(f"need hidden >= 1, layers >= 1, lookahead >= 0; got {hidden}, {layers}, {lookahead}")
+        if hidden < 1 or layers < 1 or lookahead < 0 or (project is not None and project < 1):
+            raise ValueError(f"need hidden >= 1, layers >= 1, lookahead >= 0, project >= 1; got {hidden}, {layers}, "
+                             f"{lookahead}, {project}")
         self.args = dict(n_freqs=n_freqs, hidden=hidden, layers=layers, lookahead=lookahead, output=output,
-                         dropout=dropout, mask_max=float(mask_max))
+                         dropout=dropout, mask_max=float(mask_max), project=project)
         self.n_freqs, self.hidden, self.layers, self.lookahead = n_freqs, hidden, layers, lookahead
         self.output, self.mask_max, self.causal = output, float(mask_max), lookahead == 0
         # No past margin is needed (the state carries the past); `lookahead` future frames are.
         self._receptive_field = (0, lookahead)
+        width = hidden if project is None else project
         self.normalizer = SpectralNormalizer(n_freqs)
-        self.project = nn.Sequential(nn.Linear(n_freqs * (lookahead + 1), hidden), nn.LayerNorm(hidden), nn.ELU())
-        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True,
+        self.project = nn.Sequential(nn.Linear(n_freqs * (lookahead + 1), width), nn.LayerNorm(width), nn.ELU())
+        self.gru = nn.GRU(width, hidden, num_layers=layers, batch_first=True,
                           dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, n_freqs)
 
     @torch.no_grad()
     def grow_from(self, smaller: nn.Module) -> None:
-        """Take the weights of a trained `GruDenoiser` that differs from this one only in having less lookahead;
-        the input weights of the extra future frames are set to zero (function-preserving growth, as in
-        Net2Net), so this model's output equals `smaller`'s until training changes it. ValueError if `smaller`
-        differs in anything else."""
+        """Take the weights of a trained `GruDenoiser` that differs from this one only in having less lookahead
+        and/or a smaller GRU `hidden` size (function-preserving growth, as in Net2Net): every weight is kept, the
+        input weights of the extra future frames are zero, and the extra GRU units keep their random input and
+        recurrent weights but start with zero weights *to* the old units and the output, so this model's output
+        equals `smaller`'s until training changes it. ValueError if `smaller` differs in anything else."""
         if not isinstance(smaller, GruDenoiser):
             raise ValueError(f"can only grow from a gru denoiser, not {type(smaller).__name__}")
-        mine = {k: v for k, v in self.args.items() if k != "lookahead"}
-        theirs = {k: v for k, v in smaller.args.items() if k != "lookahead"}
-        if mine != theirs or smaller.lookahead > self.lookahead:
-            raise ValueError(f"can only grow a gru denoiser to more lookahead with the same other arguments; "
-                             f"have {smaller.args}, want {self.args}")
-        state = smaller.state_dict()
-        old = state["project.0.weight"]
-        grown = torch.zeros_like(self.project[0].weight)
-        grown[:, :old.shape[1]] = old  # frame t's input comes first, then t + 1, t + 2, ...
-        state["project.0.weight"] = grown
-        self.load_state_dict(state)
+        fixed = ("n_freqs", "layers", "output", "dropout", "mask_max")
+        same = all(self.args[key] == smaller.args[key] for key in fixed)
+        if (not same or smaller.lookahead > self.lookahead or smaller.hidden > self.hidden
+                or self.project[0].out_features != smaller.project[0].out_features):
+            raise ValueError(f"can only grow a gru denoiser to more lookahead or a larger hidden size with the same "
+                             f"other arguments; have {smaller.args}, want {self.args}")
+        old_hidden, hidden = smaller.hidden, self.hidden
+        mine = self.state_dict()
+        for name, old in smaller.state_dict().items():
+            new = mine[name]
+            if name == "project.0.weight":
+                new.zero_()
+                new[:, :old.shape[1]] = old  # frame t's input comes first, then t + 1, t + 2, ...
+            elif name.startswith("gru."):
+                # Rows are the gates (r, z, n) of each unit, `hidden` rows per gate; columns of the recurrent
+                # and upper-layer input weights are units of the layer below or of this layer.
+                units_in = name.startswith("gru.weight_hh") or (name.startswith("gru.weight_ih")
+                                                                 and not name.endswith("_l0"))
+                for gate in range(3):
+                    rows = slice(gate * hidden, gate * hidden + old_hidden)
+                    old_rows = old[gate * old_hidden:(gate + 1) * old_hidden]
+                    if old.ndim == 1:
+                        new[rows] = old_rows
+                    elif units_in:
+                        new[rows, old_hidden:] = 0.0  # the new units do not reach the old ones yet
+                        new[rows, :old_hidden] = old_rows
+                    else:
+                        new[rows] = old_rows
+            elif name == "head.weight":
+                new.zero_()
+                new[:, :old_hidden] = old
+            else:
+                new.copy_(old)
+        self.load_state_dict(mine)
 
     def initial_state(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
         """The state at a stream's start (zeros). Shape: `-> (layers, batch, hidden)`."""
