@@ -99,3 +99,28 @@ def test_synthetic_noise_joins_the_training_pool_only(corpus):
     train_names = data.sources["train"].noise.names
     assert sum(name.startswith("synthetic:") for name in train_names) == 2 * 7
     assert not any(name.startswith("synthetic:") for name in data.sources["val"].noise.names)
+
+
+def test_speed_perturbation_moves_the_pitch_within_its_range_in_training_only(corpus):
+    from dlsp.audio.mixing import parse_snr_spec
+    from dlsp.denoise.data import AudioPool, MixingSource
+
+    sr = 8000
+    tone = np.sin(2 * np.pi * 1000 * np.arange(sr) / sr).astype(np.float32)  # a 1 kHz "utterance"
+    noise = AudioPool(["n"], [np.random.default_rng(0).standard_normal(2 * sr).astype(np.float32)])
+    source = MixingSource(AudioPool(["tone"], [tone]), noise, parse_snr_spec("100"), None, sr // 2, sr,
+                          speech_speed=0.2)
+    peaks = []
+    for index in range(40):
+        _, clean = source.segment(0, 0, index)
+        spectrum = np.abs(np.fft.rfft(clean * np.hanning(clean.size)))
+        peaks.append(np.argmax(spectrum) * sr / clean.size)
+    peaks = np.array(peaks)
+    assert np.all((peaks > 790) & (peaks < 1210))  # within 1 -/+ 0.2 of 1 kHz (plus a bin)
+    assert np.mean(np.abs(peaks - 1000) > 20) > 0.4  # most segments are perturbed, not all
+    assert np.mean(np.abs(peaks - 1000) <= 4) > 0.1
+    with pytest.raises(DlspError, match="speech_speed"):
+        MixingSource(AudioPool(["tone"], [tone]), noise, parse_snr_spec("0"), None, sr, sr, speech_speed=0.7)
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(speech_speed=0.1), seed=0,
+                       progress=False)
+    assert data.sources["train"].speech_speed == 0.1 and data.sources["val"].speech_speed == 0.0

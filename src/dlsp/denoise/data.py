@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from dlsp.audio.io import is_silent, list_audio_files, load_audio
 from dlsp.audio.mixing import SnrSpec, fit_noise, mix_at_snr, parse_snr_spec
@@ -47,6 +48,9 @@ class DenoiseDataConfig:
     clean_format: str = "auto"
     augment_noise: bool = True
     synthetic_noise_files: int = 0
+    # Speed perturbation of training speech: each utterance resampled by a random factor in [1 - x, 1 + x] with
+    # probability 0.7 (pitch, formants and tempo move together, like a new speaker); 0 turns it off.
+    speech_speed: float = 0.0
 
 
 @dataclass
@@ -76,12 +80,15 @@ class MixingSource:
     """Segments of clean speech (utterances joined with short pauses) mixed with noise on the fly."""
 
     def __init__(self, clean: AudioPool, noise: AudioPool, snr: SnrSpec, level: SnrSpec | None,
-                 segment_samples: int, sample_rate: int, augment_noise: bool = False) -> None:
+                 segment_samples: int, sample_rate: int, augment_noise: bool = False,
+                 speech_speed: float = 0.0) -> None:
         if not len(clean) or not len(noise):
             raise DlspError("a mixing source needs clean speech and noise")
+        if not 0.0 <= speech_speed < 0.5:
+            raise DlspError(f"speech_speed must be in [0, 0.5), got {speech_speed}")
         self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
         self.segment_samples, self.sample_rate = segment_samples, sample_rate
-        self.augment_noise = augment_noise
+        self.augment_noise, self.speech_speed = augment_noise, speech_speed
 
     def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """One `(noisy, clean)` segment, each `(segment_samples,)`."""
@@ -111,7 +118,7 @@ class MixingSource:
         # Join random utterances with short pauses until the segment is full, then take a random window.
         parts, total = [], 0
         while total < self.segment_samples:
-            utterance = self.clean.audio[int(rng.integers(len(self.clean)))]
+            utterance = self._perturbed(self.clean.audio[int(rng.integers(len(self.clean)))], rng)
             gap = np.zeros(int(rng.uniform(0.0, 0.25) * self.sample_rate), np.float32)
             parts += [utterance, gap]
             total += len(utterance) + len(gap)
@@ -119,6 +126,15 @@ class MixingSource:
         start = int(rng.integers(0, len(speech) - self.segment_samples + 1))
         segment = speech[start:start + self.segment_samples]
         return segment if not is_silent(segment) else self._speech(rng)
+
+
+    def _perturbed(self, utterance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        # Few speakers go further when each is also heard a little higher or lower (Ko et al., 2015, "Audio
+        # augmentation for speech recognition"): played at `factor` times the speed, every frequency scales by it.
+        if not self.speech_speed or rng.random() >= 0.7:
+            return utterance
+        factor = rng.uniform(1.0 - self.speech_speed, 1.0 + self.speech_speed)
+        return soxr.resample(utterance, self.sample_rate * factor, self.sample_rate).astype(np.float32)
 
 
 class PairSource:
@@ -191,7 +207,8 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
         if split == "train" and config.synthetic_noise_files:
             noise_pool = _with_synthetic_noise(noise_pool, config.synthetic_noise_files, config.sample_rate, seed)
         sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
-                                      augment_noise=config.augment_noise and split == "train")
+                                      augment_noise=config.augment_noise and split == "train",
+                                      speech_speed=config.speech_speed if split == "train" else 0.0)
         files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
 
