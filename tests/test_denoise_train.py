@@ -137,20 +137,21 @@ def test_init_from_fine_tunes_an_earlier_model(corpus, tmp_path):
         torch.testing.assert_close(mine.cpu(), theirs, atol=1e-6, rtol=0, msg=name)
 
 
-def test_init_from_grows_a_gru_to_more_lookahead(corpus, tmp_path, cli):
+def test_init_from_grows_a_gru_to_more_lookahead_and_units(corpus, tmp_path, cli):
     gru = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
     config = _config(gru, "train.epochs=1")
     data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
     train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
     base = load_denoiser(tmp_path / "base" / "best.pt").model
     start = f"train.init_from={tmp_path / 'base' / 'best.pt'}"
-    grown, _ = train_run(_config(gru, "model.args.lookahead=2", "train.epochs=1", "train.lr=1e-9", start), data,
+    wider = "model={name: gru, args: {hidden: 11, project: 8, layers: 1, lookahead: 2, output: mask}}"
+    grown, _ = train_run(_config(wider, "train.epochs=1", "train.lr=1e-9", start), data,
                          tmp_path / "grown", progress=False, log=lambda *a: None)
-    assert grown.lookahead == 2
+    assert grown.lookahead == 2 and grown.hidden == 11
     x = torch.rand(2, base.n_freqs, 30)
     with torch.no_grad():
         torch.testing.assert_close(grown.cpu()(x), base(x), atol=1e-4, rtol=0)
-    # Growing is the one difference allowed: a wider GRU is still refused, in one line.
+    # Growing is the one difference allowed: a wider GRU whose input projection widens too is refused, in one line.
     sets = [a for item in TINY for a in ("--set", item)]
     code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
                        tmp_path / "r", "--quiet", *sets, "--set", gru, "--set", "model.args.hidden=9", "--set", start)

@@ -187,8 +187,8 @@ def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str]
 def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Module:
     """`model` with the weights (and input normalizer) of the denoiser file `path` (`train.init_from`): the file must
     hold the recipe's model with the same arguments, STFT and sample rate, or fine-tuning would silently change the
-    model the recipe describes. The one allowed difference: a model that can grow (`grow_from`, e.g. a GRU given
-    more lookahead) starts from a smaller trained one, computing what it did."""
+    model the recipe describes. The one allowed difference: a model that can grow (`grow_from`: a GRU given more
+    lookahead or more units) starts from a smaller trained one, computing what it did."""
     loaded = load_denoiser(path)
     wanted = DenoiserModel(model, config.model.name, config.data.sample_rate, config.stft_config)
     if loaded.kind() == wanted.kind():
