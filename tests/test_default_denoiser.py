@@ -82,7 +82,8 @@ def test_bundled_unet_is_found_by_name_and_improves_an_unseen_mixture(tmp_path, 
 
     assert "unet" in bundled_models()
     path = bundled_models()["unet"]
-    assert path.stat().st_size <= MAX_DEFAULT_BYTES
+    assert path.stat().st_size + path.with_suffix(".onnx").stat().st_size <= MAX_DEFAULT_BYTES
+    assert Denoiser.from_file("unet", device="cpu").engine == "onnx"  # its export ships beside it too
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["model"] == "unet" and "denoise_unet_bundled.yaml" in payload["provenance"]
     assert resolve_model("unet") == path and resolve_model("runs/x.pt") == Path("runs/x.pt")
