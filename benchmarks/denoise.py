@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+# One thread for every method, BLAS included: OpenBLAS reads this when numpy loads, so it is set before the import.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 SNRS = (-5.0, 0.0, 5.0, 10.0)
@@ -38,7 +40,6 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench_out" / "denoise"))
     parser.add_argument("--no-peers", action="store_true", help="skip noisereduce and RNNoise")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
