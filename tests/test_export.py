@@ -132,10 +132,13 @@ def test_publishing_writes_a_half_size_model_and_its_export_and_enforces_the_siz
     assert payload["state_dict"]["gru.weight_hh_l0"].dtype == torch.float16
     assert "recipes/x.yaml" in payload["provenance"]
     assert Denoiser.from_file(target, device="cpu").engine == "onnx"
+    before = {p.name: p.read_bytes() for p in target.parent.iterdir()}
+    other = save_denoiser(tmp_path / "run2" / "best.pt", tiny_network("gru", seed=3, hidden=32, layers=2), "gru",
+                          sample_rate=SR, stft=STFT, config=CONFIG)
     monkeypatch.setattr(model_file, "MAX_DEFAULT_BYTES", 10_000)
     with pytest.raises(DlspError, match="at most 5 MB"):
-        model_file.publish_default(trained, target=tmp_path / "pkg2" / "denoiser.pt")
-    assert not list((tmp_path / "pkg2").iterdir())
+        model_file.publish_default(other, target=target)
+    assert {p.name: p.read_bytes() for p in target.parent.iterdir()} == before  # the published pair is untouched
 
 
 def test_metadata_round_trip(exported):

@@ -140,14 +140,21 @@ def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[st
         target = PRETRAINED_DIR / (f"denoiser_{name}.pt" if name else DEFAULT_MODEL_NAME)
     target = Path(target)
     provenance = DEFAULT_PROVENANCE.replace("recipes/denoise_default.yaml", recipe)
-    round_to_half(loaded.model)
-    path = save_denoiser(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
-                         config=loaded.config, provenance=provenance, half=True)
-    onnx_path = export_onnx(load_denoiser(path), target.with_suffix(".onnx"))
-    size = path.stat().st_size + onnx_path.stat().st_size
-    if size > MAX_DEFAULT_BYTES:
-        path.unlink()
-        onnx_path.unlink()
-        raise DlspError(f"model and its ONNX export are {size / 2**20:.1f} MB; a bundled model must be at most "
-                        f"5 MB", source)
-    return path
+    round_to_half(loaded.model)  # the export below then holds exactly the weights the float16 file will
+    # Both files are written beside the target first and renamed only when both exist and fit: a failed export or
+    # an oversized model leaves the published pair as it was.
+    staged_onnx = export_onnx(loaded, target.with_name(f".{target.stem}.publishing.onnx"))
+    staged = target.with_name(f".{target.name}.publishing")
+    try:
+        save_denoiser(staged, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
+                      config=loaded.config, provenance=provenance, half=True)
+        size = staged.stat().st_size + staged_onnx.stat().st_size
+        if size > MAX_DEFAULT_BYTES:
+            raise DlspError(f"model and its ONNX export are {size / 2**20:.1f} MB; a bundled model must be at most "
+                            f"5 MB", source)
+        os.replace(staged, target)
+        os.replace(staged_onnx, target.with_suffix(".onnx"))
+    finally:
+        staged.unlink(missing_ok=True)
+        staged_onnx.unlink(missing_ok=True)
+    return target
