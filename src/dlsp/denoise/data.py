@@ -127,7 +127,6 @@ class MixingSource:
         segment = speech[start:start + self.segment_samples]
         return segment if not is_silent(segment) else self._speech(rng)
 
-
     def _perturbed(self, utterance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # Few speakers go further when each is also heard a little higher or lower (Ko et al., 2015, "Audio
         # augmentation for speech recognition"): played at `factor` times the speed, every frequency scales by it.

@@ -95,12 +95,10 @@ class GruDenoiser(SpectralDenoiser):
                 for gate in range(3):
                     rows = slice(gate * hidden, gate * hidden + old_hidden)
                     old_rows = old[gate * old_hidden:(gate + 1) * old_hidden]
-                    if old.ndim == 1:
-                        new[rows] = old_rows
-                    elif units_in:
+                    if units_in:
                         new[rows, old_hidden:] = 0.0  # the new units do not reach the old ones yet
                         new[rows, :old_hidden] = old_rows
-                    else:
+                    else:  # biases, and the first layer's input weights (columns: the projection)
                         new[rows] = old_rows
             elif name == "head.weight":
                 new.zero_()
