@@ -124,3 +124,38 @@ def test_speed_perturbation_moves_the_pitch_within_its_range_in_training_only(co
     data = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(speech_speed=0.1), seed=0,
                        progress=False)
     assert data.sources["train"].speech_speed == 0.1 and data.sources["val"].speech_speed == 0.0
+
+
+def test_noise_speed_and_eq_augment_training_noise_only_within_their_ranges(corpus):
+    from dlsp.audio.mixing import parse_snr_spec
+    from dlsp.denoise.data import AudioPool, MixingSource
+
+    sr = 8000
+    speech = AudioPool(["s"], [np.random.default_rng(1).standard_normal(sr).astype(np.float32)])
+    hum = AudioPool(["hum"], [np.sin(2 * np.pi * 1000 * np.arange(3 * sr) / sr).astype(np.float32)])
+    plain = MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr, augment_noise=True)
+    fast = MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr, augment_noise=True, noise_speed=0.2)
+    peaks = []
+    for index in range(40):
+        noisy, clean = fast.segment(0, 0, index)
+        assert noisy.shape == (sr // 2,)
+        peaks.append(np.argmax(np.abs(np.fft.rfft((noisy - clean) * np.hanning(sr // 2)))) * 2)
+    peaks = np.array(peaks)
+    assert np.all((peaks > 790) & (peaks < 1210))
+    assert 0.2 < np.mean(np.abs(peaks - 1000) > 20) < 0.8  # about half the crops are sped up or slowed down
+    # Off by default: the segments are exactly those of a source without the options.
+    np.testing.assert_array_equal(plain.segment(0, 0, 3)[0],
+                                  MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr,
+                                               augment_noise=True, noise_speed=0.0, noise_eq=0.0).segment(0, 0, 3)[0])
+    coloured = MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr, augment_noise=True, noise_eq=9.0)
+    assert any(not np.array_equal(coloured.segment(0, 0, i)[0], plain.segment(0, 0, i)[0]) for i in range(8))
+    for bad in (dict(noise_speed=0.5), dict(noise_eq=-1.0), dict(noise_eq=30.0)):
+        with pytest.raises(DlspError, match=next(iter(bad))):
+            MixingSource(speech, hum, parse_snr_spec("0"), None, sr, sr, **bad)
+    config = DenoiseDataConfig(noise_speed=0.2, noise_eq=9.0, segment_seconds=1.0)
+    data = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False)
+    val = data.sources["val"]
+    assert not val.augment_noise  # validation noise is heard as recorded
+    no_aug = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(segment_seconds=1.0), seed=0,
+                         progress=False)
+    np.testing.assert_array_equal(val.segment(0, 0, 2)[0], no_aug.sources["val"].segment(0, 0, 2)[0])

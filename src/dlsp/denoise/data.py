@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
 
+from dlsp.audio.augment import change_speed, random_eq
 from dlsp.audio.io import is_silent, list_audio_files, load_audio
 from dlsp.audio.mixing import SnrSpec, fit_noise, mix_at_snr, parse_snr_spec
 from dlsp.data import index as dataset_index
@@ -51,6 +52,10 @@ class DenoiseDataConfig:
     # Speed perturbation of training speech: each utterance resampled by a random factor in [1 - x, 1 + x] with
     # probability 0.7 (pitch, formants and tempo move together, like a new speaker); 0 turns it off.
     speech_speed: float = 0.0
+    # Training noise, with augment_noise: each crop played at a random speed in [1 - x, 1 + x] (probability 0.5;
+    # 0 turns it off), and coloured by 3 random peaking bands of up to +-`noise_eq` dB (probability 0.5; 0: off).
+    noise_speed: float = 0.0
+    noise_eq: float = 0.0
 
 
 @dataclass
@@ -81,14 +86,18 @@ class MixingSource:
 
     def __init__(self, clean: AudioPool, noise: AudioPool, snr: SnrSpec, level: SnrSpec | None,
                  segment_samples: int, sample_rate: int, augment_noise: bool = False,
-                 speech_speed: float = 0.0) -> None:
+                 speech_speed: float = 0.0, noise_speed: float = 0.0, noise_eq: float = 0.0) -> None:
         if not len(clean) or not len(noise):
             raise DlspError("a mixing source needs clean speech and noise")
-        if not 0.0 <= speech_speed < 0.5:
-            raise DlspError(f"speech_speed must be in [0, 0.5), got {speech_speed}")
+        for name, value in (("speech_speed", speech_speed), ("noise_speed", noise_speed)):
+            if not 0.0 <= value < 0.5:
+                raise DlspError(f"{name} must be in [0, 0.5), got {value}")
+        if not 0.0 <= noise_eq <= 24.0:
+            raise DlspError(f"noise_eq must be in [0, 24] dB, got {noise_eq}")
         self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
         self.segment_samples, self.sample_rate = segment_samples, sample_rate
         self.augment_noise, self.speech_speed = augment_noise, speech_speed
+        self.noise_speed, self.noise_eq = noise_speed, noise_eq
 
     def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """One `(noisy, clean)` segment, each `(segment_samples,)`."""
@@ -100,9 +109,10 @@ class MixingSource:
         return mix.noisy.astype(np.float32), mix.clean.astype(np.float32)
 
     def _noise(self, rng: np.random.Generator, length: int) -> np.ndarray:
-        noise = fit_noise(self.noise.audio[int(rng.integers(len(self.noise)))], length, rng)
+        recording = self.noise.audio[int(rng.integers(len(self.noise)))]
         if not self.augment_noise:
-            return noise
+            return fit_noise(recording, length, rng)
+        noise = self._noise_crop(recording, length, rng)
         # A few noise recordings go a long way when each is heard through a different colouring and sometimes
         # on top of another: the model learns noise in general rather than these recordings.
         if rng.random() < 0.3:
@@ -112,7 +122,17 @@ class MixingSource:
         if rng.random() < 0.5:
             tilt = rng.uniform(-0.8, 0.8)  # first-order tilt: > 0 brightens, < 0 darkens
             noise = np.append(noise[:1], noise[1:] - tilt * noise[:-1]).astype(np.float32)
+        if self.noise_eq and rng.random() < 0.5:
+            noise = random_eq(noise, rng, self.sample_rate, self.noise_eq)
         return noise if not is_silent(noise) else fit_noise(self.noise.audio[0], length, rng)
+
+    def _noise_crop(self, recording: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+        if not self.noise_speed or rng.random() >= 0.5:
+            return fit_noise(recording, length, rng)
+        factor = rng.uniform(1.0 - self.noise_speed, 1.0 + self.noise_speed)
+        # Crop what plays for `length` samples at the new speed (plus a margin for the resampler's rounding).
+        return change_speed(fit_noise(recording, math.ceil(length * factor) + 8, rng), factor,
+                            self.sample_rate)[:length]
 
     def _speech(self, rng: np.random.Generator) -> np.ndarray:
         # Join random utterances with short pauses until the segment is full, then take a random window.
@@ -132,8 +152,8 @@ class MixingSource:
         # augmentation for speech recognition"): played at `factor` times the speed, every frequency scales by it.
         if not self.speech_speed or rng.random() >= 0.7:
             return utterance
-        factor = rng.uniform(1.0 - self.speech_speed, 1.0 + self.speech_speed)
-        return soxr.resample(utterance, self.sample_rate * factor, self.sample_rate).astype(np.float32)
+        return change_speed(utterance, rng.uniform(1.0 - self.speech_speed, 1.0 + self.speech_speed),
+                            self.sample_rate)
 
 
 class PairSource:
@@ -207,7 +227,8 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
             noise_pool = _with_synthetic_noise(noise_pool, config.synthetic_noise_files, config.sample_rate, seed)
         sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
                                       augment_noise=config.augment_noise and split == "train",
-                                      speech_speed=config.speech_speed if split == "train" else 0.0)
+                                      speech_speed=config.speech_speed if split == "train" else 0.0,
+                                      noise_speed=config.noise_speed, noise_eq=config.noise_eq)
         files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
 
