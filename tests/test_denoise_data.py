@@ -126,7 +126,7 @@ def test_speed_perturbation_moves_the_pitch_within_its_range_in_training_only(co
     assert data.sources["train"].speech_speed == 0.1 and data.sources["val"].speech_speed == 0.0
 
 
-def test_noise_speed_and_eq_augment_training_noise_only_within_their_ranges(corpus):
+def test_noise_speed_and_eq_augment_training_noise_and_speech_only_within_their_ranges(corpus):
     from dlsp.audio.mixing import parse_snr_spec
     from dlsp.denoise.data import AudioPool, MixingSource
 
@@ -149,13 +149,17 @@ def test_noise_speed_and_eq_augment_training_noise_only_within_their_ranges(corp
                                                augment_noise=True, noise_speed=0.0, noise_eq=0.0).segment(0, 0, 3)[0])
     coloured = MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr, augment_noise=True, noise_eq=9.0)
     assert any(not np.array_equal(coloured.segment(0, 0, i)[0], plain.segment(0, 0, i)[0]) for i in range(8))
-    for bad in (dict(noise_speed=0.5), dict(noise_eq=-1.0), dict(noise_eq=30.0)):
+    voiced = MixingSource(speech, hum, parse_snr_spec("0"), None, sr // 2, sr, augment_noise=True, speech_eq=9.0)
+    coloured_speech = [not np.array_equal(voiced.segment(0, 0, i)[1], plain.segment(0, 0, i)[1]) for i in range(12)]
+    assert 0 < sum(coloured_speech) < 12  # about half the segments; the clean target is the coloured speech
+    for bad in (dict(noise_speed=0.5), dict(noise_eq=-1.0), dict(noise_eq=30.0), dict(speech_eq=25.0)):
         with pytest.raises(DlspError, match=next(iter(bad))):
             MixingSource(speech, hum, parse_snr_spec("0"), None, sr, sr, **bad)
-    config = DenoiseDataConfig(noise_speed=0.2, noise_eq=9.0, segment_seconds=1.0)
+    config = DenoiseDataConfig(noise_speed=0.2, noise_eq=9.0, speech_eq=6.0, segment_seconds=1.0)
     data = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False)
     val = data.sources["val"]
-    assert not val.augment_noise  # validation noise is heard as recorded
+    assert not val.augment_noise and val.speech_eq == 0.0  # validation is heard as recorded
+    assert data.sources["train"].speech_eq == 6.0
     no_aug = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(segment_seconds=1.0), seed=0,
                          progress=False)
     np.testing.assert_array_equal(val.segment(0, 0, 2)[0], no_aug.sources["val"].segment(0, 0, 2)[0])

@@ -56,6 +56,8 @@ class DenoiseDataConfig:
     # 0 turns it off), and coloured by 3 random peaking bands of up to +-`noise_eq` dB (probability 0.5; 0: off).
     noise_speed: float = 0.0
     noise_eq: float = 0.0
+    # Training speech coloured the same way (another microphone or room), with probability 0.5; 0 turns it off.
+    speech_eq: float = 0.0
 
 
 @dataclass
@@ -86,18 +88,20 @@ class MixingSource:
 
     def __init__(self, clean: AudioPool, noise: AudioPool, snr: SnrSpec, level: SnrSpec | None,
                  segment_samples: int, sample_rate: int, augment_noise: bool = False,
-                 speech_speed: float = 0.0, noise_speed: float = 0.0, noise_eq: float = 0.0) -> None:
+                 speech_speed: float = 0.0, noise_speed: float = 0.0, noise_eq: float = 0.0,
+                 speech_eq: float = 0.0) -> None:
         if not len(clean) or not len(noise):
             raise DlspError("a mixing source needs clean speech and noise")
         for name, value in (("speech_speed", speech_speed), ("noise_speed", noise_speed)):
             if not 0.0 <= value < 0.5:
                 raise DlspError(f"{name} must be in [0, 0.5), got {value}")
-        if not 0.0 <= noise_eq <= 24.0:
-            raise DlspError(f"noise_eq must be in [0, 24] dB, got {noise_eq}")
+        for name, value in (("noise_eq", noise_eq), ("speech_eq", speech_eq)):
+            if not 0.0 <= value <= 24.0:
+                raise DlspError(f"{name} must be in [0, 24] dB, got {value}")
         self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
         self.segment_samples, self.sample_rate = segment_samples, sample_rate
         self.augment_noise, self.speech_speed = augment_noise, speech_speed
-        self.noise_speed, self.noise_eq = noise_speed, noise_eq
+        self.noise_speed, self.noise_eq, self.speech_eq = noise_speed, noise_eq, speech_eq
 
     def segment(self, seed: int, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """One `(noisy, clean)` segment, each `(segment_samples,)`."""
@@ -145,6 +149,8 @@ class MixingSource:
         speech = np.concatenate(parts)
         start = int(rng.integers(0, len(speech) - self.segment_samples + 1))
         segment = speech[start:start + self.segment_samples]
+        if self.speech_eq and rng.random() < 0.5:
+            segment = random_eq(segment, rng, self.sample_rate, self.speech_eq)
         return segment if not is_silent(segment) else self._speech(rng)
 
     def _perturbed(self, utterance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -228,7 +234,8 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
         sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
                                       augment_noise=config.augment_noise and split == "train",
                                       speech_speed=config.speech_speed if split == "train" else 0.0,
-                                      noise_speed=config.noise_speed, noise_eq=config.noise_eq)
+                                      noise_speed=config.noise_speed, noise_eq=config.noise_eq,
+                                      speech_eq=config.speech_eq if split == "train" else 0.0)
         files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
 
