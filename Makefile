@@ -42,7 +42,11 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --clean $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands \
 	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
 	  --cache runs/cache --out runs/denoise_default_finetune
-	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_finetune/best.pt', recipe='recipes/denoise_default.yaml, then fine-tuned by recipes/denoise_default_finetune.yaml')"
+	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_augment.yaml \
+	  --clean $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands \
+	  --noise $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background \
+	  --cache runs/cache --out runs/denoise_default_augment
+	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_augment/best.pt', recipe='recipes/denoise_default.yaml, then fine-tuned by recipes/denoise_default_finetune.yaml and recipes/denoise_default_augment.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet; recipes/denoise_unet_bundled.yaml, ../shared/data).
 pretrained-denoiser-unet: $(BIN)/dlsp
