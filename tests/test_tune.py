@@ -99,6 +99,52 @@ def test_pruning_tracker_reports_every_epoch_and_stops_a_pruned_trial():
         PruningTracker(FakeTrial(9), "val_eer").log_metrics({"val_loss": 1.0}, 0)
 
 
+class SlowCountStudy:
+    """A study whose trial count takes 0.1 s to come back: the window in which unlocked workers would race."""
+
+    def __init__(self, study):
+        self.study = study
+
+    def get_trials(self, **kwargs):
+        import time
+
+        trials = self.study.get_trials(**kwargs)
+        time.sleep(0.1)
+        return trials
+
+    def __getattr__(self, name):
+        return getattr(self.study, name)
+
+
+@pytest.mark.parametrize("shared_lock", [True, False])
+def test_workers_sharing_a_lock_run_exactly_the_trial_budget(tmp_path, shared_lock):
+    import threading
+
+    from dlsp.train.tune import optimize
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    spec = parse_tune_section({"metric": "val_loss", "params": {"train.lr": {"type": "float", "low": 0.1,
+                                                                            "high": 1.0}}})
+    start = threading.Barrier(4)
+    lock = threading.Lock() if shared_lock else None
+
+    def worker():
+        start.wait()  # all four ask for their first trials at once
+        optimize(SlowCountStudy(study), spec, lambda overrides, trial_dir, tracker: 1.0, tmp_path, 2, lock)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    numbers = sorted(t.number for t in study.trials)
+    if shared_lock:
+        assert numbers == [0, 1] and all(t.state.name == "COMPLETE" for t in study.trials)
+    else:  # without the lock, all four see room at once and each takes a trial (why `tune` shares one)
+        assert len(numbers) == 4
+
+
 def test_tune_in_process_writes_results_and_the_best_config(tmp_path, corpus):
     recipe = write_recipe(tmp_path / "search.yaml")
     job = TuneJob(recipe=str(recipe), out=str(tmp_path / "out"), trials=3, study="search", quick=True, seed=0,

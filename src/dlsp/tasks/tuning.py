@@ -76,8 +76,8 @@ def base_config(job: TuneJob, task: Task, extra: list[str] | None = None) -> Any
     return load_config(task.config_class(), job.recipe, [*quick, *job.overrides, *(extra or [])])
 
 
-def work(job: TuneJob) -> None:
-    """One worker: join the study and run trials until it holds `job.trials` trials."""
+def work(job: TuneJob, lock: Any = None) -> None:
+    """One worker: join the study and run trials until it holds `job.trials` trials (`lock`: see `optimize`)."""
     import torch
 
     task, spec = prepare(job)
@@ -99,12 +99,12 @@ def work(job: TuneJob) -> None:
             raise DlspError(f"tune.metric {spec.metric!r} is not reported by task {task.name!r}")
         return float(record[spec.metric])
 
-    optimize(study, spec, objective, job.out, job.trials)
+    optimize(study, spec, objective, job.out, job.trials, lock)
 
 
-def _worker_main(job: TuneJob) -> None:
+def _worker_main(job: TuneJob, lock: Any) -> None:
     os.environ["DLSP_TUNE_WORKER"] = "1"
-    work(job)
+    work(job, lock)
 
 
 def tune(job: TuneJob, workers: int = 1) -> Any:

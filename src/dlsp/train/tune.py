@@ -20,6 +20,7 @@ are separate processes that pull trials from the same study until it holds `n_tr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -175,28 +176,40 @@ def open_study(name: str, storage: Any, spec: TuneSpec, seed: int | None = None)
 Objective = Callable[[list[str], Path, PruningTracker], float]
 
 
-def optimize(study: Any, spec: TuneSpec, objective: Objective, out: str | os.PathLike[str], n_trials: int) -> None:
-    """Run trials of `study` in this process until it holds `n_trials` finished, pruned or failed trials.
+def optimize(study: Any, spec: TuneSpec, objective: Objective, out: str | os.PathLike[str], n_trials: int,
+             lock: Any = None) -> None:
+    """Run trials of `study` in this process until it holds `n_trials` trials (finished, pruned, failed, running
+    or reserved).
 
-    `objective(overrides, trial_dir, tracker)` trains one configuration and returns the metric's value.
+    `objective(overrides, trial_dir, tracker)` trains one configuration and returns the metric's value. `lock`
+    (shared by the workers of one `tune` call, see `run_workers`) makes "is there room for one more trial?" and
+    taking it one step, so workers never run more than `n_trials` between them.
     """
-    optuna = _require_optuna()
+    _require_optuna()
     out = Path(out)
+    budget = lock if lock is not None else contextlib.nullcontext()
 
     def run_trial(trial: Any) -> float:
         overrides = suggest_overrides(trial, spec)
         trial.set_user_attr("overrides", overrides)
         return float(objective(overrides, out / f"trial_{trial.number:04d}", PruningTracker(trial, spec.metric)))
 
-    done = optuna.study.MaxTrialsCallback(n_trials, states=None)
-    if len(study.trials) < n_trials:
-        study.optimize(run_trial, n_trials=n_trials, callbacks=[done], catch=(DlspError,), gc_after_trial=True)
+    while True:
+        with budget:
+            if len(study.get_trials(deepcopy=False)) >= n_trials:
+                return
+            # A reserved (waiting) trial counts towards the budget at once, and the next ask() takes a waiting
+            # trial before it creates one: each worker reserves one, then runs one.
+            study.enqueue_trial({})
+        study.optimize(run_trial, n_trials=1, catch=(DlspError,), gc_after_trial=True)
 
 
 def run_workers(worker: Callable[..., None], args: tuple[Any, ...], workers: int) -> None:
-    """Start `workers` processes running `worker(*args)` and wait; a failed worker is an error."""
+    """Start `workers` processes running `worker(*args, lock)` and wait; a failed worker is an error. `lock` is one
+    lock shared by all of them (for `optimize`)."""
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-    processes = [context.Process(target=worker, args=args, name=f"dlsp-tune-{i}") for i in range(workers)]
+    lock = context.Lock()
+    processes = [context.Process(target=worker, args=(*args, lock), name=f"dlsp-tune-{i}") for i in range(workers)]
     for process in processes:
         process.start()
     for process in processes:
