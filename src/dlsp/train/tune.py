@@ -15,7 +15,9 @@ Each trial turns its sampled values into `--set` overrides, trains through the t
 `PruningTracker`, which reports the metric to the trial every epoch so the pruner can stop a bad trial early.
 Studies live in Optuna storage: a journal file by default (safe for several processes on one machine), or any
 SQLAlchemy URL (`postgresql://user@host/db` lets many machines share one study). Workers started with `workers=K`
-are separate processes that pull trials from the same study until it holds `n_trials` trials.
+are separate processes that pull trials from the same study until it holds `n_trials` trials; they share a lock,
+so together they run exactly that many. Separate `dlsp tune` commands (other machines) do not share it: each
+keeps the budget among its own workers, and two commands checking at the same moment can add one trial too many.
 """
 
 from __future__ import annotations
