@@ -34,6 +34,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from denoise import default_folders  # benchmarks/denoise.py, beside this script
     from dlsp.config import load_config
     from dlsp.denoise.data import MixingSource, batches
     from dlsp.denoise.model_file import load_denoiser
@@ -45,9 +46,9 @@ def main() -> int:
         print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
         return 2
     config = load_config(DenoiseConfig, ROOT / "recipes" / "denoise_default.yaml")
-    speech = [str(data_dir / "speech" / "fsdd"), str(data_dir / "speech" / "arabic_commands")]
-    noise = [str(data_dir / "noise" / "household_street"), str(data_dir / "noise" / "speech_commands_background")]
-    sources = load_data(config, clean=speech, noise=noise, cache=args.cache, progress=False).sources
+    speech, noise = default_folders(data_dir)  # the folders benchmarks/denoise.py splits
+    sources = load_data(config, clean=[str(p) for p in speech], noise=[str(p) for p in noise], cache=args.cache,
+                        progress=False).sources
     val = sources["val"]
     segment_batches = {}
     for speakers, noises in PAIRINGS:

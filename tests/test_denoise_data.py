@@ -158,7 +158,7 @@ def test_noise_speed_and_eq_augment_training_noise_and_speech_only_within_their_
     config = DenoiseDataConfig(noise_speed=0.2, noise_eq=9.0, speech_eq=6.0, segment_seconds=1.0)
     data = mixing_data([corpus / "speech"], [corpus / "noise"], config, seed=0, progress=False)
     val = data.sources["val"]
-    assert not val.augment_noise and val.speech_eq == 0.0  # validation is heard as recorded
+    assert not val.augment_noise and val.speech_eq == val.noise_eq == val.noise_speed == 0.0  # heard as recorded
     assert data.sources["train"].speech_eq == 6.0
     no_aug = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(segment_seconds=1.0), seed=0,
                          progress=False)

@@ -231,11 +231,11 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
         noise_pool = load_pool(chosen["noise"], config.sample_rate, cache, f"{split}-noise", progress)
         if split == "train" and config.synthetic_noise_files:
             noise_pool = _with_synthetic_noise(noise_pool, config.synthetic_noise_files, config.sample_rate, seed)
-        sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate,
-                                      augment_noise=config.augment_noise and split == "train",
-                                      speech_speed=config.speech_speed if split == "train" else 0.0,
-                                      noise_speed=config.noise_speed, noise_eq=config.noise_eq,
-                                      speech_eq=config.speech_eq if split == "train" else 0.0)
+        # Validation and test are heard as recorded.
+        augment = dict(augment_noise=config.augment_noise, speech_speed=config.speech_speed,
+                       noise_speed=config.noise_speed, noise_eq=config.noise_eq,
+                       speech_eq=config.speech_eq) if split == "train" else {}
+        sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate, **augment)
         files[split] = {kind: [str(p) for p in paths] for kind, paths in chosen.items()}
     return DenoiseData(sources, files)
 
