@@ -58,13 +58,10 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dlsp.paths import shared_data_dir
+    from _shared import data_folder  # benchmarks/_shared.py, beside this script
     from dlsp.report.tables import format_table
 
-    data_root = Path(args.data) if args.data else shared_data_dir()
-    if data_root is None or not data_root.is_dir():
-        print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
-        return 2
+    data_root = data_folder(args.data)
     rows = []
     for task in args.tasks.split(","):
         folder, label, data_overrides, features = TASKS[task]

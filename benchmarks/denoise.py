@@ -43,13 +43,10 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from _shared import data_folder  # benchmarks/_shared.py, beside this script
     from dlsp.denoise.evaluate import evaluate_enhancer
-    from dlsp.paths import shared_data_dir
 
-    data = Path(args.data) if args.data else shared_data_dir()
-    if data is None or not data.is_dir():
-        print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
-        return 2
+    data = data_folder(args.data)
     out = Path(args.out)
     pairs = make_test_set(data, out / "mixtures", args.mixtures, args.seconds, args.seed)
     methods = [("noisy input", Identity())]

@@ -34,17 +34,14 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from _shared import data_folder  # benchmarks/_shared.py, beside this script
     from denoise import default_folders  # benchmarks/denoise.py, beside this script
     from dlsp.config import load_config
     from dlsp.denoise.data import MixingSource, batches
     from dlsp.denoise.model_file import load_denoiser
     from dlsp.denoise.train import DenoiseConfig, load_data, validation_si_sdr
-    from dlsp.paths import shared_data_dir
 
-    data_dir = Path(args.data) if args.data else shared_data_dir()
-    if data_dir is None or not data_dir.is_dir():
-        print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
-        return 2
+    data_dir = data_folder(args.data)
     config = load_config(DenoiseConfig, ROOT / "recipes" / "denoise_default.yaml")
     speech, noise = default_folders(data_dir)  # the folders benchmarks/denoise.py splits
     sources = load_data(config, clean=[str(p) for p in speech], noise=[str(p) for p in noise], cache=args.cache,

@@ -52,12 +52,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dlsp.paths import shared_data_dir
+    from _shared import data_folder  # benchmarks/_shared.py, beside this script
 
-    data = Path(args.data) if args.data else shared_data_dir()
-    if data is None or not data.is_dir():
-        print("benchmark needs ../shared/data (or --data DIR)", file=sys.stderr)
-        return 2
+    data = data_folder(args.data)
     systems = [(name, DlspSystem(path)) for name, path in dlsp_models(args.model, Path(args.runs))]
     training = baseline_training_clips(data)
     systems.append(("mean MFCC + cosine (baseline)", MfccBaseline(training)))
