@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from dlsp.models.speaker import SpeakerEncoder
+from dlsp.models.speaker import SpeakerEncoder, change_speed
 
 TINY = dict(n_fft=256, hop_length=128, hidden=16, embedding_dim=8)
 
 
-@pytest.mark.parametrize("features,pooling", [("stft", "attention"), ("stft", "mean"), ("logmel", "attention")])
+@pytest.mark.parametrize("features,pooling", [("stft", "attention"), ("stft", "mean"), ("logmel", "attention"),
+                                              ("stft", "stats"), ("logmel", "attention_stats")])
 def test_embeddings_are_unit_norm_and_deterministic(features, pooling):
     torch.manual_seed(0)
     model = SpeakerEncoder(features=features, pooling=pooling, n_mels=20, **TINY).eval()
@@ -27,6 +30,76 @@ def test_default_is_the_studies_architecture():
     assert model.gru.input_size == 513 and model.gru.hidden_size == 256 and model.gru.bidirectional
     assert (model.projection.in_features, model.projection.out_features) == (512, 256)
     assert sum(p.numel() for p in model.parameters()) * 4 < 10 * 2**20  # fits the 10 MB budget
+
+
+def test_stats_pooling_reads_mean_and_deviation_of_the_frames():
+    torch.manual_seed(5)
+    model = SpeakerEncoder(pooling="stats", **TINY).eval()
+    assert model.projection.in_features == 4 * 16
+    wave = torch.randn(2, 4000)
+    with torch.no_grad():
+        outputs = model.frame_outputs(wave)
+        pooled = torch.cat([outputs.mean(dim=1), outputs.std(dim=1, unbiased=False)], dim=-1)
+        expected = torch.nn.functional.normalize(model.projection(pooled), dim=-1)
+        torch.testing.assert_close(model(wave), expected, atol=1e-5, rtol=0)
+
+
+def test_attentive_stats_pooling_trains_through_constant_frames():
+    model = SpeakerEncoder(pooling="attention_stats", **TINY)
+    model(torch.zeros(2, 4000)).sum().backward()  # every frame alike: zero deviation, finite gradient
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_speed_views_concatenate_so_cosines_average_and_apply_in_eval_only():
+    torch.manual_seed(6)
+    speeds = [0.9, 1.0, 1.1]
+    model = SpeakerEncoder(test_speeds=speeds, **TINY)
+    assert model.view_dim == 8 and model.embedding_dim == 24
+    assert model.min_samples == math.ceil(129 * 1.1)
+    a, b = torch.randn(1, 4000), torch.randn(1, 4000)
+    assert model(a).shape == (1, 8)  # training: one view, what the objectives see
+    model.eval()
+    with torch.no_grad():
+        ea, eb = model(a), model(b)
+        per_view = [(model.embed_view(change_speed(a, s)) * model.embed_view(change_speed(b, s))).sum()
+                    for s in speeds]
+    assert ea.shape == (1, 24)
+    torch.testing.assert_close(ea.norm(dim=1), torch.ones(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close((ea * eb).sum(), torch.stack(per_view).mean(), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(ea[:, 8:16], model.embed_view(a) / math.sqrt(3))  # the 1.0 view is unchanged
+    for bad in ([3.0], [], [1.0] * 17):
+        with pytest.raises(ValueError, match="test_speeds"):
+            SpeakerEncoder(test_speeds=bad)
+
+
+@pytest.mark.parametrize("speed", [0.9, 1.1])
+def test_change_speed_scales_a_tones_frequency_and_length(speed):
+    sr = 16000
+    t = torch.arange(sr) / sr
+    tone = torch.sin(2 * math.pi * 440 * t) * torch.hann_window(sr)
+    faster = change_speed(tone[None], speed)[0]
+    assert faster.shape[0] == round(sr / speed)
+    peak = torch.fft.rfft(faster).abs().argmax().item() * sr / faster.shape[0]
+    assert peak == pytest.approx(440 * speed, abs=2)
+    assert faster.abs().max().item() == pytest.approx(1.0, abs=0.02)  # level kept
+    assert change_speed(tone[None], 1.0) is not None and torch.equal(change_speed(tone[None], 1.0)[0], tone)
+
+
+def test_f_max_keeps_the_log_mel_bands_below_it():
+    torch.manual_seed(7)
+    model = SpeakerEncoder(features="logmel", n_mels=20, f_max=3000.0, **TINY).eval()
+    bins_hz = torch.arange(129) * 8000 / 256
+    assert model.mel_bank[:, bins_hz > 3000].abs().max() == 0 and model.mel_bank[:, bins_hz < 3000].sum() > 0
+    spectrum = torch.fft.rfft(torch.randn(1, 4000))
+    freqs = torch.fft.rfftfreq(4000, 1 / 8000)
+    low = torch.fft.irfft(spectrum * (freqs < 2500), n=4000)
+    high = torch.fft.irfft(spectrum * (freqs > 3600), n=4000) * 0.1
+    with torch.no_grad():  # content above f_max changes nothing
+        torch.testing.assert_close(model(low), model(low + high), atol=1e-4, rtol=0)
+    for bad in ({"f_max": 9000.0}, {"f_max": 0.0}, {"features": "stft", "f_max": 3000.0}):
+        with pytest.raises(ValueError, match="f_max"):
+            SpeakerEncoder(**{**dict(features="logmel", n_mels=20, **TINY), **bad})
 
 
 def test_embedding_ignores_recording_gain():

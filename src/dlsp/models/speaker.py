@@ -3,25 +3,39 @@
 The original studies' architecture: STFT magnitude frames (n_fft 1024 -> 513 bins) into a bidirectional GRU
 (256 units each way), the 512-wide outputs pooled over time, then a linear layer 512 -> 256 and L2
 normalisation, so cosine similarity is a dot product. Options: log-mel input instead of the 513 bins, and mean
-or attentive pooling (a learned softmax weight per frame, which lets the model ignore silence).
+or attentive pooling (a learned softmax weight per frame, which lets the model ignore silence), each also as
+statistics pooling ("stats", "attention_stats": the weighted mean and standard deviation of the outputs side
+by side, Okabe et al. 2018, so the projection reads 1024 values), since how a voice varies over an utterance
+is itself a speaker trait.
+
+Test-time speed views (`test_speeds`, eval mode only): the recording is also embedded played slightly faster
+and slower (speed perturbation made those other voices training speakers) and the unit embeddings of the views
+are concatenated and scaled by 1 / sqrt(views), so the cosine of two such embeddings is the mean of the
+per-view cosines: an ensemble over nuisance a single view cannot average out, at the cost of one pass per view.
+Measured: it helped wideband speech and hurt 8 kHz speech (recipes/speaker_speed_views.yaml), so it is an option.
 
 The model takes waveforms, so a checkpoint carries the whole front end: the STFT, log compression, a per-clip
 level normalisation (subtracting the clip's mean log-magnitude makes embeddings independent of recording gain)
 and a per-feature standardisation whose statistics are buffers fitted on training data (`fit_normalizer`).
 
-Shape: `(batch, samples) -> (batch, embedding_dim)`, rows of unit L2 norm.
+Shape: `(batch, samples) -> (batch, embedding_dim)`, rows of unit L2 norm (`embedding_dim` = views x the
+`embedding_dim` argument).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 FEATURES = ("stft", "logmel")
-POOLINGS = ("mean", "attention")
+POOLINGS = ("mean", "attention", "stats", "attention_stats")
+STD_FLOOR = 1e-4
 LOG_EPS = 1e-5
+MAX_VIEWS = 16
 
 
 class SpeakerEncoder(nn.Module):
@@ -32,27 +46,39 @@ class SpeakerEncoder(nn.Module):
         features: "stft" (log magnitude, n_fft // 2 + 1 inputs) or "logmel" (`n_mels` log-mel bands).
         n_fft, hop_length: STFT settings (Hann window).
         n_mels: bands of the log-mel input.
+        f_max: highest frequency of the log-mel bands (None: half the rate). Bands that stop short of the
+            rate's limit do not depend on how much energy a recording (or a slowed speed view, whose top is
+            empty) still holds there, as resampled inputs otherwise do.
         hidden: GRU units per direction.
         layers: stacked GRU layers.
         embedding_dim: size of the embedding.
-        pooling: "mean" or "attention".
+        pooling: "mean", "attention", "stats" or "attention_stats" (mean and deviation).
         dropout: dropout on the pooled vector (training only).
         freq_mask, time_mask: in training mode only, zero one random band of up to `freq_mask` features and
             one random span of up to `time_mask` frames of the standardised input (SpecAugment), a
             regulariser for small speaker sets.
+        test_speeds: speeds of the views embedded in eval mode (see the module docstring); `[1.0]`: one.
     """
 
     def __init__(self, sample_rate: int = 16000, features: str = "stft", n_fft: int = 1024, hop_length: int = 256,
-                 n_mels: int = 64, hidden: int = 256, layers: int = 1, embedding_dim: int = 256,
-                 pooling: str = "attention", dropout: float = 0.0, freq_mask: int = 0, time_mask: int = 0) -> None:
+                 n_mels: int = 64, f_max: float | None = None, hidden: int = 256, layers: int = 1,
+                 embedding_dim: int = 256, pooling: str = "attention", dropout: float = 0.0, freq_mask: int = 0,
+                 time_mask: int = 0, test_speeds: Sequence[float] = (1.0,)) -> None:
         super().__init__()
+        test_speeds = [float(speed) for speed in test_speeds]
+        if not 1 <= len(test_speeds) <= MAX_VIEWS or any(not 0.5 <= speed <= 2.0 for speed in test_speeds):
+            raise ValueError(f"test_speeds must be 1 to {MAX_VIEWS} speeds in [0.5, 2], got {test_speeds}")
         if features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if f_max is not None and (features != "logmel" or not 0 < f_max <= sample_rate / 2):
+            raise ValueError(f"f_max must be in (0, {sample_rate / 2:g}] Hz and needs logmel features, got {f_max}")
         self.args = dict(sample_rate=sample_rate, features=features, n_fft=n_fft, hop_length=hop_length,
-                         n_mels=n_mels, hidden=hidden, layers=layers, embedding_dim=embedding_dim, pooling=pooling,
-                         dropout=dropout, freq_mask=freq_mask, time_mask=time_mask)
+                         n_mels=n_mels, f_max=f_max, hidden=hidden, layers=layers, embedding_dim=embedding_dim,
+                         pooling=pooling, dropout=dropout, freq_mask=freq_mask, time_mask=time_mask,
+                         test_speeds=test_speeds)
+        self.test_speeds = test_speeds
         self.freq_mask, self.time_mask = freq_mask, time_mask
         self.sample_rate, self.features, self.n_fft, self.hop_length = sample_rate, features, n_fft, hop_length
         self.pooling = pooling
@@ -61,25 +87,38 @@ class SpeakerEncoder(nn.Module):
         if features == "logmel":
             from dlsp.audio.features import mel_filterbank
 
-            self.register_buffer("mel_bank", mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
+            self.register_buffer("mel_bank", mel_filterbank(sample_rate, n_fft, n_mels, fmax=f_max), persistent=False)
         self.register_buffer("feature_mean", torch.zeros(self.n_inputs))
         self.register_buffer("feature_std", torch.ones(self.n_inputs))
         self.gru = nn.GRU(self.n_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.attention = nn.Linear(2 * hidden, 1) if pooling == "attention" else None
+        self.attention = nn.Linear(2 * hidden, 1) if pooling.startswith("attention") else None
+        self.with_std = pooling.endswith("stats")
         self.dropout = nn.Dropout(dropout)
-        self.projection = nn.Linear(2 * hidden, embedding_dim)
+        self.projection = nn.Linear((4 if self.with_std else 2) * hidden, embedding_dim)
 
     def get_model_args(self) -> dict[str, Any]:
         return dict(self.args)
 
+    def with_test_speeds(self, speeds: Sequence[float]) -> SpeakerEncoder:
+        """The same weights embedding other test-time views (a new module, in eval mode)."""
+        twin = SpeakerEncoder(**{**self.args, "test_speeds": list(speeds)})
+        twin.load_state_dict(self.state_dict())
+        return twin.eval()
+
     @property
-    def embedding_dim(self) -> int:
+    def view_dim(self) -> int:
+        """Size of one view's embedding (what training objectives see)."""
         return int(self.args["embedding_dim"])
 
     @property
+    def embedding_dim(self) -> int:
+        """Size of the embedding the model returns in eval mode."""
+        return self.view_dim * len(self.test_speeds)
+
+    @property
     def min_samples(self) -> int:
-        """Shortest input the front end accepts (one STFT frame's worth)."""
-        return self.n_fft // 2 + 1
+        """Shortest input the front end accepts (one STFT frame's worth in the fastest view)."""
+        return math.ceil((self.n_fft // 2 + 1) * max(self.test_speeds))
 
     def log_features(self, wave: torch.Tensor) -> torch.Tensor:
         """Level-normalised log spectral features before standardisation. Shape: `(B, S) -> (B, T, F)`."""
@@ -107,14 +146,42 @@ class SpeakerEncoder(nn.Module):
         return self.gru(feats)[0]
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.training or self.test_speeds == [1.0]:
+            return self.embed_view(wave)
+        views = [self.embed_view(change_speed(wave, speed)) for speed in self.test_speeds]
+        return torch.cat(views, dim=-1) / math.sqrt(len(views))
+
+    def embed_view(self, wave: torch.Tensor) -> torch.Tensor:
+        """The unit embedding of the recording as it is. Shape: `(B, S) -> (B, view_dim)`."""
         outputs = self.frame_outputs(wave)
         if self.attention is not None:
             weights = torch.softmax(self.attention(outputs), dim=1)  # (B, T, 1)
-            pooled = (weights * outputs).sum(dim=1)
         else:
-            pooled = outputs.mean(dim=1)
+            weights = torch.full_like(outputs[..., :1], 1.0 / outputs.shape[1])
+        pooled = (weights * outputs).sum(dim=1)
+        if self.with_std:
+            variance = (weights * outputs.square()).sum(dim=1) - pooled.square()
+            # The floor keeps the gradient of the square root finite on constant outputs.
+            pooled = torch.cat([pooled, variance.clamp_min(STD_FLOOR).sqrt()], dim=-1)
         embedding = self.projection(self.dropout(pooled))
         return nn.functional.normalize(embedding, dim=-1)
+
+
+def change_speed(wave: torch.Tensor, speed: float) -> torch.Tensor:
+    """`wave` `(B, S)` played `speed` times faster (every frequency times `speed`, `round(S / speed)` samples),
+    by resampling in the frequency domain: the spectrum is cut (or zero-padded) to the new length, an ideal
+    low-pass. Speed 1 returns `wave` itself."""
+    if speed == 1.0:
+        return wave
+    n = wave.shape[-1]
+    m = max(1, round(n / speed))
+    spectrum = torch.fft.rfft(wave, dim=-1)
+    bins = m // 2 + 1
+    if bins <= spectrum.shape[-1]:
+        spectrum = spectrum[..., :bins]
+    else:
+        spectrum = torch.nn.functional.pad(spectrum, (0, bins - spectrum.shape[-1]))
+    return torch.fft.irfft(spectrum, n=m, dim=-1) * (m / n)
 
 
 def _mask(feats: torch.Tensor, width: int, dim: int) -> torch.Tensor:
