@@ -15,10 +15,23 @@ from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.errors import DlspError
 from dlsp.metrics.verification import eer
 from dlsp.models.speaker import SpeakerEncoder
-from dlsp.speaker.data import SegmentSampler, SpeakerClips, SpeakerDataConfig, assign_splits, perturb_speed, segment
+from dlsp.speaker.data import (
+    SegmentSampler,
+    SpeakerClips,
+    SpeakerDataConfig,
+    assign_splits,
+    perturb_speed,
+    segment,
+)
 from dlsp.speaker.evaluate import build_trials, score_trials
 from dlsp.speaker.model_file import load_speaker_model
-from dlsp.speaker.objectives import AmSoftmaxLoss, EncoderWithLoss, PairLoss
+from dlsp.speaker.objectives import (
+    AmSoftmaxGe2eLoss,
+    AmSoftmaxLoss,
+    EncoderWithLoss,
+    Ge2eLoss,
+    PairLoss,
+)
 from dlsp.speaker.train import SpeakerTrainConfig, embed_clips, load_data, make_step, train_run
 from dlsp.train.loop import fit
 
@@ -89,13 +102,32 @@ def test_noise_augmentation_mixes_at_the_drawn_snr_and_is_reproducible():
     assert np.array_equal(off.cut(0, np.random.default_rng(1)), reference)
 
 
-@pytest.mark.parametrize("bad", [{"noise_prob": 1.5}, {"noise_snr": [20.0, 5.0]}, {"band_limit_prob": -0.1}])
+def test_eq_augmentation_colours_about_half_the_segments_within_the_gain():
+    clips = _two_speaker_clips()
+    plain = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4))
+    coloured = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4, eq_db=12.0))
+    changed, worst = 0, 0.0
+    for seed in range(200):
+        x = coloured.cut(seed % len(clips), np.random.default_rng(seed))
+        reference = plain.cut(seed % len(clips), np.random.default_rng(seed))  # same crop: EQ is drawn after it
+        if not np.array_equal(x, reference):
+            changed += 1
+            ratio = np.abs(np.fft.rfft(x)) / (np.abs(np.fft.rfft(reference)) + 1e-9)
+            loud = np.abs(np.fft.rfft(reference)) > 0.1 * np.abs(np.fft.rfft(reference)).max()
+            worst = max(worst, float(np.abs(20 * np.log10(ratio[loud])).max()))
+    assert 70 <= changed <= 130  # probability 0.5
+    assert 1.0 < worst < 3 * 12.0 + 3  # 3 bands of at most 12 dB each (plus edge effects of a short segment)
+    assert np.array_equal(coloured.cut(0, np.random.default_rng(5)), coloured.cut(0, np.random.default_rng(5)))
+
+
+@pytest.mark.parametrize("bad", [{"noise_prob": 1.5}, {"noise_snr": [20.0, 5.0]}, {"band_limit_prob": -0.1},
+                                 {"eq_db": -3.0}])
 def test_bad_augmentation_settings_are_refused(bad):
     with pytest.raises(DlspError, match="data\\."):
         SegmentSampler(_two_speaker_clips(), SpeakerDataConfig(sample_rate=SR, **bad))
 
 
-@pytest.mark.parametrize("objective", ["amsoftmax", "bce"])
+@pytest.mark.parametrize("objective", ["amsoftmax", "bce", "amsoftmax_ge2e"])
 def test_overfits_two_synthetic_speakers(objective):
     torch.manual_seed(0)
     clips = _two_speaker_clips()
@@ -103,10 +135,12 @@ def test_overfits_two_synthetic_speakers(objective):
                              embedding_dim=8)
     sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4))
     encoder.fit_normalizer(torch.from_numpy(np.stack([sampler.cut(i, np.random.default_rng(i)) for i in range(8)])))
-    loss = AmSoftmaxLoss(2, 8, scale=10.0, margin=0.2) if objective == "amsoftmax" else PairLoss("bce")
+    loss = {"amsoftmax": AmSoftmaxLoss(2, 8, scale=10.0, margin=0.2), "bce": PairLoss("bce"),
+            "amsoftmax_ge2e": AmSoftmaxGe2eLoss(2, 8, per_speaker=4, scale=10.0, margin=0.2)}[objective]
     wrapped = EncoderWithLoss(encoder, loss)
-    batches = ((lambda e: sampler.class_batches(0, e, 64, 16)) if objective == "amsoftmax"
-               else (lambda e: sampler.pair_batches(0, e, 32, 8)))
+    batches = {"amsoftmax": lambda e: sampler.class_batches(0, e, 64, 16),
+               "bce": lambda e: sampler.pair_batches(0, e, 32, 8),
+               "amsoftmax_ge2e": lambda e: sampler.grouped_batches(0, e, 64, 2, 4)}[objective]
     result = fit(wrapped, make_step(objective, torch.device("cpu")), torch.optim.Adam(wrapped.parameters(), 3e-3),
                  batches, epochs=25, progress=False)
     losses = [h["train_loss"] for h in result.history]
@@ -156,6 +190,42 @@ def test_cli_train_and_bad_input(corpus, tmp_path, cli):
     assert code == 2 and "unknown objective 'triplet'" in err
     code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r4", "--resume")
     assert code == 2 and "nothing to resume" in err
+
+
+def test_ge2e_loss_matches_its_definition_term_by_term():
+    torch.manual_seed(0)
+    loss = Ge2eLoss(per_speaker=3)
+    e = torch.nn.functional.normalize(torch.randn(12, 5), dim=-1)
+    grouped = e.view(4, 3, 5)
+    expected = 0.0
+    for j in range(4):
+        for i in range(3):
+            centroids = [torch.cat([grouped[k, :i], grouped[k, i + 1:]]).mean(0) if k == j else grouped[k].mean(0)
+                         for k in range(4)]  # its own speaker's centroid leaves it out
+            logits = torch.stack([loss.scale * torch.cosine_similarity(grouped[j, i], c, dim=0) + loss.bias
+                                  for c in centroids])
+            expected -= torch.log_softmax(logits, 0)[j].item() / 12
+    assert loss(e).item() == pytest.approx(expected, rel=1e-5)
+    tight = torch.nn.functional.normalize(torch.eye(4, 5).repeat_interleave(3, 0) + 0.01 * torch.randn(12, 5), dim=-1)
+    assert loss(tight).item() < loss(e).item()
+    with pytest.raises(ValueError, match="groups of 3"):
+        loss(e[:10])
+    with pytest.raises(ValueError, match="at least 2"):
+        Ge2eLoss(per_speaker=1)
+
+
+def test_grouped_batches_hold_whole_groups_of_distinct_speakers():
+    clips = perturb_speed(_two_speaker_clips(), [0.9, 1.0, 1.1], SR)  # 6 speakers of 4 clips
+    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.25))
+    batches = list(sampler.grouped_batches(0, 0, 36, 3, 4))
+    assert len(batches) == 3
+    for segments, labels in batches:
+        assert segments.shape == (12, 2000)
+        groups = labels.reshape(3, 4)
+        assert (groups == groups[:, :1]).all() and len(set(groups[:, 0])) == 3
+    assert np.array_equal(batches[0][0], next(sampler.grouped_batches(0, 0, 36, 3, 4))[0])
+    with pytest.raises(DlspError, match="per_speaker"):
+        next(sampler.grouped_batches(0, 0, 36, 3, 1))
 
 
 def test_pair_losses_reward_close_same_and_far_different_pairs():

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "name speakers explicitly); every epoch the validation EER over all pairs of validation "
                     "clips is measured and best.pt keeps the epoch with the lowest, with its EER threshold for "
                     "'dlsp speaker verify'. Objectives (train.objective): amsoftmax (default), bce and "
-                    "contrastive (Siamese pairs). The run folder gets config.yaml, splits.json, metrics.jsonl, "
+                    "contrastive (Siamese pairs), ge2e and amsoftmax_ge2e (batches of train.per_speaker "
+                    "segments of each speaker). The run folder gets config.yaml, splits.json, metrics.jsonl, "
                     "best.pt, last.pt (for --resume), curves.png and results.json.",
     )
     parser.add_argument("--data", nargs="+", metavar="DIR", help="dataset folder(s) or manifest CSV(s)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsp.audio.augment import random_eq
 from dlsp.audio.io import resample
 from dlsp.data.index import AudioItem, index_dataset, speaker_disjoint_split
 from dlsp.errors import DlspError
@@ -29,6 +30,7 @@ from dlsp.speaker.audio import load_speech, trim_silence
 
 SPLITS = ("train", "val", "test")
 TELEPHONE_HZ = 4000.0
+EQ_PROB = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class SpeakerDataConfig:
     # babble, whose synthetic voices would be other speakers) at an SNR drawn from `noise_snr` dB.
     noise_prob: float = 0.0
     noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])
+    # Channel augmentation: with probability 0.5 a segment passes 3 random peaking bands of up to +-`eq_db` dB
+    # (0: off), so a speaker's microphone and room are not what the model learns to recognise.
+    eq_db: float = 0.0
     segments_per_epoch: int = 4096
     max_val_clips_per_speaker: int = 40
 
@@ -195,12 +200,14 @@ def check_augmentation(config: SpeakerDataConfig) -> None:
     for name in ("band_limit_prob", "noise_prob"):
         if not 0 <= getattr(config, name) <= 1:
             raise DlspError(f"data.{name} is a probability in [0, 1], got {getattr(config, name)}")
+    if not 0 <= config.eq_db <= 40:
+        raise DlspError(f"data.eq_db is a gain in dB in [0, 40], got {config.eq_db}")
     if len(config.noise_snr) != 2 or config.noise_snr[0] > config.noise_snr[1]:
         raise DlspError(f"data.noise_snr is [lowest, highest] dB, got {config.noise_snr}")
 
 
 class SegmentSampler:
-    """Fixed-length training segments of `clips` with augmentation (band limiting, additive noise)."""
+    """Fixed-length training segments of `clips` with augmentation (band limiting, random EQ, additive noise)."""
 
     def __init__(self, clips: SpeakerClips, config: SpeakerDataConfig, seed: int = 0) -> None:
         if len(clips.speakers) < 2:
@@ -216,6 +223,8 @@ class SegmentSampler:
         x = segment(self.clips.audio[clip_index], self.length, rng)
         if self.config.band_limit_prob and rng.random() < self.config.band_limit_prob:
             x = band_limit(x, self.config.sample_rate)
+        if self.config.eq_db and rng.random() < EQ_PROB:
+            x = random_eq(x, rng, self.config.sample_rate, self.config.eq_db)
         if self.noises and rng.random() < self.config.noise_prob:
             x = self.add_noise(x, rng)
         return x
@@ -240,6 +249,26 @@ class SegmentSampler:
             speakers = rng.choice(self.present, min(batch_size, count - start))
             segments = np.stack([self.cut(self.pick(int(s), rng), rng) for s in speakers])
             yield segments, speakers
+
+    def grouped_batches(self, seed: int, epoch: int, count: int, n_speakers: int, per_speaker: int
+                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`(segments (N * M, S), speaker (N * M,))`: `n_speakers` different speakers, `per_speaker` segments of
+        each in a row (different clips while the speaker has enough), about `count` segments in all."""
+        n_speakers = min(n_speakers, self.present.size)
+        if n_speakers < 2 or per_speaker < 2:
+            raise DlspError(f"grouped batches need 2+ speakers of 2+ segments, got {n_speakers} x {per_speaker} "
+                            "(raise train.batch_size or lower train.per_speaker)")
+        size = n_speakers * per_speaker
+        for start in range(0, count - size + 1, size):
+            rng = _rng(seed, epoch, start)
+            speakers = rng.choice(self.present, n_speakers, replace=False)
+            segments, labels = [], []
+            for s in speakers:
+                group = self.groups[int(s)]
+                picks = rng.choice(group, per_speaker, replace=group.size < per_speaker)
+                segments += [self.cut(int(i), rng) for i in picks]
+                labels += [int(s)] * per_speaker
+            yield np.stack(segments), np.asarray(labels, dtype=np.int64)
 
     def pair_batches(self, seed: int, epoch: int, count: int, batch_size: int
                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -42,7 +42,16 @@ from dlsp.speaker.data import (
 )
 from dlsp.speaker.evaluate import build_trials, score_trials
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
-from dlsp.speaker.objectives import OBJECTIVES, PAIR_OBJECTIVES, AmSoftmaxLoss, EncoderWithLoss, PairLoss
+from dlsp.speaker.objectives import (
+    GROUPED_OBJECTIVES,
+    OBJECTIVES,
+    PAIR_OBJECTIVES,
+    AmSoftmaxGe2eLoss,
+    AmSoftmaxLoss,
+    EncoderWithLoss,
+    Ge2eLoss,
+    PairLoss,
+)
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
 from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
@@ -71,6 +80,7 @@ class TrainSection:
     am_scale: float = 30.0
     am_margin: float = 0.2
     contrastive_margin: float = 0.3
+    per_speaker: int = 4  # segments of each speaker in a batch (ge2e objectives)
     seed: int = 0
     device: str = "auto"
 
@@ -128,6 +138,10 @@ def build_loss(config: SpeakerTrainConfig, n_speakers: int, dim: int) -> nn.Modu
     train = config.train
     if train.objective == "amsoftmax":
         return AmSoftmaxLoss(n_speakers, dim, train.am_scale, train.am_margin)
+    if train.objective == "ge2e":
+        return Ge2eLoss(train.per_speaker)
+    if train.objective == "amsoftmax_ge2e":
+        return AmSoftmaxGe2eLoss(n_speakers, dim, train.per_speaker, train.am_scale, train.am_margin)
     return PairLoss(train.objective, train.contrastive_margin)
 
 
@@ -193,7 +207,7 @@ def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike
     encoder.fit_normalizer(torch.from_numpy(np.stack(
         [sampler.cut(int(i), np.random.default_rng(config.train.seed + i)) for i in range(min(256, len(
             data.train)))])))
-    wrapped = EncoderWithLoss(encoder, build_loss(config, len(data.train.speakers), encoder.embedding_dim))
+    wrapped = EncoderWithLoss(encoder, build_loss(config, len(data.train.speakers), encoder.view_dim))
     wrapped.to(device)
     optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.train.lr)
     resumed = resume_state(out, wrapped, optimizer) if resume else None
@@ -215,6 +229,9 @@ def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike
             group["lr"] = lr_at(config.train, epoch)
         if objective in PAIR_OBJECTIVES:
             return sampler.pair_batches(seed, epoch, segments // 2, max(1, batch_size // 2))
+        if objective in GROUPED_OBJECTIVES:
+            return sampler.grouped_batches(seed, epoch, segments, batch_size // config.train.per_speaker,
+                                           config.train.per_speaker)
         return sampler.class_batches(seed, epoch, segments, batch_size)
 
     def on_epoch_end(record: dict[str, float], improved: bool) -> None:
