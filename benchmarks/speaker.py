@@ -10,10 +10,11 @@ Two test sets from ../shared/data, neither seen in training by the models the re
 Trials: every same-speaker pair and up to --max-nontarget sampled different-speaker pairs; the same trials and
 the same decoded, silence-trimmed clips for every system in one run. With --enroll N (default 3) also
 enrolled-speaker trials, as `dlsp speaker enroll`/`verify` make them: a model averaging N recordings of a speaker
-against every recording not used to enroll it. Systems: each dlsp model (cosine of its
-embeddings) and the baseline (cosine of per-utterance mean MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames,
-c0 dropped because it only measures loudness). Throughput: utterances per second embedding one clip at a time
-on one thread (1 s Arabic clips, after decoding). Prints markdown tables; --json writes everything.
+against every recording not used to enroll it. Systems: each dlsp model (cosine of its embeddings; a model
+with test-time speed views also without them, "one view") and the baseline (cosine of per-utterance mean
+MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames, c0 dropped because it only measures loudness).
+Throughput: utterances per second embedding one clip at a time on one thread (1 s Arabic clips, after
+decoding). Prints markdown tables; --json writes everything.
 
     .venv/bin/python benchmarks/speaker.py                      # shipped model + runs/speaker_*/best.pt
     .venv/bin/python benchmarks/speaker.py --model am=runs/speaker_default/best.pt --model bce=runs/speaker_bce/best.pt
@@ -55,7 +56,12 @@ def main() -> int:
     from _shared import data_folder  # benchmarks/_shared.py, beside this script
 
     data = data_folder(args.data)
-    systems = [(name, DlspSystem(path)) for name, path in dlsp_models(args.model, Path(args.runs))]
+    systems = []
+    for name, path in dlsp_models(args.model, Path(args.runs)):
+        system = DlspSystem(path)
+        systems.append((name, system))
+        if len(system.embedder.model.test_speeds) > 1:  # the same weights without test-time speed views
+            systems.append((f"{name}, one view", DlspSystem(path, one_view=True)))
     training = baseline_training_clips(data)
     systems.append(("mean MFCC + cosine (baseline)", MfccBaseline(training)))
     sets = {
@@ -159,10 +165,14 @@ def load_set(root: Path, split: str, speakers: tuple[str, ...], per_speaker: int
 
 
 class DlspSystem:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, one_view: bool = False) -> None:
         from dlsp.speaker.embed import SpeakerEmbedder
+        from dlsp.speaker.model_file import load_speaker_model
 
-        self.embedder = SpeakerEmbedder.from_file(path, device="cpu")
+        loaded = load_speaker_model(path)
+        if one_view:
+            loaded.model = loaded.model.with_test_speeds([1.0])
+        self.embedder = SpeakerEmbedder(loaded, device="cpu")
         if self.embedder.sample_rate != SAMPLE_RATE:
             raise SystemExit(f"{path}: benchmark clips are {SAMPLE_RATE} Hz, model wants {self.embedder.sample_rate}")
 
