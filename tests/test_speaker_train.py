@@ -188,6 +188,10 @@ def test_cli_train_and_bad_input(corpus, tmp_path, cli):
     code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r3", "--quiet",
                        "--set", "train.objective=triplet")
     assert code == 2 and "unknown objective 'triplet'" in err
+    for bad in ("train.per_speaker=0", "train.per_speaker=40"):  # no group, or one speaker per batch of 64
+        code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r4", "--quiet",
+                           "--set", "train.objective=ge2e", "--set", bad)
+        assert code == 2 and "per_speaker" in err and "Traceback" not in err
     code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r4", "--resume")
     assert code == 2 and "nothing to resume" in err
 

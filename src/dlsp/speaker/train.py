@@ -108,6 +108,10 @@ def load_data(config: SpeakerTrainConfig, roots: Sequence[str | os.PathLike[str]
     """Index the datasets, split speakers, decode the train and validation clips."""
     if config.train.objective not in OBJECTIVES:
         raise DlspError(f"unknown objective {config.train.objective!r} (valid: {', '.join(OBJECTIVES)})")
+    per_speaker, batch_size = config.train.per_speaker, config.train.batch_size
+    if config.train.objective in GROUPED_OBJECTIVES and (per_speaker < 2 or batch_size // per_speaker < 2):
+        raise DlspError(f"train.objective={config.train.objective} needs train.per_speaker >= 2 and a batch of at "
+                        f"least 2 speakers, got per_speaker {per_speaker} and batch_size {batch_size}")
     check_augmentation(config.data)
     indexed = index_speakers(roots, format)
     split_of = assign_splits(indexed, config.data, config.train.seed)
