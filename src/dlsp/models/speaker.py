@@ -170,7 +170,8 @@ class SpeakerEncoder(nn.Module):
 def change_speed(wave: torch.Tensor, speed: float) -> torch.Tensor:
     """`wave` `(B, S)` played `speed` times faster (every frequency times `speed`, `round(S / speed)` samples),
     by resampling in the frequency domain: the spectrum is cut (or zero-padded) to the new length, an ideal
-    low-pass. Speed 1 returns `wave` itself."""
+    low-pass. Speed 1 returns `wave` itself. The tensor twin of `dlsp.audio.augment.change_speed` (soxr, NumPy),
+    so the views run inside the model, on its device, batched."""
     if speed == 1.0:
         return wave
     n = wave.shape[-1]
