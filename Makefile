@@ -24,6 +24,8 @@ test: $(BIN)/dlsp
 
 bench: $(BIN)/dlsp
 	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[bench]'
+	# Resemblyzer (speaker peer) without its pins: it would pull the `typing` backport and build webrtcvad
+	$(BIN)/pip install --quiet --no-deps resemblyzer==0.1.4 'webrtcvad-wheels>=2.0.14,<3'
 	$(BIN)/python benchmarks/stft.py
 	$(BIN)/python benchmarks/denoise.py
 	$(BIN)/python benchmarks/classify.py --models mlp,cnn,lstm,cnn_bn --seconds 90
