@@ -119,6 +119,10 @@ def test_eval_writes_plots_and_json_keys(setup, tmp_path, cli):
     assert summary["n_target"] == N_SPEAKERS * TAKES * (TAKES - 1) // 2
     assert summary["n_nontarget"] == TAKES * TAKES * N_SPEAKERS * (N_SPEAKERS - 1) // 2
     assert summary["eer"] <= 0.1 and "EER" in out
+    pairs = summary["errors"]["confused_pairs"]
+    assert len(pairs) == min(5, N_SPEAKERS * (N_SPEAKERS - 1) // 2)
+    assert all(p["n_trials"] == TAKES * TAKES for p in pairs)
+    assert [p["false_accept"] for p in pairs] == sorted((p["false_accept"] for p in pairs), reverse=True)
     for name in ("det.png", "tsne.png", "summary.json"):
         assert (tmp_path / "ev" / name).stat().st_size > 0
 

@@ -10,6 +10,7 @@ from dlsp.speaker.evaluate import (
     build_trials,
     det_plot,
     enrollment_scores,
+    error_breakdown,
     evaluate_embeddings,
     score_trials,
     summarize_scores,
@@ -82,3 +83,25 @@ def test_enrollment_trials_average_recordings_and_never_test_on_them(rng):
     assert eer(*enrollment_scores(separated, labels, n_enroll=2))[0] == 0.0
     with pytest.raises(DlspError, match="leaves none to test"):
         enrollment_scores(embeddings, labels, n_enroll=6)
+
+
+def test_error_breakdown_names_the_look_alike_pair_and_the_scattered_speaker(rng):
+    # "b" and "b2" are one voice under two names; "d" is spread so widely its own recordings disagree.
+    centres = {"a": rng.standard_normal(32) * 4, "b": rng.standard_normal(32) * 4, "c": rng.standard_normal(32) * 4}
+    centres["b2"] = centres["b"]
+    labels, rows = [], []
+    for name, centre in centres.items():
+        labels += [name] * 8
+        rows.append(centre + 0.3 * rng.standard_normal((8, 32)))
+    labels += ["d"] * 8
+    rows.append(rng.standard_normal((8, 32)) * 4)
+    embeddings = np.concatenate(rows)
+    _, scores, trials = evaluate_embeddings(embeddings, labels, n_boot=0)
+    errors = error_breakdown(scores, trials, labels, threshold=0.5, top=3)
+    worst = errors["confused_pairs"][0]
+    assert worst["speakers"] == ["b", "b2"] and worst["false_accept"] == 1.0 and worst["n_trials"] == 64
+    assert all(p["false_accept"] == 0.0 for p in errors["confused_pairs"][1:])
+    assert errors["missed_speakers"][0]["speaker"] == "d" and errors["missed_speakers"][0]["false_reject"] == 1.0
+    assert errors["missed_speakers"][0]["n_trials"] == 28
+    assert errors["missed_speakers"][1]["false_reject"] == 0.0
+    assert len(errors["confused_pairs"]) == 3 and errors["threshold"] == 0.5

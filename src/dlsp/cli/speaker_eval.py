@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "there are at most --max-nontarget), score them by cosine similarity, and report the EER, "
                     "minDCF (p_target 0.01) and their 95%% bootstrap intervals. Writes det.png, tsne.png and "
                     "summary.json to --out; --json also writes the summary (keys eer, min_dcf, n_target, "
-                    "n_nontarget, ...) to FILE. Evaluate on speakers the model never trained on.",
+                    "n_nontarget, errors, ...) to FILE. `errors` (and the report) name the speaker pairs most "
+                    "often confused and the speakers most often rejected at the model's verify threshold. "
+                    "Evaluate on speakers the model never trained on.",
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder or manifest CSV")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of --data")
@@ -48,7 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
     from dlsp.fileio import ensure_dir, write_json
     from dlsp.speaker.data import index_speakers
-    from dlsp.speaker.evaluate import det_plot, embed_items, evaluate_embeddings, select_items, tsne_plot
+    from dlsp.speaker.evaluate import (
+        det_plot,
+        embed_items,
+        error_breakdown,
+        evaluate_embeddings,
+        select_items,
+        tsne_plot,
+    )
 
     if args.boot < 0:
         raise DlspError(f"--boot must be 0 or more, got {args.boot}")
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model or "default"), model_id=embedder.loaded.model_id, data=str(args.data),
                    split=args.split, n_recordings=len(embedded.speakers), n_speakers=len(set(embedded.speakers)),
                    n_skipped=len(embedded.skipped), threshold=embedder.loaded.threshold)
+    # At the threshold `dlsp speaker verify` uses, so the pairs listed are the ones a deployment would confuse.
+    summary["errors"] = error_breakdown(scores, trials, embedded.speakers, embedder.loaded.threshold)
     det_plot(out / "det.png", {f"model {Path(str(args.model)).name if args.model else 'default'}":
                                (scores, trials.target)})
     tsne_plot(out / "tsne.png", embedded.embeddings, embedded.speakers, seed=args.seed)
@@ -88,4 +99,18 @@ def _report(summary: dict) -> str:
             f"target and {summary['n_nontarget']} non-target trials\n"
             f"EER     {100 * summary['eer']:.2f}%{ci('eer', 100, '%')} at score {summary['eer_threshold']:.3f} "
             f"(model threshold {summary['threshold']:.3f})\n"
-            f"minDCF  {summary['min_dcf']:.3f}{ci('min_dcf')} (p_target {summary['p_target']})")
+            f"minDCF  {summary['min_dcf']:.3f}{ci('min_dcf')} (p_target {summary['p_target']})"
+            + _error_lines(summary["errors"]))
+
+
+def _error_lines(errors: dict) -> str:
+    pairs = [p for p in errors["confused_pairs"] if p["false_accept"] > 0]
+    missed = [s for s in errors["missed_speakers"] if s["false_reject"] > 0]
+    lines = []
+    if pairs:
+        lines.append(f"most confused at threshold {errors['threshold']:.3f}: " + "; ".join(
+            f"{p['speakers'][0]} ~ {p['speakers'][1]} {100 * p['false_accept']:.1f}% accepted" for p in pairs[:3]))
+    if missed:
+        lines.append("most rejected: " + "; ".join(
+            f"{s['speaker']} {100 * s['false_reject']:.1f}%" for s in missed[:3]))
+    return "".join("\n" + line for line in lines)

@@ -109,6 +109,31 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: Sequence, max_nontarget:
     return summarize_scores(scores, trials.target, n_boot, seed), scores, trials
 
 
+def error_breakdown(scores: np.ndarray, trials: Trials, labels: Sequence, threshold: float, top: int = 5
+                    ) -> dict:
+    """Where the errors at `threshold` come from: the speaker pairs whose non-target trials are most often
+    accepted and the speakers whose target trials are most often rejected, worst first. A pooled EER hides
+    that one look-alike pair (or one speaker under two names) can cause most false accepts."""
+    names, codes = np.unique(np.asarray(labels), return_inverse=True)
+    accepted = scores >= threshold
+    target = trials.target.astype(bool)
+    first, second = codes[trials.first], codes[trials.second]
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    pairs = []
+    for pair in np.unique(np.stack([low, high], axis=1)[~target], axis=0):
+        chosen = ~target & (low == pair[0]) & (high == pair[1])
+        pairs.append({"speakers": [str(names[pair[0]]), str(names[pair[1]])],
+                      "false_accept": float(accepted[chosen].mean()), "n_trials": int(chosen.sum())})
+    speakers = []
+    for code in np.unique(first[target]):
+        chosen = target & (first == code)
+        speakers.append({"speaker": str(names[code]), "false_reject": float(1.0 - accepted[chosen].mean()),
+                         "n_trials": int(chosen.sum())})
+    pairs.sort(key=lambda p: -p["false_accept"])
+    speakers.sort(key=lambda s: -s["false_reject"])
+    return {"threshold": float(threshold), "confused_pairs": pairs[:top], "missed_speakers": speakers[:top]}
+
+
 def det_plot(path: str | os.PathLike[str], systems: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
     """DET curves (miss against false alarm, normal-deviate axes) of `{name: (scores, target)}`."""
     from scipy.stats import norm
