@@ -14,7 +14,8 @@ against every recording not used to enroll it. Systems: each dlsp model (cosine 
 with test-time speed views also without them, "one view") and the baseline (cosine of per-utterance mean
 MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames, c0 dropped because it only measures loudness).
 Throughput: utterances per second embedding one clip at a time on one thread (1 s Arabic clips, after
-decoding). Prints markdown tables; --json writes everything.
+decoding). Also, per set and system, the speaker pair whose trials are accepted most often (and the EER without
+it), and each speaker's median F0. Prints markdown tables; --json writes everything.
 
     .venv/bin/python benchmarks/speaker.py                      # shipped model + runs/speaker_*/best.pt
     .venv/bin/python benchmarks/speaker.py --model am=runs/speaker_default/best.pt --model bce=runs/speaker_bce/best.pt
@@ -47,6 +48,8 @@ def main() -> int:
     parser.add_argument("--throughput-clips", type=int, default=200)
     parser.add_argument("--enroll", type=int, default=3,
                         help="also score enrolled-speaker trials: models averaging this many recordings (0: off)")
+    parser.add_argument("--no-pitch", dest="pitch", action="store_false",
+                        help="skip the table of each speaker's median F0")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -75,16 +78,22 @@ def main() -> int:
     from dlsp.speaker.evaluate import build_trials, enrollment_scores, score_trials, summarize_scores
 
     results: dict = {"sets": {}, "throughput": {}}
-    rows = []
+    rows, pair_rows = [], []
     for set_name, (clips, speakers, refused) in sets.items():
         trials = build_trials(speakers, args.max_nontarget, seed=0)
         results["sets"][set_name] = {"n_clips": len(clips), "n_refused": refused, "systems": {}}
         for name, system in systems:
             print(f"{set_name}: {name} ...", file=sys.stderr)
             embeddings = system.embed(clips)
-            summary = summarize_scores(score_trials(embeddings, trials), trials.target, args.boot)
+            scores = score_trials(embeddings, trials)
+            summary = summarize_scores(scores, trials.target, args.boot)
+            summary["worst_pair"] = worst_pair(scores, trials, speakers, summary["eer_threshold"])
             results["sets"][set_name]["systems"][name] = summary
             rows.append((set_name, "1 vs 1", name, *_figures(summary)))
+            pair = summary["worst_pair"]
+            pair_rows.append((set_name, name, " ~ ".join(s.rsplit("/", 1)[-1] for s in pair["speakers"]),
+                              f"{100 * pair['false_accept']:.1f}",
+                              "-" if pair["eer_without"] is None else f"{100 * pair['eer_without']:.2f}"))
             if args.enroll:
                 enrolled = summarize_scores(*enrollment_scores(embeddings, speakers, args.enroll), args.boot)
                 results["sets"][set_name]["systems"][f"{name}, enrolled {args.enroll}"] = enrolled
@@ -99,6 +108,19 @@ def main() -> int:
     if args.enroll:
         print(f"\nenrolled {args.enroll} vs 1: a speaker model averages {args.enroll} random recordings (as dlsp "
               "speaker enroll does), scored against every recording not used to enroll it; 20 models per speaker.")
+    print("\nWhere the false accepts come from (1 vs 1, each system at its own EER threshold): the speaker pair "
+          "accepted most often, and the EER with that pair's trials left out (a diagnosis, not a result; '-': "
+          "the set has one pair).\n")
+    print(format_table(("test set", "system", "most confused pair", "its trials accepted %", "EER % without it"),
+                       pair_rows, markdown=True))
+    if args.pitch:
+        pitch = {label: speaker_pitch(data, *where) for label, where in PITCH_SETS.items()}
+        results["median_f0_hz"] = pitch
+        print("\nMedian F0 of each speaker (pYIN, voiced frames of the first 10 clips; Hz):\n")
+        print(format_table(("speakers", "median F0 per speaker"),
+                           [(label, ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.0f}" for k, v in sorted(
+                               values.items(), key=lambda kv: kv[1]))) for label, values in pitch.items()],
+                           markdown=True))
     print()
     print(format_table(("system", "utterances/s (1 thread, 1 s clips)"),
                        [(name, f"{ups:.1f}") for name, ups in results["throughput"].items()], markdown=True))
@@ -168,8 +190,46 @@ def load_set(root: Path, split: str, speakers: tuple[str, ...], per_speaker: int
     return clips, labels, refused
 
 
+def worst_pair(scores: np.ndarray, trials, speakers: list[str], threshold: float) -> dict:
+    """The speaker pair whose non-target trials are accepted most often at `threshold`, and the EER of the
+    remaining trials."""
+    from dlsp.metrics.verification import eer
+    from dlsp.speaker.evaluate import error_breakdown
+
+    pair = error_breakdown(scores, trials, speakers, threshold, top=1)["confused_pairs"][0]
+    labels = np.asarray(speakers)
+    first, second = labels[trials.first], labels[trials.second]
+    inside = np.isin(first, pair["speakers"]) & np.isin(second, pair["speakers"]) & (first != second)
+    rest = trials.target[~inside]
+    without = eer(scores[~inside], rest)[0] if 0 < rest.sum() < rest.size else None  # None: only one pair
+    return {**pair, "eer_without": without}
+
+
+PITCH_SETS = {
+    "Arabic SC, 6 validation (test) speakers": ("arabic_commands", "val", ()),
+    "Arabic SC, 18 training speakers": ("arabic_commands", "train", ()),
+    "FSDD, 3 training + 2 test speakers": ("fsdd", "all", ()),
+}
+
+
+def speaker_pitch(data: Path, folder: str, split: str, speakers: tuple[str, ...], clips: int = 10
+                  ) -> dict[str, float]:
+    """Median F0 (Hz) of each speaker's voiced frames over their first `clips` clips (pYIN, 60-400 Hz), to see
+    whether the pairs confused share a voice range and how many such voices the training speakers have."""
+    import librosa
+
+    loaded, labels, _ = load_set(data / "speech" / folder, split, speakers, clips)
+    f0s: dict[str, list[np.ndarray]] = {}
+    for clip, label in zip(loaded, labels, strict=True):
+        f0, voiced, _ = librosa.pyin(clip, fmin=60, fmax=400, sr=SAMPLE_RATE, frame_length=1024)
+        f0s.setdefault(label, []).append(f0[voiced])
+    return {label: float(np.median(np.concatenate(values))) for label, values in f0s.items()}
+
+
 def clips_per_second(embed_one, clips: list[np.ndarray]) -> float:
-    """Throughput of embedding the clips one at a time."""
+    """Throughput of embedding the clips one at a time (after one untimed call, so that one-off set-up such as
+    allocating buffers is not charged to whichever system happens to be timed first)."""
+    embed_one(clips[0])
     start = time.perf_counter()
     for clip in clips:
         embed_one(clip)
