@@ -115,20 +115,20 @@ def error_breakdown(scores: np.ndarray, trials: Trials, labels: Sequence, thresh
     accepted and the speakers whose target trials are most often rejected, worst first. A pooled EER hides
     that one look-alike pair (or one speaker under two names) can cause most false accepts."""
     names, codes = np.unique(np.asarray(labels), return_inverse=True)
-    accepted = scores >= threshold
+    accepted = (scores >= threshold).astype(np.float64)
     target = trials.target.astype(bool)
     first, second = codes[trials.first], codes[trials.second]
-    low, high = np.minimum(first, second), np.maximum(first, second)
-    pairs = []
-    for pair in np.unique(np.stack([low, high], axis=1)[~target], axis=0):
-        chosen = ~target & (low == pair[0]) & (high == pair[1])
-        pairs.append({"speakers": [str(names[pair[0]]), str(names[pair[1]])],
-                      "false_accept": float(accepted[chosen].mean()), "n_trials": int(chosen.sum())})
-    speakers = []
-    for code in np.unique(first[target]):
-        chosen = target & (first == code)
-        speakers.append({"speaker": str(names[code]), "false_reject": float(1.0 - accepted[chosen].mean()),
-                         "n_trials": int(chosen.sum())})
+    # Counting by group keeps this linear in the trials however many speaker pairs there are.
+    pair_ids, pair_of_trial = np.unique(np.stack([np.minimum(first, second), np.maximum(first, second)], axis=1)
+                                        [~target], axis=0, return_inverse=True)
+    pair_trials = np.bincount(pair_of_trial.ravel(), minlength=len(pair_ids))
+    pair_accepts = np.bincount(pair_of_trial.ravel(), weights=accepted[~target], minlength=len(pair_ids))
+    pairs = [{"speakers": [str(names[a]), str(names[b])], "false_accept": float(k / n), "n_trials": int(n)}
+             for (a, b), k, n in zip(pair_ids, pair_accepts, pair_trials, strict=True)]
+    own_trials = np.bincount(first[target], minlength=len(names))
+    own_accepts = np.bincount(first[target], weights=accepted[target], minlength=len(names))
+    speakers = [{"speaker": str(names[code]), "false_reject": float(1.0 - own_accepts[code] / own_trials[code]),
+                 "n_trials": int(own_trials[code])} for code in np.flatnonzero(own_trials)]
     pairs.sort(key=lambda p: -p["false_accept"])
     speakers.sort(key=lambda s: -s["false_reject"])
     return {"threshold": float(threshold), "confused_pairs": pairs[:top], "missed_speakers": speakers[:top]}
