@@ -206,19 +206,18 @@ def worst_pair(scores: np.ndarray, trials, speakers: list[str], threshold: float
 
 
 PITCH_SETS = {
-    "Arabic SC, 6 validation (test) speakers": ("arabic_commands", "val", ()),
-    "Arabic SC, 18 training speakers": ("arabic_commands", "train", ()),
-    "FSDD, 3 training + 2 test speakers": ("fsdd", "all", ()),
+    "Arabic SC, 6 validation (test) speakers": ("arabic_commands", "val"),
+    "Arabic SC, 18 training speakers": ("arabic_commands", "train"),
+    "FSDD, 3 training + 2 test speakers": ("fsdd", "all"),
 }
 
 
-def speaker_pitch(data: Path, folder: str, split: str, speakers: tuple[str, ...], clips: int = 10
-                  ) -> dict[str, float]:
+def speaker_pitch(data: Path, folder: str, split: str, clips: int = 10) -> dict[str, float]:
     """Median F0 (Hz) of each speaker's voiced frames over their first `clips` clips (pYIN, 60-400 Hz), to see
     whether the pairs confused share a voice range and how many such voices the training speakers have."""
     import librosa
 
-    loaded, labels, _ = load_set(data / "speech" / folder, split, speakers, clips)
+    loaded, labels, _ = load_set(data / "speech" / folder, split, (), clips)
     f0s: dict[str, list[np.ndarray]] = {}
     for clip, label in zip(loaded, labels, strict=True):
         f0, voiced, _ = librosa.pyin(clip, fmin=60, fmax=400, sr=SAMPLE_RATE, frame_length=1024)
