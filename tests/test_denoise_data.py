@@ -163,3 +163,193 @@ def test_noise_speed_and_eq_augment_training_noise_and_speech_only_within_their_
     no_aug = mixing_data([corpus / "speech"], [corpus / "noise"], DenoiseDataConfig(segment_seconds=1.0), seed=0,
                          progress=False)
     np.testing.assert_array_equal(val.segment(0, 0, 2)[0], no_aug.sources["val"].segment(0, 0, 2)[0])
+
+
+# --- what the mixing teaches: narrowband speech, hold-outs, formats, balance, babble, rooms, clipping ---------
+
+SR = 16000
+
+
+def _wideband_and_narrowband_corpus(root, seconds: float = 1.0):
+    """Two corpora of speaker folders: `wide` (white-noise 'speech', full band) and `narrow` (the same, but
+    recorded at 8 kHz and stored at 16 kHz, so nothing above 4 kHz), three speakers each."""
+    import soxr
+
+    rng = np.random.default_rng(5)
+    for corpus in ("wide", "narrow"):
+        for speaker in range(3):
+            for take in range(2):
+                x = (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+                if corpus == "narrow":
+                    x = soxr.resample(soxr.resample(x, SR, 8000), 8000, SR).astype(np.float32)
+                save_audio(root / corpus / f"spk{speaker}" / f"take{take}.wav", x, SR)
+    noise = (0.1 * rng.standard_normal(4 * SR)).astype(np.float32)
+    for k in range(3):
+        save_audio(root / "noise" / f"hiss_{k}.wav", np.roll(noise, k * 1000), SR)
+    return [root / "wide", root / "narrow"], [root / "noise"]
+
+
+def _band_energy(x: np.ndarray, lo: float, hi: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    return float(spectrum[(freqs >= lo) & (freqs < hi)].sum())
+
+
+def test_narrowband_speech_never_comes_with_noise_above_its_band(tmp_path):
+    clean_dirs, noise_dirs = _wideband_and_narrowband_corpus(tmp_path)
+    config = DenoiseDataConfig(segment_seconds=0.5, split=(0.34, 0.33, 0.33), level_db=None)
+    data = mixing_data(clean_dirs[1:], noise_dirs, config, seed=0, progress=False)  # narrowband only
+    for index in range(8):
+        noisy, clean = data.sources["train"].segment(0, 0, index)
+        noise = noisy - clean
+        # Noise above 4.3 kHz (the band edge plus the filter's transition) is gone: > 60 dB below the rest.
+        assert _band_energy(noise, 4300, 8000) < 1e-6 * _band_energy(noise, 0, 4000)
+    wide = mixing_data(clean_dirs[:1], noise_dirs, config, seed=0, progress=False)
+    noisy, clean = wide.sources["train"].segment(0, 0, 0)
+    assert _band_energy(noisy - clean, 4300, 8000) > 0.3 * _band_energy(noisy - clean, 0, 4000)
+
+
+def test_narrowband_exclude_drops_such_speech_and_says_so(tmp_path):
+    clean_dirs, noise_dirs = _wideband_and_narrowband_corpus(tmp_path)
+    config = DenoiseDataConfig(segment_seconds=0.5, split=(0.34, 0.33, 0.33), narrowband="exclude")
+    lines = []
+    data = mixing_data(clean_dirs, noise_dirs, config, seed=0, progress=False, log=lines.append)
+    assert all("/wide/" in name for split in data.files for name in data.files[split]["clean"])
+    assert any("narrowband" in line and "excluded" in line for line in lines)
+    with pytest.raises(DlspError, match="narrowband"):
+        mixing_data(clean_dirs[1:], noise_dirs, config, seed=0, progress=False)
+    with pytest.raises(DlspError, match=r"data\.narrowband must be one of"):
+        mixing_data(clean_dirs, noise_dirs, DenoiseDataConfig(narrowband="drop"), seed=0, progress=False)
+
+
+def test_excluded_files_are_in_no_split(tmp_path):
+    clean_dirs, noise_dirs = _wideband_and_narrowband_corpus(tmp_path)
+    config = DenoiseDataConfig(segment_seconds=0.5, split=(0.5, 0.5, 0.0), exclude=("wide/spk0/*", "noise/hiss_0.*"))
+    data = mixing_data(clean_dirs, noise_dirs, config, seed=0, progress=False)
+    used = [name for split in data.files for kind in data.files[split] for name in data.files[split][kind]]
+    assert used and not any("spk0" in name and "/wide/" in name for name in used)
+    assert not any("hiss_0" in name for name in used)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_every_format_soundfile_reads_works_for_clean_and_noise(tmp_path, fmt):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for speaker in range(3):
+        (tmp_path / "speech" / f"s{speaker}").mkdir(parents=True)
+        sf.write(tmp_path / "speech" / f"s{speaker}" / f"u.{fmt}", (0.1 * rng.standard_normal(SR)).astype(np.float32),
+                 SR)
+    (tmp_path / "noise").mkdir()
+    for k in range(3):
+        sf.write(tmp_path / "noise" / f"n_{k}.{fmt}", (0.1 * rng.standard_normal(2 * SR)).astype(np.float32), SR)
+    config = DenoiseDataConfig(segment_seconds=0.5, split=(0.34, 0.33, 0.33))
+    data = mixing_data([tmp_path / "speech"], [tmp_path / "noise"], config, seed=0, progress=False)
+    used = [name for split in data.files for kind in data.files[split] for name in data.files[split][kind]]
+    assert len(used) == 6 and all(name.endswith(f".{fmt}") for name in used)
+    noisy, clean = data.sources["train"].segment(0, 0, 0)
+    assert np.isfinite(noisy).all() and np.abs(noisy - clean).max() > 0
+
+
+def test_noise_folders_with_nothing_usable_are_refused_before_training(tmp_path):
+    clean_dirs, _ = _wideband_and_narrowband_corpus(tmp_path)
+    for k in range(3):
+        save_audio(tmp_path / "short" / f"blip_{k}.wav", np.full(100, 0.1, np.float32), SR)
+    with pytest.raises(DlspError, match=r"no usable audio .*shorter than 0.1 s") as info:
+        mixing_data(clean_dirs, [tmp_path / "short"], DenoiseDataConfig(split=(0.34, 0.33, 0.33)), seed=0,
+                    progress=False)
+    assert "short" in str(info.value)
+
+
+def _pool(corpus_seconds: dict[str, list[list[float]]]):
+    """An AudioPool with given corpora -> speakers -> file lengths (s); every file a constant at a level
+    that names its corpus and speaker, so a drawn segment tells where it came from."""
+    from dlsp.denoise.data import AudioPool
+
+    pool = AudioPool([], [], [], [], [])
+    for c, (corpus, speakers) in enumerate(sorted(corpus_seconds.items())):
+        for s, files in enumerate(speakers):
+            for f, seconds in enumerate(files):
+                pool.names.append(f"{corpus}/{s}/{f}")
+                pool.audio.append(np.full(int(seconds * SR), 0.01 * (1 + c * 10 + s), np.float32))
+                pool.corpora.append(corpus)
+                pool.speakers.append(f"{corpus}{s}")
+                pool.bandwidths.append(8000.0)
+    return pool
+
+
+def test_corpus_balance_weighs_corpora_by_minutes_and_speakers_equally():
+    from dlsp.denoise.data import _CorpusSampler
+
+    # Corpus "long": 1 speaker with 4 x 4 s; corpus "short": 4 speakers, one with 30 files of 1 s, three with 2.
+    pool = _pool({"long": [[4.0] * 4], "short": [[1.0] * 30, [1.0] * 2, [1.0] * 2, [1.0] * 2]})
+    sampler = _CorpusSampler(pool)
+    # 16 s vs 36 s of speech: corpus weights sqrt(16) : sqrt(36) = 0.4 : 0.6.
+    np.testing.assert_allclose(sampler.corpus_p, [0.4, 0.6])
+    rng = np.random.default_rng(0)
+    corpora, speakers = [], []
+    for _ in range(4000):
+        draw = sampler.drawer(rng)
+        first = draw()
+        corpora.append(pool.corpora[first])
+        speakers += [pool.speakers[first]] if pool.corpora[first] == "short" else []
+    assert corpora.count("long") / len(corpora) == pytest.approx(0.4, abs=0.03)
+    counts = [speakers.count(f"short{s}") / len(speakers) for s in range(4)]
+    np.testing.assert_allclose(counts, 0.25, atol=0.03)  # the talkative speaker gets no more than the others
+
+
+def _source(**options):
+    from dlsp.audio.mixing import parse_snr_spec
+    from dlsp.denoise.data import AudioPool, MixingSource
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SR) / SR
+    # Each "utterance" is a tone at its own frequency (300 Hz apart), so babble shows which ones it summed.
+    tones = [np.sin(2 * np.pi * (400 + 300 * k) * t).astype(np.float32) * 0.1 for k in range(16)]
+    clean = AudioPool([f"tone{k}" for k in range(16)], tones)
+    noise = AudioPool(["hiss"], [(0.1 * rng.standard_normal(3 * SR)).astype(np.float32)])
+    return MixingSource(clean, noise, parse_snr_spec("0"), None, SR, SR, **options)
+
+
+def test_babble_is_three_to_eight_training_utterances_summed():
+    source = _source(babble=1.0)
+    for index in range(12):
+        noisy, clean = source.segment(0, 0, index)
+        spectrum = np.abs(np.fft.rfft(noisy - clean))
+        freqs = np.fft.rfftfreq(len(noisy), 1 / SR)
+        peaks = [f for f in range(400, 400 + 300 * 16, 300) if spectrum[np.argmin(np.abs(freqs - f))] >
+                 0.05 * spectrum.max()]
+        # Talkers may repeat an utterance, so count distinct tones: at least 1, at most 8 talkers' worth.
+        assert 1 <= len(peaks) <= 8
+        assert np.median(spectrum) < 1e-3 * spectrum.max()  # nothing but tones: no recorded noise in it
+    with pytest.raises(DlspError, match="babble is a probability"):
+        _source(babble=1.5)
+
+
+def test_reverberant_segments_train_towards_the_early_reflections():
+    from dlsp.audio.rooms import reverberate
+
+    late = int(0.2 * SR)
+    rir = np.zeros(late + 1, np.float32)
+    rir[0], rir[late] = 1.0, 0.7
+    reverberant = _source(reverb=1.0, rirs=[rir])
+    dry = _source()
+    noisy_r, target_r = reverberant.segment(0, 0, 3)
+    noisy_d, target_d = dry.segment(0, 0, 3)
+    # Same draws: the target is the dry speech (early part of this room = direct path) at the mixture's gain,
+    # and the input holds the late echo as well.
+    _, early = reverberate(target_d, rir, SR)
+    gain = np.dot(target_r, early) / np.dot(early, early)
+    np.testing.assert_allclose(target_r, gain * early, atol=1e-5)
+    assert np.abs(noisy_r - target_r).max() > np.abs(noisy_d - target_d).max() * 0.5
+    with pytest.raises(DlspError, match="reverb needs room impulse responses"):
+        _source(reverb=0.5)
+
+
+def test_clipped_inputs_keep_an_unclipped_target():
+    noisy, clean = _source(clipping=1.0).segment(0, 0, 1)
+    plain_noisy, plain_clean = _source().segment(0, 0, 1)
+    np.testing.assert_array_equal(clean, plain_clean)
+    peak = np.abs(noisy).max()
+    assert peak < 0.9 * np.abs(plain_noisy).max() + 1e-6
+    assert np.mean(np.abs(noisy) >= peak - 1e-7) > 0.001  # a flat top: samples pinned at the clip level

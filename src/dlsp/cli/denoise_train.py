@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         load_recipe(recipe)  # fail on a bad recipe before loading any audio
     config = load_config(DenoiseConfig, recipe, overrides)
     data = load_data(config, clean=args.clean, noise=args.noise, pairs=args.pairs, cache=args.cache,
-                     progress=not args.quiet)
+                     progress=not args.quiet, log=print)
     tracker = make_tracker(args.track, args.out, args.track_uri)
     _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet, tracker=tracker)
     best = result.history[result.best_epoch] if result.history else {}

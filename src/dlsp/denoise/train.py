@@ -106,14 +106,14 @@ def validation_si_sdr(model: nn.Module, val_batches: list[tuple[np.ndarray, np.n
 
 
 def load_data(config: DenoiseConfig, *, clean: list[str] | None = None, noise: list[str] | None = None,
-              pairs: str | None = None, cache: str | None = None, progress: bool = True) -> DenoiseData:
+              pairs: str | None = None, cache: str | None = None, progress: bool = True, log=None) -> DenoiseData:
     """Training data from clean+noise folders (mixed on the fly) or from a clean/noisy pair layout."""
     if pairs is not None and (clean or noise):
         raise DlspError("give either --pairs DIR or --clean DIR --noise DIR, not both")
     if pairs is not None:
         data = pair_data(pairs, config.data, config.train.seed, cache, progress)
     elif clean and noise:
-        data = mixing_data(clean, noise, config.data, config.train.seed, cache, progress)
+        data = mixing_data(clean, noise, config.data, config.train.seed, cache, progress, log)
     else:
         raise DlspError("training data missing: give --clean DIR --noise DIR, or --pairs DIR")
     for split in ("train", "val"):
