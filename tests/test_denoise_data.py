@@ -353,3 +353,31 @@ def test_clipped_inputs_keep_an_unclipped_target():
     peak = np.abs(noisy).max()
     assert peak < 0.9 * np.abs(plain_noisy).max() + 1e-6
     assert np.mean(np.abs(noisy) >= peak - 1e-7) > 0.001  # a flat top: samples pinned at the clip level
+
+
+def test_noise_with_nothing_in_the_band_of_narrowband_speech_is_drawn_again():
+    from dlsp.audio.mixing import parse_snr_spec
+    from dlsp.denoise.data import AudioPool, MixingSource
+
+    rng = np.random.default_rng(0)
+    speech = band_limit_8k(0.1 * rng.standard_normal(SR).astype(np.float32))
+    t = np.arange(2 * SR) / SR
+    # All above 4 kHz, and a whole number of periods in any crop, so nothing leaks below the band.
+    whistle = (0.1 * np.sin(2 * np.pi * 7000 * t)).astype(np.float32)
+    hiss = (0.1 * rng.standard_normal(2 * SR)).astype(np.float32)
+    clean = AudioPool(["s"], [speech], ["c"], ["a"], [3990.0])
+    source = MixingSource(clean, AudioPool(["whistle", "hiss"], [whistle, hiss]), parse_snr_spec("0"), None,
+                          SR // 2, SR, narrowband="limit")
+    for index in range(20):  # about half the draws pick the whistle first
+        noisy, _ = source.segment(0, 0, index)
+        assert np.isfinite(noisy).all()
+    only_whistle = MixingSource(clean, AudioPool(["whistle"], [whistle]), parse_snr_spec("0"), None, SR // 2, SR,
+                                narrowband="limit")
+    with pytest.raises(DlspError, match="no training noise has content below 3990 Hz"):
+        only_whistle.segment(0, 0, 0)
+
+
+def band_limit_8k(x: np.ndarray) -> np.ndarray:
+    from dlsp.audio.bandwidth import band_limit
+
+    return band_limit(x, SR, 3990)

@@ -182,7 +182,7 @@ class MixingSource:
         if self.reverb and rng.random() < self.reverb:
             clean, early = reverberate(clean, self.rirs[int(rng.integers(len(self.rirs)))], self.sample_rate)
         if self.narrowband == "limit" and band < self.full_band:
-            noise = band_limit(noise, self.sample_rate, band)
+            noise = self._band_limited(noise, band, rng)
         mix = mix_at_snr(clean, noise, self.snr.sample(rng), rng=rng, level_db=level)
         noisy = mix.noisy
         target = mix.clean if early is None else (early.astype(np.float64) * mix.gain).astype(np.float32)
@@ -191,6 +191,16 @@ class MixingSource:
             limit = float(np.max(np.abs(noisy))) * rng.uniform(0.3, 0.9)
             noisy = np.clip(noisy, -limit, limit)
         return noisy.astype(np.float32), target
+
+    def _band_limited(self, noise: np.ndarray, band: float, rng: np.random.Generator) -> np.ndarray:
+        # A crop whose every sound lies above the speech's band (a whistle, hiss) has nothing left: draw another.
+        for _ in range(16):
+            limited = band_limit(noise, self.sample_rate, band)
+            if not is_silent(limited):
+                return limited
+            noise = self._noise(rng, len(noise))
+        raise DlspError(f"no training noise has content below {band:.0f} Hz, the band of some clean speech; "
+                        "add broadband noise or set data.narrowband to exclude")
 
     def _noise(self, rng: np.random.Generator, length: int) -> np.ndarray:
         if self.babble and rng.random() < self.babble:
