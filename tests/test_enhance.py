@@ -54,12 +54,17 @@ def test_long_file_in_tiny_chunks_equals_unchunked(tmp_path, rng):
 def test_other_rates_are_resampled_there_and_back(rate, rng):
     model = tiny_model("linear")
     audio = noise(rng, rate)
-    got = Denoiser(model, chunk_seconds=0.1).enhance(audio, rate)
+    got = Denoiser(model, chunk_seconds=0.1, full_band=False).enhance(audio, rate)
     assert got.shape == audio.shape and got.dtype == np.float32
     # Streamed resampling (soxr.ResampleStream over 0.1 s blocks) matches whole-array resampling: 1e-5.
     expected = resample(offline(model, resample(audio, rate, SR)), SR, rate)
     expected = np.pad(expected, (0, max(0, audio.size - expected.size)))[:audio.size]
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    # Full band (the default; tests/test_fullband.py) only adds what lies above the model's band.
+    added = np.fft.rfft(Denoiser(model, chunk_seconds=0.1).enhance(audio, rate) - got)
+    below = np.fft.rfftfreq(audio.size, 1 / rate) < 0.7 * SR / 2
+    assert np.sum(np.abs(added[below]) ** 2) < 1e-3 * np.sum(np.abs(np.fft.rfft(got)[below]) ** 2)
+    assert np.sum(np.abs(added[~below]) ** 2) > 0.01 * np.sum(np.abs(np.fft.rfft(audio)[~below]) ** 2)
 
 
 def test_lower_rate_than_the_model(rng):

@@ -8,6 +8,15 @@ domain by the same engine that streams (`dlsp.denoise.streaming`), resampled bac
 into a temporary file that is renamed when complete, so memory depends on `chunk_seconds` and the model, never on
 the file's length (a two-hour 16 kHz file: about 110 MB above the torch baseline with a linear model, 470 MB
 with the default U-Net at 20 s chunks).
+
+Full band: a model sees only up to its Nyquist frequency (8 kHz for the 16 kHz models), so above its rate the
+resampled round trip alone would return a 44.1 kHz recording without its sibilance and air, like a phone call.
+Instead (`full_band=True`, the default) the input is split into the band the model sees and the band above it
+(`input - up(down(input))` with the same resamplers, so the two add up to the input exactly), and the upper band is
+added back with, per STFT frame, the gain the model gave its own top band (6-8 kHz: output over input energy,
+limited to [0, 1], interpolated between frame centres): speech keeps its highs, noise up there goes down as much
+as the model took it down below 8 kHz. Streamed too (`dlsp.denoise.fullband`); `strength` mixes the whole
+output with the input. At and below the model's rate nothing changes.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import soxr
 import torch
 
 from dlsp.audio.io import SILENT_PEAK, AudioInfo, ClippingWarning, _format_for, audio_info, is_silent
+from dlsp.denoise.fullband import QUALITY, UpperBand
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser
 from dlsp.denoise.streaming import StreamingDenoiser, check_options
 from dlsp.device import resolve_device
@@ -50,11 +60,14 @@ class Denoiser:
             lies beside it with the same weights (`companion_onnx`; the default model ships one: onnxruntime
             runs its GRU about 2-3x faster than torch on one thread), `torch` otherwise.
         onnx_threads: onnxruntime intra-op threads (`None`: onnxruntime's default).
+        full_band: at input rates above the model's, keep the band above the model's Nyquist frequency, with
+            the gain the model gave its own top band (`dlsp.denoise.fullband`); `False` returns only the band the
+            model sees (the resampled round trip low-passes at the model's Nyquist frequency).
     """
 
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", chunk_seconds: float = 20.0,
                  strength: float = 1.0, atten_limit_db: float | None = None, *, engine: str | None = None,
-                 onnx_threads: int | None = None) -> None:
+                 onnx_threads: int | None = None, full_band: bool = True) -> None:
         check_options(strength, atten_limit_db)
         if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
             raise DlspError(f"chunk_seconds must be positive, got {chunk_seconds}")
@@ -76,6 +89,7 @@ class Denoiser:
             model = onnx_denoiser_model(model, threads=onnx_threads)
         self.model, self.engine = model, engine
         self.chunk_seconds, self.strength, self.atten_limit_db = float(chunk_seconds), float(strength), atten_limit_db
+        self.full_band = bool(full_band)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto", **options: Any
@@ -188,37 +202,61 @@ class Denoiser:
 
 
 class _Pipeline:
-    """Input blocks at `sample_rate` -> resample -> StreamingDenoiser -> resample back -> dry/wet mix.
+    """Input blocks at `sample_rate` -> resample -> StreamingDenoiser -> resample back (+ upper band) -> dry/wet mix.
 
-    Outputs as many samples as came in (the resampled round trip is trimmed or zero-padded at the very end).
+    Above the model's rate with `full_band`, the band the model cannot see is added back with the model's top-band
+    gain (`dlsp.denoise.fullband.UpperBand`). Outputs as many samples as came in (the resampled round trip is
+    trimmed or zero-padded at the very end).
     Shape: `push((channels, n)) -> (channels, m)`; the outputs concatenate to the input's length.
     """
 
     def __init__(self, denoiser: Denoiser, sample_rate: int, channels: int) -> None:
         model_rate = denoiser.sample_rate
-        self.up = self.down = None
+        self.up = self.down = self.band = None
         if sample_rate != model_rate:
-            self.up = soxr.ResampleStream(sample_rate, model_rate, channels, dtype="float32", quality="HQ")
-            self.down = soxr.ResampleStream(model_rate, sample_rate, channels, dtype="float32", quality="HQ")
+            self.up = soxr.ResampleStream(sample_rate, model_rate, channels, dtype="float32", quality=QUALITY)
+            self.down = soxr.ResampleStream(model_rate, sample_rate, channels, dtype="float32", quality=QUALITY)
+        if denoiser.full_band and sample_rate > model_rate:
+            stft = denoiser.model.stft
+            self.band = UpperBand(sample_rate, model_rate, channels, stft.n_fft, stft.hop_length,
+                                  stft.n_fft // 2 if stft.center else 0)
         self.stream = StreamingDenoiser(denoiser.model, denoiser.device, channels=channels,
-                                        atten_limit_db=denoiser.atten_limit_db, chunk_frames=denoiser.chunk_frames)
+                                        atten_limit_db=denoiser.atten_limit_db, chunk_frames=denoiser.chunk_frames,
+                                        on_frames=self.band.observe if self.band else None)
         self.strength = denoiser.strength
         self.dry = np.zeros((channels, 0), np.float32)  # input not yet matched by output
         self.wet = np.zeros((channels, 0), np.float32)  # output not yet matched by input (rounding)
+        self.low = np.zeros((channels, 0), np.float32)  # denoised low band waiting for its upper band
 
     def push(self, block: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(block)):
             raise DlspError("audio contains NaN or Inf samples")
         block = np.ascontiguousarray(block, dtype=np.float32)
         self.dry = np.concatenate([self.dry, block], axis=1)
-        return self._mix(self._resample(self.down, self.stream.process(self._resample(self.up, block)), False))
+        if self.band:
+            self.band.push(block)
+        low = self._resample(self.down, self.stream.process(self._resample(self.up, block)), False)
+        return self._mix(self._add_upper(low))
 
     def finish(self) -> np.ndarray:
         tail = self.stream.process(self._resample(self.up, self.dry[:, :0], last=True))
         wet = self._resample(self.down, np.concatenate([tail, self.stream.flush()], axis=1), last=True)
-        out = self._mix(wet)
+        if self.band:
+            self.band.end()  # the low band's missing end is silence, as below
+            missing = self.band.ready - self.low.shape[1] - wet.shape[1]
+            wet = np.concatenate([wet, np.zeros_like(self.dry[:, :max(0, missing)])], axis=1)
+        out = self._mix(self._add_upper(wet))
         missing = self.dry.shape[1]  # the round trip came back a few samples short: pad with silence
         return np.concatenate([out, self._mix(np.zeros_like(self.dry[:, :missing]))], axis=1)
+
+    def _add_upper(self, low: np.ndarray) -> np.ndarray:
+        """The denoised low band plus as much of the gained upper band as is ready, sample-aligned."""
+        if self.band is None:
+            return low
+        low = np.concatenate([self.low, low], axis=1)
+        count = min(low.shape[1], self.band.ready)
+        self.low = low[:, count:]
+        return low[:, :count] + self.band.take(count)
 
     @staticmethod
     def _resample(stream: soxr.ResampleStream | None, block: np.ndarray, last: bool = False) -> np.ndarray:

@@ -17,6 +17,8 @@ Latency: a non-causal model needs `future` frames of lookahead, so streaming wor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -41,11 +43,15 @@ class StreamingDenoiser:
         atten_limit_db: never attenuate a bin by more than this many dB (a floor on the effective mask);
             `None` for no limit.
         chunk_frames: most output frames per network call (bounds memory when a block is long).
+        on_frames: called with the `(estimate, noisy)` magnitudes of each run of output frames, in frame order
+            and each frame once (estimate after the attenuation limit and mix), shapes `(channels, freqs,
+            frames)`; e.g. to follow what the model does to a band (`dlsp.denoise.fullband`).
     """
 
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", *, channels: int = 1,
                  strength: float = 1.0, atten_limit_db: float | None = None,
-                 chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> None:
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 on_frames: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> None:
         check_options(strength, atten_limit_db)
         if channels < 1 or chunk_frames < 1:
             raise DlspError(f"channels and chunk_frames must be positive, got {channels} and {chunk_frames}")
@@ -54,7 +60,7 @@ class StreamingDenoiser:
             raise DlspError("chunked and streaming inference cannot use pad_mode='circular' (its padding needs "
                             "the other end of the signal)", model.path)
         self.model, self.channels, self.chunk_frames = model, channels, chunk_frames
-        self.strength = float(strength)
+        self.strength, self.on_frames = float(strength), on_frames
         self.floor = None if atten_limit_db is None else 10 ** (-atten_limit_db / 20)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.network = model.model.to(self.device).eval()
@@ -207,6 +213,8 @@ class StreamingDenoiser:
             keep = slice(first - context_start, stop - context_start)
             estimate = self._run_stateful(magnitude, stop - first) if self.stateful else self.network(magnitude)
             estimate = self._effective(estimate[..., keep], magnitude[..., keep])
+            if self.on_frames is not None:
+                self.on_frames(estimate, magnitude[..., keep])
             outputs.append(self._overlap_add(from_magphase(estimate, phase[..., keep]), first, n_total))
             self._next_frame = stop
             drop = max(0, stop - self.past) // self.multiple * self.multiple - self._spec_start
