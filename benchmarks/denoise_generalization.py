@@ -1,7 +1,7 @@
 """Where a denoiser's generalisation gap lies: SI-SDR gain on training vs held-out speakers and noise recordings.
 
-Mixes segments the way training does (recipes/denoise_default.yaml: 2 s, -5..20 dB SNR, -35..-15 dBFS, no
-augmentation) from four pairings of the default recipe's splits of ../shared/data: training or validation speakers
+Mixes segments the way training does (the default's last stage, recipes/denoise_default_wideband.yaml: 2 s,
+-5..20 dB SNR, no augmentation) from four pairings of the default recipe's splits of ../shared/data: training or validation speakers
 with training or validation noise recordings (the training noise pool includes the recipe's synthetic noises).
 The held-out/held-out column is the validation score the denoise recipes select models by, on `--segments`
 segments. A large drop from training to held-out noise with the same speakers says the model learnt its noise
@@ -35,14 +35,14 @@ def main() -> int:
 
     torch.set_num_threads(1)
     from _shared import data_folder  # benchmarks/_shared.py, beside this script
-    from denoise import default_folders  # benchmarks/denoise.py, beside this script
+    from denoise import DEFAULT_RECIPE, default_folders  # benchmarks/denoise.py, beside this script
     from dlsp.config import load_config
     from dlsp.denoise.data import MixingSource, batches
     from dlsp.denoise.model_file import load_denoiser
     from dlsp.denoise.train import DenoiseConfig, load_data, validation_si_sdr
 
     data_dir = data_folder(args.data)
-    config = load_config(DenoiseConfig, ROOT / "recipes" / "denoise_default.yaml")
+    config = load_config(DenoiseConfig, DEFAULT_RECIPE)
     speech, noise = default_folders(data_dir)  # the folders benchmarks/denoise.py splits
     sources = load_data(config, clean=[str(p) for p in speech], noise=[str(p) for p in noise], cache=args.cache,
                         progress=False).sources
