@@ -1,8 +1,9 @@
 """Where a denoiser's generalisation gap lies: SI-SDR gain on training vs held-out speakers and noise recordings.
 
 Mixes segments the way training does (the default's last stage, recipes/denoise_default_wideband.yaml: 2 s,
--5..20 dB SNR, no augmentation) from four pairings of the default recipe's splits of ../shared/data: training or validation speakers
-with training or validation noise recordings (the training noise pool includes the recipe's synthetic noises).
+-5..20 dB SNR, no augmentation) from four pairings of the default recipe's splits of ../shared/data: training or
+validation speakers with training or validation noise recordings (the training noise pool includes the recipe's
+synthetic noises).
 The held-out/held-out column is the validation score the denoise recipes select models by, on `--segments`
 segments. A large drop from training to held-out noise with the same speakers says the model learnt its noise
 recordings rather than noise; the same for speakers. Prints one markdown table of mean SI-SDR gain in dB.
