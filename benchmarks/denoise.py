@@ -523,11 +523,9 @@ def gain_breakdown(results: dict, meta: dict[str, dict], key: str, values: list,
 def transparency_files(data: Path) -> tuple[list[Path], list[Path]]:
     """Clean files (the first utterance of 12 held-out speechocean762 speakers: 3 of each gender x age group)
     and noise files (the first file of each held-out noise kind) of the do-no-harm check."""
-    from dlsp.data.holdout import SPEECHOCEAN_HELD_OUT
+    from dlsp.denoise.transparency import held_out_clean_speech
 
-    speakers = crosscorpus_speakers(data)["speechocean762"]
-    chosen = [s for i, s in enumerate(SPEECHOCEAN_HELD_OUT) if i % 4 != 3 and s in speakers]
-    clean = [speakers[s][0] for s in chosen[:TRANSPARENCY_UTTERANCES]]
+    clean = held_out_clean_speech(data, TRANSPARENCY_UTTERANCES)
     noise = [files[0] for files in crosscorpus_noise_kinds(data).values()]
     return clean, noise
 

@@ -15,7 +15,9 @@ takes for noise), add sound to digital silence, or pass noise through when no sp
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +28,19 @@ BAND_TOLERANCE_DB = 1.5
 SILENCE_FLOOR_DBFS = -90.0
 MIN_NOISE_ATTENUATION_DB = 10.0
 SILENCE_SECONDS = 2.0
+CHECK_UTTERANCES = 12
+
+
+def held_out_clean_speech(data: str | os.PathLike[str], count: int = CHECK_UTTERANCES) -> list[Path]:
+    """The clean speech of the do-no-harm check in a shared data folder: the first utterance (by name) of each of
+    `count` held-out speechocean762 speakers (`dlsp.data.holdout`), three of each gender x age group, so no shipped
+    model heard them. Speakers whose folder is missing are skipped."""
+    from dlsp.data.holdout import SPEECHOCEAN_HELD_OUT
+
+    root = Path(data) / "speech" / "speechocean762"
+    chosen = [speaker for i, speaker in enumerate(SPEECHOCEAN_HELD_OUT) if i % 4 != 3]
+    files = [sorted((root / speaker).glob("*.flac")) for speaker in chosen]
+    return [found[0] for found in files if found][:count]
 
 
 def band_level_changes(reference: np.ndarray, output: np.ndarray, sample_rate: int,
