@@ -381,3 +381,15 @@ def band_limit_8k(x: np.ndarray) -> np.ndarray:
     from dlsp.audio.bandwidth import band_limit
 
     return band_limit(x, SR, 3990)
+
+
+def test_noise_folders_of_unreadable_files_are_refused_before_training_naming_a_file(tmp_path, cli):
+    clean_dirs, _ = _wideband_and_narrowband_corpus(tmp_path)
+    for k in range(3):
+        (tmp_path / "broken" / f"n_{k}.wav").parent.mkdir(exist_ok=True)
+        (tmp_path / "broken" / f"n_{k}.wav").write_bytes(b"RIFF not really a wave file")
+    code, _, err = cli("denoise", "train", "--clean", str(clean_dirs[0]), "--noise", str(tmp_path / "broken"),
+                       "--out", str(tmp_path / "run"), "--set", "data.split=[0.34,0.33,0.33]", "--quiet")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "broken/n_" in err
+    assert not (tmp_path / "run" / "best.pt").exists()
