@@ -76,15 +76,35 @@ def test_lower_rate_than_the_model(rng):
     np.testing.assert_allclose(got, expected[:4000], atol=1e-5, rtol=0)
 
 
-def test_channels_are_denoised_independently(rng):
+def test_unlinked_channels_are_denoised_independently(rng):
     model = tiny_model("linear")
     stereo = noise(rng, (2, 3000))
     stereo[1] *= 0.1
-    denoiser = Denoiser(model, chunk_seconds=0.05)
+    denoiser = Denoiser(model, chunk_seconds=0.05, link_channels=False)
     got = denoiser.enhance(stereo, 16000)
     assert got.shape == stereo.shape
     for channel in range(2):
         np.testing.assert_allclose(got[channel], denoiser.enhance(stereo[channel], 16000), atol=1e-6, rtol=0)
+
+
+def test_linked_channels_share_one_gain_per_bin_so_a_source_keeps_its_place(rng):
+    from dlsp.denoise import StreamingDenoiser
+
+    model = tiny_model("linear")
+    source = noise(rng, 3000)
+    # A source panned 2:1 to the left: linked gains keep the output at exactly 2:1, whatever the model does.
+    panned = np.stack([source, 0.5 * source])
+    got = Denoiser(model, chunk_seconds=0.05).enhance(panned, 16000)
+    np.testing.assert_allclose(got[0], 2 * got[1], atol=1e-6, rtol=0)
+    unlinked = Denoiser(model, chunk_seconds=0.05, link_channels=False).enhance(panned, 16000)
+    assert np.abs(unlinked[0] - 2 * unlinked[1]).max() > 1e-3  # the model is not scale-invariant on its own
+    # Different noise per channel: each bin's gain (estimate / noisy) is still the same in both channels.
+    seen = []
+    stream = StreamingDenoiser(model, channels=2, on_frames=lambda est, noisy: seen.append((est, noisy)))
+    stream.process(panned + noise(rng, (2, 3000)))
+    estimate, noisy = (torch.cat(part, dim=-1) for part in zip(*seen, strict=True))
+    gain = estimate / noisy.clamp(min=1e-12)
+    np.testing.assert_allclose(gain[0].numpy(), gain[1].numpy(), atol=1e-5)
 
 
 def test_strength_mixes_dry_and_wet(rng):

@@ -161,12 +161,18 @@ def test_model_rate_and_below_are_unchanged(rng):
     assert _Pipeline(Denoiser(model), 8000, 1).band is None
 
 
-def test_stereo_channels_get_their_own_gains(rng):
+def test_unlinked_stereo_channels_get_their_own_gains(rng):
     stereo = np.stack([white(rng, 22050), white(rng, 22050, scale=0.01)])
-    denoiser = Denoiser(tiny_model_16k("linear"))
+    denoiser = Denoiser(tiny_model_16k("linear"), link_channels=False)
     got = denoiser.enhance(stereo, 44100)
     for channel in range(2):
         np.testing.assert_allclose(got[channel], denoiser.enhance(stereo[channel], 44100), atol=1e-6, rtol=0)
+
+
+def test_linked_stereo_keeps_a_panned_source_in_place_in_the_upper_band_too(rng):
+    source = white(rng, 22050)
+    got = Denoiser(tiny_model_16k("linear")).enhance(np.stack([source, 0.25 * source]), 44100)
+    np.testing.assert_allclose(got[0], 4 * got[1], atol=1e-5, rtol=0)
 
 
 # The pieces ---------------------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dry/wet mix: 1 fully denoised, 0 the input unchanged")
     parser.add_argument("--atten-limit", type=float, default=None, metavar="DB",
                         help="attenuate no time-frequency bin by more than DB decibels (default: no limit)")
+    parser.add_argument("--independent-channels", action="store_true",
+                        help="denoise each channel with its own gains (default: channels share one gain per "
+                             "time-frequency bin, so a centred source stays centred)")
     parser.add_argument("--chunk-seconds", type=positive_float, default=20.0,
                         help="audio processed at once (memory only; the output does not depend on it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     jobs, non_audio = plan_jobs(args.inputs, args.output, args.suffix)
     denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
                                   strength=args.strength, atten_limit_db=args.atten_limit,
-                                  engine=None if args.engine == "auto" else args.engine)
+                                  engine=None if args.engine == "auto" else args.engine,
+                                  link_channels=not args.independent_channels)
     _prepare_output(args.output, jobs)  # after the model loaded: a bad model leaves no output folder behind
     for path in non_audio:
         _warn(f"{path}: not an audio file, skipped")

@@ -63,11 +63,14 @@ class Denoiser:
         full_band: at input rates above the model's, keep the band above the model's Nyquist frequency, with
             the gain the model gave its own top band (`dlsp.denoise.fullband`); `False` returns only the band the
             model sees (the resampled round trip low-passes at the model's Nyquist frequency).
+        link_channels: channels of a multichannel input share one gain per time-frequency bin (and per frame in
+            the band above the model's rate), so a centred source stays centred (`StreamingDenoiser`); `False`
+            denoises each channel on its own.
     """
 
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", chunk_seconds: float = 20.0,
                  strength: float = 1.0, atten_limit_db: float | None = None, *, engine: str | None = None,
-                 onnx_threads: int | None = None, full_band: bool = True) -> None:
+                 onnx_threads: int | None = None, full_band: bool = True, link_channels: bool = True) -> None:
         check_options(strength, atten_limit_db)
         if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
             raise DlspError(f"chunk_seconds must be positive, got {chunk_seconds}")
@@ -89,7 +92,7 @@ class Denoiser:
             model = onnx_denoiser_model(model, threads=onnx_threads)
         self.model, self.engine = model, engine
         self.chunk_seconds, self.strength, self.atten_limit_db = float(chunk_seconds), float(strength), atten_limit_db
-        self.full_band = bool(full_band)
+        self.full_band, self.link_channels = bool(full_band), bool(link_channels)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto", **options: Any
@@ -115,6 +118,7 @@ class Denoiser:
     def stream(self, channels: int = 1) -> StreamingDenoiser:
         """A `StreamingDenoiser` at the model's rate with this denoiser's settings."""
         return StreamingDenoiser(self.model, self.device, channels=channels, strength=self.strength,
+                                 link_channels=self.link_channels,
                                  atten_limit_db=self.atten_limit_db, chunk_frames=self.chunk_frames)
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -219,10 +223,11 @@ class _Pipeline:
         if denoiser.full_band and sample_rate > model_rate:
             stft = denoiser.model.stft
             self.band = UpperBand(sample_rate, model_rate, channels, stft.n_fft, stft.hop_length,
-                                  stft.n_fft // 2 if stft.center else 0)
+                                  stft.n_fft // 2 if stft.center else 0, denoiser.link_channels)
         self.stream = StreamingDenoiser(denoiser.model, denoiser.device, channels=channels,
                                         atten_limit_db=denoiser.atten_limit_db, chunk_frames=denoiser.chunk_frames,
-                                        on_frames=self.band.observe if self.band else None)
+                                        on_frames=self.band.observe if self.band else None,
+                                        link_channels=denoiser.link_channels)
         self.strength = denoiser.strength
         self.dry = np.zeros((channels, 0), np.float32)  # input not yet matched by output
         self.wet = np.zeros((channels, 0), np.float32)  # output not yet matched by input (rounding)

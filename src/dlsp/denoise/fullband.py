@@ -40,15 +40,19 @@ def top_band_bins(n_fft: int, start_fraction: float = TOP_BAND_FRACTION) -> slic
     return slice(min(nyquist, math.ceil(start_fraction * nyquist)), nyquist + 1)
 
 
-def band_gain(estimate: torch.Tensor, noisy: torch.Tensor, bins: slice) -> torch.Tensor:
-    """Per-frame amplitude gain of a band: `sqrt(sum estimate^2 / sum noisy^2)` over `bins`, limited to [0, 1].
+def band_gain(estimate: torch.Tensor, noisy: torch.Tensor, bins: slice, link_channels: bool = False) -> torch.Tensor:
+    """Per-frame amplitude gain of a band: `sqrt(sum estimate^2 / sum noisy^2)` over `bins` (and over the channels,
+    the first axis, when `link_channels`: one gain for all), limited to [0, 1].
 
     A frame whose noisy band has no energy gets gain 1.
 
-    Shape: `(..., freqs, frames)` magnitudes, twice -> `(..., frames)`.
+    Shape: `(channels, freqs, frames)` magnitudes, twice -> `(channels, frames)`.
     """
     out_energy = estimate[..., bins, :].double().square().sum(dim=-2)
     in_energy = noisy[..., bins, :].double().square().sum(dim=-2)
+    if link_channels:
+        out_energy = out_energy.sum(dim=0, keepdim=True).expand_as(out_energy)
+        in_energy = in_energy.sum(dim=0, keepdim=True).expand_as(in_energy)
     ratio = torch.where(in_energy > 0, out_energy / in_energy.clamp(min=1e-300), 1.0)
     return ratio.sqrt().clamp(0.0, 1.0)
 
@@ -127,19 +131,21 @@ class UpperBand:
         model_rate: the model's sample rate.
         channels: the stream's channels.
         n_fft, hop, pad: the model's STFT (`pad`: samples the STFT pads at the start, `n_fft // 2` if centred).
+        link_channels: one gain for all channels (energy over channels and bins), as the linked model band.
     """
 
-    def __init__(self, rate: int, model_rate: int, channels: int, n_fft: int, hop: int, pad: int) -> None:
+    def __init__(self, rate: int, model_rate: int, channels: int, n_fft: int, hop: int, pad: int,
+                 link_channels: bool = False) -> None:
         self.down = soxr.ResampleStream(rate, model_rate, channels, dtype="float32", quality=QUALITY)
         self.up = soxr.ResampleStream(model_rate, rate, channels, dtype="float32", quality=QUALITY)
-        self.bins = top_band_bins(n_fft)
+        self.bins, self.link_channels = top_band_bins(n_fft), link_channels
         self.gains = FrameGains(hop, n_fft // 2 - pad, model_rate, rate, channels)
         self.input = np.zeros((channels, 0), np.float32)  # input samples not yet taken
         self.low = np.zeros((channels, 0), np.float32)  # their low band (the resampled round trip)
 
     def observe(self, estimate: torch.Tensor, noisy: torch.Tensor) -> None:
         """Record the top-band gain of the model's next frames. Shape: `(channels, freqs, frames)`, twice."""
-        self.gains.push(band_gain(estimate, noisy, self.bins).cpu().numpy())
+        self.gains.push(band_gain(estimate, noisy, self.bins, self.link_channels).cpu().numpy())
 
     def push(self, block: np.ndarray) -> None:
         """Add input samples. Shape: `(channels, n)`, float32."""

@@ -37,7 +37,11 @@ class StreamingDenoiser:
         model: a loaded denoiser (`load_denoiser`); its network is moved to `device` and put in eval mode.
         device: auto, cpu, cuda or cuda:N.
         channels: 1 for a mono stream (`process` takes `(time,)` blocks), more for `(channels, time)` blocks;
-            channels are denoised independently (as a batch).
+            the network runs on each channel (as a batch).
+        link_channels: give every channel the same gain per time-frequency bin, `sqrt(sum_c estimate_c^2 /
+            sum_c noisy_c^2)` (energy-weighted over channels, like a stereo-linked compressor), so a source keeps
+            its place in the stereo image even when the noise differs between channels; `False` lets each channel
+            keep its own mask.
         strength: dry/wet mix in [0, 1] (applied to magnitudes, which equals mixing the signals: 0 returns the
             input, 1 the fully denoised signal).
         atten_limit_db: never attenuate a bin by more than this many dB (a floor on the effective mask);
@@ -51,7 +55,8 @@ class StreamingDenoiser:
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", *, channels: int = 1,
                  strength: float = 1.0, atten_limit_db: float | None = None,
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 on_frames: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> None:
+                 on_frames: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                 link_channels: bool = True) -> None:
         check_options(strength, atten_limit_db)
         if channels < 1 or chunk_frames < 1:
             raise DlspError(f"channels and chunk_frames must be positive, got {channels} and {chunk_frames}")
@@ -61,6 +66,7 @@ class StreamingDenoiser:
                             "the other end of the signal)", model.path)
         self.model, self.channels, self.chunk_frames = model, channels, chunk_frames
         self.strength, self.on_frames = float(strength), on_frames
+        self.link_channels = bool(link_channels) and channels > 1
         self.floor = None if atten_limit_db is None else 10 ** (-atten_limit_db / 20)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.network = model.model.to(self.device).eval()
@@ -238,7 +244,13 @@ class StreamingDenoiser:
         return estimate
 
     def _effective(self, estimate: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        """Apply the attenuation limit (floor on estimate / noisy) and the dry/wet mix."""
+        """Link the channels' gains, then apply the attenuation limit (floor on estimate / noisy) and the dry/wet
+        mix."""
+        if self.link_channels:
+            noisy_energy = noisy.square().sum(dim=0, keepdim=True)
+            gain = torch.where(noisy_energy > 0, estimate.square().sum(dim=0, keepdim=True)
+                               / noisy_energy.clamp(min=1e-30), 1.0).sqrt()
+            estimate = gain * noisy
         if self.floor is not None:
             estimate = torch.maximum(estimate, noisy * self.floor)
         if self.strength != 1.0:
