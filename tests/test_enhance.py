@@ -301,3 +301,33 @@ def test_cli_without_a_default_model_says_so(cli, tmp_path, rng, write_wav):
     src = write_wav("a.wav", noise(rng, 8000), 16000)
     code, _, err = cli("denoise", "run", src, "-o", tmp_path / "out")
     assert code == 2 and "--model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_soft_limit_leaves_samples_below_the_knee_and_bends_the_rest_under_full_scale():
+    from dlsp.denoise.enhance import KNEE, soft_limit
+
+    # Overs of up to +3 dBFS (a denoiser's are a fraction of a dB) stay distinct and under full scale.
+    x = np.linspace(-1.4, 1.4, 6001, dtype=np.float32)
+    y = soft_limit(x)
+    below = np.abs(x) <= KNEE
+    np.testing.assert_array_equal(y[below], x[below])
+    assert np.abs(y).max() < 1.0 and np.all(np.diff(y) >= 0)
+    assert np.all(np.diff(y) <= np.diff(x) + 1e-6)  # slope at most 1: continuous at the knee
+
+
+def test_denoised_files_in_integer_formats_are_soft_limited_not_clipped(tmp_path):
+    import soundfile as sf
+
+    from dlsp.audio.io import AudioInfo
+    from dlsp.denoise.enhance import _ClippingWriter, soft_limit
+
+    t = np.arange(1600) / 16000
+    loud = (1.15 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)[None]
+    info = AudioInfo(tmp_path / "in.wav", 16000, 1, 1600, "WAV", "PCM_16")
+    with pytest.warns(UserWarning, match="soft-limited under full scale"):
+        with _ClippingWriter(tmp_path / "out.wav", info, "WAV", "PCM_16", limit=True) as writer:
+            writer.write(loud)
+        writer.warn(tmp_path / "in.wav")
+    written, _ = sf.read(tmp_path / "out.wav", dtype="int16")
+    assert np.abs(written.astype(np.int32)).max() < 32767  # no sample at full scale: no flat tops
+    np.testing.assert_allclose(written / 32768, soft_limit(loud[0]), atol=1 / 32768)

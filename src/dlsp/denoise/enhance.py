@@ -184,7 +184,7 @@ class Denoiser:
         if self.strength > 0:
             peak = 0.0
             pipeline = _Pipeline(self, info.sample_rate, info.channels)
-            with _ClippingWriter(tmp, info, fmt, subtype) as writer:
+            with _ClippingWriter(tmp, info, fmt, subtype, limit=True) as writer:
                 for data in _read_blocks(info, block):
                     peak = max(peak, float(np.max(np.abs(data))))
                     writer.write(pipeline.push(data))
@@ -278,12 +278,14 @@ class _Pipeline:
 
 
 class _ClippingWriter:
-    """Writes `(channels, time)` blocks; for integer subtypes clips at full scale and counts what it clipped."""
+    """Writes `(channels, time)` blocks. For integer subtypes, samples beyond full scale cannot be stored: with
+    `limit` (denoised output) a soft knee bends every sample above `KNEE` smoothly under full scale (no clipped
+    flat tops, and nothing below the knee changes), otherwise they are clipped; either way they are counted."""
 
-    def __init__(self, path: Path, info: AudioInfo, fmt: str, subtype: str) -> None:
+    def __init__(self, path: Path, info: AudioInfo, fmt: str, subtype: str, limit: bool = False) -> None:
         self.file = sf.SoundFile(str(path), "w", samplerate=info.sample_rate, channels=info.channels,
                                  subtype=subtype, format=fmt)
-        self.clip = subtype not in FLOAT_SUBTYPES
+        self.clip, self.limit = subtype not in FLOAT_SUBTYPES, limit
         self.clipped, self.peak = 0, 0.0
 
     def __enter__(self) -> _ClippingWriter:
@@ -300,13 +302,35 @@ class _ClippingWriter:
             if over.any():
                 self.clipped += int(np.count_nonzero(over))
                 self.peak = max(self.peak, float(np.max(np.abs(block))))
-                block = np.clip(block, -1.0, 1.0)
+            block = soft_limit(block) if self.limit else np.clip(block, -1.0, 1.0)
         self.file.write(np.ascontiguousarray(block.T))
 
     def warn(self, source: Path) -> None:
         if self.clipped:
+            action = "soft-limited under full scale" if self.limit else "clipped"
             warnings.warn(f"{source}: denoised peak {self.peak:.3f} ({20 * np.log10(self.peak):+.1f} dBFS), "
-                          f"{self.clipped} samples clipped", ClippingWarning, stacklevel=3)
+                          f"{self.clipped} samples {action}", ClippingWarning, stacklevel=3)
+
+
+KNEE = 0.9  # -0.9 dBFS: the soft limiter leaves every sample below it alone
+
+
+def soft_limit(audio: np.ndarray, knee: float = KNEE) -> np.ndarray:
+    """Bend samples above `knee` in magnitude smoothly towards full scale, never reaching it:
+    `knee + (1 - knee) * tanh((|x| - knee) / (1 - knee))`, with the sign kept. Continuous with slope 1 at the knee,
+    so a peak that would have clipped is rounded instead of flattened. Stateless: streams and chunks alike.
+
+    Shape: any -> same, float32.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    magnitude = np.abs(x)
+    over = magnitude > knee
+    if not over.any():
+        return x
+    out = x.copy()
+    bent = knee + (1 - knee) * np.tanh((magnitude[over] - knee) / (1 - knee))
+    out[over] = np.sign(x[over]) * bent
+    return out
 
 
 def _read_blocks(info: AudioInfo, block: int) -> Iterator[np.ndarray]:
