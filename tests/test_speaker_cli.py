@@ -28,6 +28,7 @@ N_SPEAKERS, TAKES = 3, 6
 def setup(tmp_path_factory):
     """A tiny encoder overfit on three synthetic speakers, and recordings of them (16 kHz stereo files, so the
     CLI must resample and downmix)."""
+    torch.set_num_threads(1)  # module fixtures run before conftest's per-test thread limit
     root = tmp_path_factory.mktemp("speakers")
     speakers = make_speakers(N_SPEAKERS, seed=8)
     audio = [synth_utterance(s, 0.8, SR, rng=1000 * i + j) for i, s in enumerate(speakers) for j in range(TAKES)]
@@ -123,6 +124,9 @@ def test_eval_writes_plots_and_json_keys(setup, tmp_path, cli):
     assert len(pairs) == min(5, N_SPEAKERS * (N_SPEAKERS - 1) // 2)
     assert all(p["n_trials"] == TAKES * TAKES for p in pairs)
     assert [p["false_accept"] for p in pairs] == sorted((p["false_accept"] for p in pairs), reverse=True)
+    at = summary["at_threshold"]  # the rates at verify's threshold (cosine for this model, no validation table)
+    assert at["score_kind"] == "cosine" and at["expected_far"] is None and 0 <= at["far"] <= 1
+    assert "asnorm" not in summary and "at verify's threshold" in out
     for name in ("det.png", "tsne.png", "summary.json"):
         assert (tmp_path / "ev" / name).stat().st_size > 0
 

@@ -113,3 +113,32 @@ def test_two_processes_enrolling_concurrently_lose_nothing(tmp_path):
         people = {p.name: p.n_files for p in db.list()}
     assert len(people) == 2 * n + 1
     assert people["shared"] == 2 * n  # every read-modify-write of the same name landed
+
+
+def test_a_calibration_is_stored_read_back_and_checked(tmp_path, rng):
+    import time
+
+    from dlsp.speaker.database import Calibration, check_database
+    from dlsp.speaker.scoring import RateTable
+
+    table = RateTable(np.array([0.0, 1.0, 2.0]), np.array([0.5, 0.05, 0.0]), np.array([0.0, 0.1, 0.7]))
+    calibration = Calibration(1.0, "asnorm-k100-abc", 0.05, 0.05, 0.1, 0.07, 45, 270, "/data/mine", time.time(),
+                              table)
+    path = tmp_path / "s.db"
+    with SpeakerDatabase(path, "m", 8) as db:
+        assert db.calibration() is None
+        db.enroll("gus", _unit(rng, 1))
+        db.set_calibration(calibration)
+    with SpeakerDatabase(path, None, None, create=False) as db:
+        back = db.calibration()
+    assert back.threshold == 1.0 and back.score_id == "asnorm-k100-abc" and back.n_nontarget == 270
+    np.testing.assert_array_equal(back.table.far, table.far)
+    assert check_database(path).ok
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE dlsp_speaker_db SET value = '{\"threshold\": NaN}' WHERE key = 'calibration'")
+    with SpeakerDatabase(path, None, None, create=False) as db, pytest.raises(DlspError, match="damaged threshold"):
+        db.calibration()
+    assert not check_database(path).ok and "calibration" in check_database(path).problems[0]
+    with SpeakerDatabase(path, "m", 8) as db:
+        db.set_calibration(None)
+        assert db.calibration() is None and [p.name for p in db.list()] == ["gus"]

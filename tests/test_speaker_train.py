@@ -244,3 +244,136 @@ def test_pair_losses_reward_close_same_and_far_different_pairs():
     assert bce(e, e.flip(0), different).item() < bce(e, e, different).item()
     with pytest.raises(ValueError, match="pair objective"):
         PairLoss("triplet")
+
+
+def _corpus_clips(counts):
+    """Clips of speakers `<corpus>/s<i>` (3 tiny clips each) for corpora of the given speaker counts."""
+    names = [f"{corpus}/s{i}" for corpus, n in counts.items() for i in range(n)]
+    audio = [np.full(800, 0.1 * (k + 1), np.float32) for k in range(3 * len(names))]
+    return SpeakerClips(audio, np.repeat(np.arange(len(names)), 3), names)
+
+
+@pytest.mark.parametrize("balance, share_b", [("speaker", 0.1), ("corpus", 0.5), ("sqrt", 0.25)])
+def test_balance_draws_corpora_as_documented(balance, share_b):
+    clips = _corpus_clips({"a": 9, "b": 1})  # sqrt: a gets 3 / (3 + 1)
+    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.05, balance=balance))
+    labels = np.concatenate([b[1] for b in sampler.class_batches(0, 0, 8000, 500)])
+    drawn_b = np.mean([clips.speakers[s].startswith("b/") for s in labels])
+    assert drawn_b == pytest.approx(share_b, abs=0.02)
+    a_counts = np.bincount(labels[labels < 9], minlength=9)
+    assert a_counts.min() > 0.7 * a_counts.mean()  # speakers of a corpus evenly
+    for _, group in sampler.grouped_batches(0, 0, 64, 4, 2):
+        assert len(set(group.tolist())) == 4  # still distinct speakers per batch
+    with pytest.raises(DlspError, match=r"data\.balance"):
+        SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, balance="minutes"))
+
+
+def test_crops_have_one_drawn_length_per_batch_within_the_range():
+    clips = _two_speaker_clips()
+    config = SpeakerDataConfig(sample_rate=SR, crop_seconds=[0.25, 0.5])
+    sampler = SegmentSampler(clips, config)
+    lengths = set()
+    for segments, _ in sampler.class_batches(0, 0, 160, 8):
+        assert 2000 <= segments.shape[1] <= 4000
+        lengths.add(segments.shape[1])
+    assert len(lengths) > 5  # varies from batch to batch
+    first, second, _ = next(sampler.pair_batches(0, 1, 8, 8))
+    assert first.shape == second.shape and 2000 <= first.shape[1] <= 4000
+    again = next(SegmentSampler(clips, config).class_batches(0, 0, 8, 8))[0]
+    assert np.array_equal(again, next(sampler.class_batches(0, 0, 8, 8))[0])  # reproducible
+    for bad in ([0.5], [0.5, 0.25], [0.0, 1.0]):
+        with pytest.raises(DlspError, match=r"data\.crop_seconds"):
+            SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, crop_seconds=bad))
+
+
+def test_named_speaker_sets_resolve_through_dlsp_data_holdout():
+    from dlsp.data.holdout import ARABIC_HELD_OUT, SPEECHOCEAN_HELD_OUT
+
+    ocean = [f"SPEAKER{n:04d}" for n in range(1, 1000, 7)] + list(SPEECHOCEAN_HELD_OUT)
+    indexed = [(f"speechocean762/{s}", _item(s)) for s in ocean]
+    indexed += [(f"arabic_commands/{s}", _item(s, "val")) for s in ARABIC_HELD_OUT]
+    indexed += [("arabic_commands/00000001", _item("00000001", "train"))]
+    config = SpeakerDataConfig(val_fraction=0.0, val_speakers=["@speechocean762", "@arabic", "@fsdd"])
+    splits = assign_splits(indexed, config, 0)  # @fsdd: none of its speakers is here, so it is skipped
+    val = sorted(k for k, v in splits.items() if v == "val")
+    assert val == sorted([f"speechocean762/{s}" for s in SPEECHOCEAN_HELD_OUT]
+                         + [f"arabic_commands/{s}" for s in ARABIC_HELD_OUT])
+    assert {v for k, v in splits.items() if k not in val} == {"train"}
+    with pytest.raises(DlspError, match="only partly in the data: missing SPEAKER0001"):
+        assign_splits([i for i in indexed if not i[0].endswith("SPEAKER0001")], config, 0)
+    with pytest.raises(DlspError, match="unknown speaker set '@librispeech'"):
+        assign_splits(indexed, SpeakerDataConfig(val_speakers=["@librispeech"]), 0)
+
+
+def test_validation_trials_stay_within_each_corpus():
+    from dlsp.speaker.validation import corpus_trials
+
+    clips = _corpus_clips({"a": 3, "b": 2, "c": 1})  # c has one speaker: no trials of its own
+    trials, groups, names = corpus_trials(clips)
+    corpus = np.asarray([clips.speakers[label].split("/")[0] for label in clips.labels])
+    assert names == ["a", "b", "c"] and set(groups.tolist()) == {0, 1}
+    assert np.array_equal(corpus[trials.first], corpus[trials.second])
+    assert np.array_equal(corpus[trials.first], np.asarray(names)[groups])
+    assert trials.target.size == 9 * 8 // 2 + 6 * 5 // 2  # every pair within a and within b
+
+
+def _write_corpus(root, speakers, takes=3, seed=0):
+    from dlsp.audio.io import save_audio
+
+    for i, speaker in enumerate(speakers):
+        for j in range(takes):
+            save_audio(root / speaker.name / f"{j}.wav", synth_utterance(speaker, 0.6 + 0.2 * j, SR,
+                                                                         rng=seed + 10 * i + j), SR)
+    return root
+
+
+def test_two_corpora_run_averages_validation_and_stores_cohort_scoring(tmp_path):
+    from dlsp.speaker.validation import calibrate_scoring
+
+    voices = make_speakers(8, seed=9)
+    roots = [_write_corpus(tmp_path / "alpha", voices[:4]), _write_corpus(tmp_path / "beta", voices[4:], seed=50)]
+    config = apply_overrides(SpeakerTrainConfig(), [
+        *TINY, "data.val_fraction=0.5", "data.balance=sqrt", "data.crop_seconds=[0.3, 0.6]", "train.epochs=1",
+        "score.cohort=true", "score.top_k=3", "score.cohort_per_speaker=2", "score.window_seconds=0.5",
+        "score.hop_seconds=0.25"])
+    data = load_data(config, roots, progress=False)
+    assert {k.split("/")[0] for k in data.splits["val"]} == {"alpha", "beta"}
+    run = tmp_path / "run"
+    best, result = train_run(config, data, run, progress=False, log=lambda *a: None)
+    record = result.history[0]
+    assert record["val_eer"] == pytest.approx((record["val_eer_alpha"] + record["val_eer_beta"]) / 2)
+    results = json.loads((run / "results.json").read_text())
+    loaded = load_speaker_model(run / "best.pt")
+    scorer = loaded.scorer
+    assert scorer.kind == "asnorm" and scorer.top_k == 3 and scorer.cohort.shape == (2 * 4, 8)  # 4 train speakers
+    assert results["score_threshold"] == scorer.threshold and results["cohort_size"] == 8
+    assert loaded.threshold == pytest.approx(record["val_threshold"])  # the cosine threshold is kept beside it
+    assert (loaded.window_seconds, loaded.hop_seconds) == (0.5, 0.25)
+    assert scorer.table.far_at(scorer.threshold) == pytest.approx(results["score_far"])
+    again, _ = calibrate_scoring(best, data.train, data.val, config.score, torch.device("cpu"), SR)
+    assert again.threshold == pytest.approx(scorer.threshold) and again.score_id == scorer.score_id
+
+
+SPEAKER_RECIPES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "recipes").glob(
+    "speaker_*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", SPEAKER_RECIPES, ids=lambda p: p.stem)
+def test_speaker_recipes_load_and_build_their_model(recipe):
+    from dlsp.config import load_config
+    from dlsp.speaker.data import check_augmentation
+    from dlsp.speaker.train import build_encoder
+    from dlsp.speaker.validation import check_score
+
+    config = load_config(SpeakerTrainConfig, recipe)
+    check_augmentation(config.data)
+    check_score(config.score)
+    assert sum(p.numel() for p in build_encoder(config).parameters()) > 0
+
+
+def test_wideband_recipe_validates_on_every_corpus_with_as_norm():
+    from dlsp.config import load_config
+
+    config = load_config(SpeakerTrainConfig, SPEAKER_RECIPES[0].parent / "speaker_wideband.yaml")
+    assert config.data.val_speakers == ["@speechocean762", "@arabic", "@fsdd"] and not config.data.test_speakers
+    assert config.data.balance == "sqrt" and config.data.crop_seconds == [1.0, 4.0] and config.score.cohort

@@ -19,8 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dlsp speaker embed clip.wav --json -   # JSON on stdout\n"
         "dlsp speaker embed *.wav -o emb.npy --model runs/speaker/best.pt",
         description="Embed each file (any sample rate: resampled; stereo: downmixed; at least 0.3 s, not "
-                    "silence) into one unit-length vector. -o writes an (N, dim) float32 .npy in the order of "
-                    "the files; --json writes {model_id, embedding_dim, files: [{path, embedding}]}.",
+                    "silence, not a steady noise or hum; leading and trailing silence trimmed; longer than the "
+                    "model's window, 3 s: the mean of windows every 1.5 s) into one unit-length vector. -o writes "
+                    "an (N, dim) float32 .npy in the order of the files; --json writes {model_id, embedding_dim, "
+                    "files: [{path, embedding}]}.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("-o", "--output", metavar="FILE.npy", help="write the embeddings as .npy")

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlsp.cli.common import add_command, positive_int
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dlsp.speaker.evaluate import Trials
+    from dlsp.speaker.scoring import Scorer
 
 DEFAULT_OUT = "speaker_eval"
 FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "librispeech", "manifest")
@@ -25,8 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "minDCF (p_target 0.01) and their 95%% bootstrap intervals. Writes det.png, tsne.png and "
                     "summary.json to --out; --json also writes the summary (keys eer, min_dcf, n_target, "
                     "n_nontarget, errors, ...) to FILE. `errors` (and the report) name the speaker pairs most "
-                    "often confused and the speakers most often rejected at the model's verify threshold. "
-                    "Evaluate on speakers the model never trained on.",
+                    "often confused and the speakers most often rejected at the model's cosine threshold. "
+                    "`at_threshold` gives the false-accept and false-reject rates here at the threshold verify "
+                    "uses, beside the false-accept rate the model's validation promised there; for a model that "
+                    "scores by AS-norm, `asnorm` holds the EER and minDCF of the normalised scores. Evaluate on "
+                    "speakers the model never trained on.",
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder or manifest CSV")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of --data")
@@ -76,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     summary.update(model=str(args.model or "default"), model_id=embedder.loaded.model_id, data=str(args.data),
                    split=args.split, n_recordings=len(embedded.speakers), n_speakers=len(set(embedded.speakers)),
                    n_skipped=len(embedded.skipped), threshold=embedder.loaded.threshold)
-    # At the threshold `dlsp speaker verify` uses, so the pairs listed are the ones a deployment would confuse.
+    # At the cosine threshold (the scores here are cosines), so the pairs listed are the ones a deployment confuses.
     summary["errors"] = error_breakdown(scores, trials, embedded.speakers, embedder.loaded.threshold)
+    summary.update(model_scoring(embedder.loaded.scorer, embedded.embeddings, trials, args.boot, args.seed))
     det_plot(out / "det.png", {f"model {Path(str(args.model)).name if args.model else 'default'}":
                                (scores, trials.target)})
     tsne_plot(out / "tsne.png", embedded.embeddings, embedded.speakers, seed=args.seed)
@@ -90,6 +101,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_scoring(scorer: Scorer, embeddings: np.ndarray, trials: Trials, n_boot: int, seed: int) -> dict:
+    """`at_threshold` (rates at verify's threshold and the validation's promise) and, for AS-norm, `asnorm`."""
+    from dlsp.speaker.evaluate import summarize_scores
+    from dlsp.speaker.scoring import balanced_rates
+
+    scores = scorer.trial_scores(embeddings, trials.first, trials.second)
+    far, frr = (float(v[0]) for v in balanced_rates(scores, trials.target, None, [scorer.threshold]))
+    out = {"at_threshold": {"score_kind": scorer.kind, "threshold": scorer.threshold, "far": far, "frr": frr,
+                            "expected_far": scorer.expected_far(scorer.threshold)}}
+    if scorer.kind != "cosine":
+        out["asnorm"] = summarize_scores(scores, trials.target, n_boot, seed)
+    return out
+
+
 def _report(summary: dict) -> str:
     def ci(key: str, scale: float = 1.0, unit: str = "") -> str:
         low_high = summary.get(f"{key}_ci")
@@ -100,7 +125,19 @@ def _report(summary: dict) -> str:
             f"EER     {100 * summary['eer']:.2f}%{ci('eer', 100, '%')} at score {summary['eer_threshold']:.3f} "
             f"(model threshold {summary['threshold']:.3f})\n"
             f"minDCF  {summary['min_dcf']:.3f}{ci('min_dcf')} (p_target {summary['p_target']})"
-            + _error_lines(summary["errors"]))
+            + _scoring_lines(summary) + _error_lines(summary["errors"]))
+
+
+def _scoring_lines(summary: dict) -> str:
+    at = summary["at_threshold"]
+    kind = "AS-norm" if at["score_kind"] == "asnorm" else "cosine"
+    lines = []
+    if "asnorm" in summary:
+        lines.append(f"AS-norm EER {100 * summary['asnorm']['eer']:.2f}%, minDCF {summary['asnorm']['min_dcf']:.3f}")
+    promised = "" if at["expected_far"] is None else f" (validation: {100 * at['expected_far']:.2f}%)"
+    lines.append(f"at verify's threshold {at['threshold']:.3f} ({kind}): false accepts {100 * at['far']:.2f}%"
+                 f"{promised}, false rejects {100 * at['frr']:.2f}%")
+    return "".join("\n" + line for line in lines)
 
 
 def _error_lines(errors: dict) -> str:

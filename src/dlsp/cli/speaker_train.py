@@ -24,8 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "clips is measured and best.pt keeps the epoch with the lowest, with its EER threshold for "
                     "'dlsp speaker verify'. Objectives (train.objective): amsoftmax (default), bce and "
                     "contrastive (Siamese pairs), ge2e and amsoftmax_ge2e (batches of train.per_speaker "
-                    "segments of each speaker). The run folder gets config.yaml, splits.json, metrics.jsonl, "
-                    "best.pt, last.pt (for --resume), curves.png and results.json.",
+                    "segments of each speaker). Several --data folders are corpora: data.balance draws them "
+                    "evenly (corpus) or by the square root of their speaker counts (sqrt), the validation EER is "
+                    "the mean of each corpus's, and data.crop_seconds: [1, 4] trains on crops of 1-4 s. With "
+                    "score.cohort the model file also stores a cohort of training-speaker embeddings for AS-norm "
+                    "scoring, its threshold on those scores and their false-accept table. The run folder gets "
+                    "config.yaml, splits.json, metrics.jsonl, best.pt, last.pt (for --resume), curves.png and "
+                    "results.json.",
     )
     parser.add_argument("--data", nargs="+", metavar="DIR", help="dataset folder(s) or manifest CSV(s)")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of the --data folders")
@@ -64,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(config, args.data, args.format, progress=not args.quiet)
     _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
     best = result.history[result.best_epoch] if result.history else {}
+    corpora = {k[len("val_eer_"):]: v for k, v in best.items() if k.startswith("val_eer_")}
     print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: validation EER "
-          f"{100 * best.get('val_eer', float('nan')):.2f}% at threshold {best.get('val_threshold', float('nan')):.3f}")
+          f"{100 * best.get('val_eer', float('nan')):.2f}% at threshold {best.get('val_threshold', float('nan')):.3f}"
+          + (" (mean of " + ", ".join(f"{name} {100 * rate:.2f}%" for name, rate in corpora.items()) + ")"
+             if len(corpora) > 1 else ""))
     print(f"model: {args.out}/best.pt   curves: {args.out}/curves.png")
     return 0

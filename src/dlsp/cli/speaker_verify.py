@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from dlsp.cli.common import add_command
+
+if TYPE_CHECKING:
+    from dlsp.speaker.decision import ThresholdChoice
 
 ACCEPT, REJECT = 0, 1
 
@@ -15,43 +19,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers, "verify", "score a recording against an enrolled person and accept or reject it",
         "dlsp speaker verify alice unknown.wav --db speakers.db\n"
-        "dlsp speaker verify alice unknown.wav --db speakers.db --threshold 0.7   # stricter\n"
+        "dlsp speaker verify alice unknown.wav --db speakers.db --threshold 2.5   # stricter\n"
         "dlsp speaker verify alice unknown.wav --db speakers.db --json result.json",
-        description="Cosine similarity between the recording's embedding and the person's enrolled mean "
-                    "embedding; accepted when score >= threshold. The default threshold is the model's: the "
-                    "score at the equal error rate on its validation speakers (single recordings against single "
-                    "recordings; enrolling several recordings raises target scores, so misses get rarer). "
+        description="Score the recording's embedding against the person's enrolled mean embedding and accept "
+                    "when score >= threshold. The score is the model's: AS-norm against the cohort of training "
+                    "speakers stored in the model file (models trained with score.cohort), else the cosine "
+                    "similarity. The threshold is --threshold, else the database's (set by 'dlsp speaker "
+                    "calibrate' on your own recordings), else the model's (set on its validation speakers, "
+                    "single recordings against single recordings; enrolling several recordings raises target "
+                    "scores, so misses get rarer). Prints the expected false-accept rate at the threshold where "
+                    "its source measured one. A steady sound (noise, hum) is refused as no voice. "
                     "Exit code: 0 accepted, 1 rejected, 2 error.",
     )
     parser.add_argument("name", help="enrolled name")
     parser.add_argument("file", metavar="FILE", help="recording to verify")
     parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
-    parser.add_argument("--threshold", type=float, help="accept when score >= this (default: the model's)")
-    parser.add_argument("--json", metavar="FILE", help="also write {name, file, score, threshold, accepted}")
+    parser.add_argument("--threshold", type=float,
+                        help="accept when score >= this (default: the database's calibration, else the model's)")
+    parser.add_argument("--json", metavar="FILE", help="also write {name, file, score, threshold, accepted, "
+                                                       "score_kind, threshold_source, expected_far}")
     add_model_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from dlsp.errors import DlspError
     from dlsp.fileio import write_json
     from dlsp.speaker.database import SpeakerDatabase
+    from dlsp.speaker.decision import choose_threshold
     from dlsp.speaker.embed import SpeakerEmbedder
     from dlsp.speaker.model_file import load_speaker_model
 
-    if args.threshold is not None and not -1 <= args.threshold <= 1:
-        raise DlspError(f"--threshold is a cosine similarity in [-1, 1], got {args.threshold}")
     loaded = load_speaker_model(args.model)
     with SpeakerDatabase(args.db, loaded.model_id, loaded.embedding_dim, create=False) as db:
         enrolled = db.get(args.name)
+        choice = choose_threshold(loaded.scorer, db.calibration(), args.threshold, args.db)
     embedding = SpeakerEmbedder(loaded, args.device).embed_files([args.file])[0]
-    score = float(np.dot(embedding, enrolled.embedding))
-    threshold = loaded.threshold if args.threshold is None else args.threshold
-    accepted = score >= threshold
-    print(f"{args.name}: score {score:.3f}, threshold {threshold:.3f} -> {'ACCEPT' if accepted else 'REJECT'}")
+    score = float(loaded.scorer.scores(enrolled.embedding[None], embedding)[0])
+    accepted = score >= choice.threshold
+    print(f"{args.name}: score {score:.3f}, threshold {choice.threshold:.3f} -> {'ACCEPT' if accepted else 'REJECT'}"
+          f" ({describe(loaded.scorer.kind, choice)})")
     if args.json:
-        write_json(args.json, {"name": args.name, "file": args.file, "score": score, "threshold": threshold,
-                               "accepted": bool(accepted), "model_id": loaded.model_id})
+        write_json(args.json, {"name": args.name, "file": args.file, "score": score, "threshold": choice.threshold,
+                               "accepted": bool(accepted), "model_id": loaded.model_id,
+                               "score_kind": loaded.scorer.kind, "threshold_source": choice.source,
+                               "expected_far": choice.expected_far})
     return ACCEPT if accepted else REJECT
+
+
+def describe(kind: str, choice: ThresholdChoice) -> str:
+    """`AS-norm score; threshold from ...; expected false accepts x%` for the result line."""
+    far = choice.expected_far
+    return (f"{'AS-norm' if kind == 'asnorm' else 'cosine'} score; threshold from {choice.source}"
+            + ("" if far is None else f"; expected false-accept rate at the threshold {100 * far:.2f}%"))

@@ -4,6 +4,9 @@ A recipe names a set in `data.exclude` as `@NAME` (beside plain patterns); `benc
 cross-corpus test set from the same set, so the two cannot drift apart. Patterns are `fnmatch` patterns over
 `<folder name>/<path inside the folder>` (POSIX separators), where the folder is the one given to `--clean` or
 `--noise`: `speechocean762/SPEAKER0001/*` matches every file of that speaker wherever the corpus lives.
+
+Speaker recipes name whole speaker sets in `data.val_speakers` / `data.test_speakers` the same way (`@NAME` of
+`SPEAKER_SETS`), so the speakers that validate a speaker encoder are the ones the denoiser never trains on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ SPEECHOCEAN_HELD_OUT = (
 )
 # Arabic Speech Commands: the corpus's own validation speakers.
 ARABIC_HELD_OUT = ("00000002", "00000007", "00000008", "00000012", "00000021", "00000025")
+# FSDD: the two speakers the speaker recipes keep out of training (it has only five).
+FSDD_HELD_OUT = ("nicolas", "theo")
 # moodist: whole noise kinds across its groups (places, urban, transport, things, rain, animals), never heard in
 # training in any form; kinds close to them (crowd, crowded bar, road, highway) stay in training, as they would
 # for any model meeting a new cafe.
@@ -47,6 +52,12 @@ HOLDOUT_SETS: dict[str, tuple[str, ...]] = {
     ),
 }
 HOLDOUT_SETS["crosscorpus"] = HOLDOUT_SETS["crosscorpus-speech"] + HOLDOUT_SETS["crosscorpus-noise"]
+# Speaker names (as the dataset indexers give them) per set, for `@NAME` in speaker recipes.
+SPEAKER_SETS: dict[str, tuple[str, ...]] = {
+    "speechocean762": SPEECHOCEAN_HELD_OUT,
+    "arabic": ARABIC_HELD_OUT,
+    "fsdd": FSDD_HELD_OUT,
+}
 
 
 def expand_patterns(patterns: Iterable[str]) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ database, and EER/minDCF evaluation.
     from dlsp.speaker import SpeakerEmbedder
     embedder = SpeakerEmbedder.from_file(None)          # the default encoder shipped with dlsp
     a, b = embedder.embed_files(["alice1.wav", "unknown.wav"])
-    accepted = float(a @ b) >= embedder.loaded.threshold
+    scorer = embedder.loaded.scorer                     # AS-norm when the model file has a cohort, else cosine
+    accepted = scorer.scores(a[None], b)[0] >= scorer.threshold
 """
 
 from dlsp.speaker.embed import SpeakerEmbedder, cosine_scores

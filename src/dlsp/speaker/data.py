@@ -1,21 +1,37 @@
 """Speaker data: speaker-disjoint splits, clips decoded in memory, and the training batches of each objective.
 
-Speakers are named `<dataset folder>/<speaker>` so two datasets cannot merge two people. Splits are by speaker:
-speakers named in `val_speakers`/`test_speakers` go there; a dataset's own speaker-consistent split is kept
-(Arabic Speech Commands' train/validation speakers); the remaining speakers are split with `val_fraction`
-(FSDD's official split is by take, so its speakers count as unsplit). Test speakers are never loaded for
-training: they are for `dlsp speaker eval`.
+Speakers are named `<dataset folder>/<speaker>` so two datasets cannot merge two people; the dataset folder is
+the speaker's corpus. Splits are by speaker: speakers named in `val_speakers`/`test_speakers` go there (a name
+is `speaker` or `folder/speaker`; `@NAME` stands for the speaker set NAME of `dlsp.data.holdout.SPEAKER_SETS`,
+e.g. `@speechocean762`, and a set none of whose speakers is in the data is skipped, since its corpus was not
+given); a dataset's own speaker-consistent split is kept (Arabic Speech Commands' train/validation speakers);
+the remaining speakers of each corpus are split with `val_fraction`, corpus by corpus (FSDD's official split is
+by take, so its speakers count as unsplit). Test speakers are never loaded for training: they are for
+`dlsp speaker eval`.
 
 Clips are trimmed of leading and trailing silence (as embedding does at inference), optionally copied at other
 speeds (speed perturbation: each speed makes a new training speaker, since a voice played 10% faster is
-another voice), and cut into fixed-length segments (shorter clips are repeated to fill the segment). Every
-batch draws from its own generator keyed by (seed, epoch, index), so a resumed run sees the data an
+another voice), and cut into segments: `segment_seconds` long, or, with `crop_seconds: [low, high]`, of a
+length drawn uniformly from that range for each batch (all crops of a batch share it, so it stacks), so the
+model meets short and long utterances. Shorter clips are repeated to fill a segment.
+
+Which speakers a batch draws (`balance`): "speaker" draws every training speaker equally often, pooled over the
+corpora; "corpus" draws a corpus uniformly, then a speaker of it uniformly; "sqrt" draws a corpus with
+probability proportional to the square root of its training-speaker count, then a speaker of it uniformly.
+"sqrt" is the compromise the wideband recipe uses: pooled, the 109 speechocean762 speakers would take 84% of the
+segments and FSDD's 3 speakers 2%; uniform over corpora would give each FSDD voice 36 times the segments of a
+speechocean762 voice (a third of every batch from 3 people, an invitation to memorise them); sqrt gives
+speechocean762, Arabic and FSDD about 64, 26 and 10% (6 times the segments per FSDD voice).
+
+Every batch draws from its own generator keyed by (seed, epoch, index), so a resumed run sees the data an
 uninterrupted one would have.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +45,7 @@ from dlsp.errors import DlspError
 from dlsp.speaker.audio import load_speech, trim_silence
 
 SPLITS = ("train", "val", "test")
+BALANCES = ("speaker", "corpus", "sqrt")
 TELEPHONE_HZ = 4000.0
 EQ_PROB = 0.5
 
@@ -39,6 +56,9 @@ class SpeakerDataConfig:
 
     sample_rate: int = 16000
     segment_seconds: float = 1.0
+    # [low, high]: each batch's crops last a length drawn uniformly in this range (seconds); null: segment_seconds.
+    crop_seconds: list[float] | None = None
+    balance: str = "speaker"  # "speaker", "corpus" or "sqrt": how batches draw speakers (module docstring)
     val_fraction: float = 0.2
     val_speakers: list[str] = field(default_factory=list)
     test_speakers: list[str] = field(default_factory=list)
@@ -94,14 +114,46 @@ def index_speakers(roots: Sequence[str | os.PathLike[str]], format: str = "auto"
     return found
 
 
+def corpus_of(speaker: str) -> str:
+    """The corpus (dataset folder) of a speaker key `<folder>/<speaker>[@speed]`."""
+    return speaker.split("/", 1)[0]
+
+
+def _present(name: str, keys: set[str] | dict) -> bool:
+    return name in keys or any(k.endswith("/" + name) for k in keys)
+
+
+def resolve_speakers(names: Sequence[str], keys: set[str] | dict) -> list[str]:
+    """Speaker names with every `@NAME` replaced by that set's speakers present in `keys` (a set none of
+    whose speakers is present is dropped; one partly present is an error, as is an unknown plain name)."""
+    from dlsp.data.holdout import SPEAKER_SETS
+
+    out: list[str] = []
+    for name in names:
+        if not name.startswith("@"):
+            out.append(name)
+            continue
+        if name[1:] not in SPEAKER_SETS:
+            raise DlspError(f"unknown speaker set {name!r} (known: "
+                            f"{', '.join('@' + n for n in sorted(SPEAKER_SETS))})")
+        members = SPEAKER_SETS[name[1:]]
+        found = [m for m in members if _present(m, keys)]
+        if found and len(found) < len(members):
+            missing = sorted(set(members) - set(found))
+            raise DlspError(f"speaker set {name} is only partly in the data: missing {', '.join(missing)}")
+        out += found
+    return out
+
+
 def assign_splits(indexed: Sequence[tuple[str, AudioItem]], config: SpeakerDataConfig, seed: int
                   ) -> dict[str, str]:
     """Split of every speaker key (rules in the module docstring); speaker-disjoint by construction."""
-    named = {**{s: "val" for s in config.val_speakers}, **{s: "test" for s in config.test_speakers}}
     own: dict[str, set] = {}
     for key, item in indexed:
         own.setdefault(key, set()).add(item.split)
-    unknown = [s for s in named if s not in own and not any(k.endswith("/" + s) for k in own)]
+    named = {**{s: "val" for s in resolve_speakers(config.val_speakers, own)},
+             **{s: "test" for s in resolve_speakers(config.test_speakers, own)}}
+    unknown = [s for s in named if not _present(s, own)]
     if unknown:
         raise DlspError(f"speakers named in the config are not in the data: {', '.join(sorted(unknown))} "
                         f"(names look like {next(iter(sorted(own)))})")
@@ -115,13 +167,15 @@ def assign_splits(indexed: Sequence[tuple[str, AudioItem]], config: SpeakerDataC
             free.append(key)
         else:
             result[key] = chosen
-    if free and config.val_fraction > 0 and len(free) > 1:
-        stand_ins = [AudioItem(Path(key), None, key, 0.0, 0) for key in free]
-        split = speaker_disjoint_split(stand_ins, (1 - config.val_fraction, config.val_fraction, 0.0), seed,
-                                       respect_existing=False)
-        result.update({item.speaker: name for name, group in split.items() for item in group})
-    else:
-        result.update(dict.fromkeys(free, "train"))
+    for corpus in sorted({corpus_of(key) for key in free}):  # each corpus split on its own: val spans them
+        keys = [key for key in free if corpus_of(key) == corpus]
+        if config.val_fraction > 0 and len(keys) > 1:
+            stand_ins = [AudioItem(Path(key), None, key, 0.0, 0) for key in keys]
+            split = speaker_disjoint_split(stand_ins, (1 - config.val_fraction, config.val_fraction, 0.0), seed,
+                                           respect_existing=False)
+            result.update({item.speaker: name for name, group in split.items() for item in group})
+        else:
+            result.update(dict.fromkeys(keys, "train"))
     return result
 
 
@@ -197,6 +251,13 @@ def noise_bank(sample_rate: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def check_augmentation(config: SpeakerDataConfig) -> None:
+    """Refuse impossible augmentation and sampling settings in one line naming the setting."""
+    if config.balance not in BALANCES:
+        raise DlspError(f"data.balance must be one of {', '.join(BALANCES)}, got {config.balance!r}")
+    crop = config.crop_seconds
+    if crop is not None and (len(crop) != 2 or not 0 < crop[0] <= crop[1] <= 60):
+        raise DlspError(f"data.crop_seconds is [shortest, longest] seconds with 0 < shortest <= longest <= 60, "
+                        f"got {crop}")
     for name in ("band_limit_prob", "noise_prob"):
         if not 0 <= getattr(config, name) <= 1:
             raise DlspError(f"data.{name} is a probability in [0, 1], got {getattr(config, name)}")
@@ -206,21 +267,46 @@ def check_augmentation(config: SpeakerDataConfig) -> None:
         raise DlspError(f"data.noise_snr is [lowest, highest] dB, got {config.noise_snr}")
 
 
+def speaker_weights(speakers: Sequence[str], present: np.ndarray, balance: str) -> np.ndarray | None:
+    """Probability of drawing each present speaker under `balance` (module docstring); None: uniform."""
+    if balance == "speaker":
+        return None
+    corpora = [corpus_of(speakers[int(s)]) for s in present]
+    counts = Counter(corpora)
+    share = {c: 1.0 if balance == "corpus" else math.sqrt(n) for c, n in counts.items()}
+    total = sum(share.values())
+    return np.asarray([share[c] / total / counts[c] for c in corpora])
+
+
 class SegmentSampler:
-    """Fixed-length training segments of `clips` with augmentation (band limiting, random EQ, additive noise)."""
+    """Training segments of `clips` with augmentation (band limiting, random EQ, additive noise)."""
 
     def __init__(self, clips: SpeakerClips, config: SpeakerDataConfig, seed: int = 0) -> None:
         if len(clips.speakers) < 2:
             raise DlspError(f"training needs at least 2 speakers, got {len(clips.speakers)}")
         check_augmentation(config)
         self.clips, self.config = clips, config
-        self.length = round(config.segment_seconds * config.sample_rate)
+        seconds = config.segment_seconds if config.crop_seconds is None else config.crop_seconds[1]
+        self.length = round(seconds * config.sample_rate)  # the longest crop (for fitting the normaliser)
         self.groups = [g for g in clips.by_speaker()]
         self.present = np.asarray([s for s, g in enumerate(self.groups) if g.size], dtype=np.int64)
+        self.weights = speaker_weights(clips.speakers, self.present, config.balance)
         self.noises = noise_bank(config.sample_rate, seed) if config.noise_prob > 0 else []
 
-    def cut(self, clip_index: int, rng: np.random.Generator) -> np.ndarray:
-        x = segment(self.clips.audio[clip_index], self.length, rng)
+    def batch_length(self, rng: np.random.Generator) -> int:
+        """Crop length of the next batch in samples (drawn only with `crop_seconds`, so fixed-length runs keep
+        their random streams)."""
+        if self.config.crop_seconds is None:
+            return self.length
+        low, high = self.config.crop_seconds
+        return round(float(rng.uniform(low, high)) * self.config.sample_rate)
+
+    def draw(self, rng: np.random.Generator, n: int, replace: bool = True) -> np.ndarray:
+        """`n` speaker indices drawn under the configured balance."""
+        return rng.choice(self.present, n, replace=replace, p=self.weights)
+
+    def cut(self, clip_index: int, rng: np.random.Generator, length: int | None = None) -> np.ndarray:
+        x = segment(self.clips.audio[clip_index], self.length if length is None else length, rng)
         if self.config.band_limit_prob and rng.random() < self.config.band_limit_prob:
             x = band_limit(x, self.config.sample_rate)
         if self.config.eq_db and rng.random() < EQ_PROB:
@@ -243,11 +329,12 @@ class SegmentSampler:
 
     def class_batches(self, seed: int, epoch: int, count: int, batch_size: int
                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """`(segments (B, S), speaker (B,))`: speakers drawn uniformly, then one of their clips."""
+        """`(segments (B, S), speaker (B,))`: speakers drawn under the balance, then one of their clips."""
         for start in range(0, count, batch_size):
             rng = _rng(seed, epoch, start)
-            speakers = rng.choice(self.present, min(batch_size, count - start))
-            segments = np.stack([self.cut(self.pick(int(s), rng), rng) for s in speakers])
+            speakers = self.draw(rng, min(batch_size, count - start))
+            length = self.batch_length(rng)
+            segments = np.stack([self.cut(self.pick(int(s), rng), rng, length) for s in speakers])
             yield segments, speakers
 
     def grouped_batches(self, seed: int, epoch: int, count: int, n_speakers: int, per_speaker: int
@@ -261,12 +348,13 @@ class SegmentSampler:
         size = n_speakers * per_speaker
         for start in range(0, count - size + 1, size):
             rng = _rng(seed, epoch, start)
-            speakers = rng.choice(self.present, n_speakers, replace=False)
+            speakers = self.draw(rng, n_speakers, replace=False)
+            length = self.batch_length(rng)
             segments, labels = [], []
             for s in speakers:
                 group = self.groups[int(s)]
                 picks = rng.choice(group, per_speaker, replace=group.size < per_speaker)
-                segments += [self.cut(int(i), rng) for i in picks]
+                segments += [self.cut(int(i), rng, length) for i in picks]
                 labels += [int(s)] * per_speaker
             yield np.stack(segments), np.asarray(labels, dtype=np.int64)
 
@@ -277,10 +365,11 @@ class SegmentSampler:
         for start in range(0, count, batch_size):
             rng = _rng(seed, epoch, start)
             n = min(batch_size, count - start)
+            length = self.batch_length(rng)
             same = np.arange(n) % 2 == 0
             first, second = [], []
             for is_same in same:
-                a_spk, b_spk = rng.choice(self.present, 2, replace=False)
+                a_spk, b_spk = self.draw(rng, 2, replace=False)
                 a = self.pick(int(a_spk), rng)
                 if is_same:
                     group = self.groups[int(a_spk)]
@@ -288,8 +377,8 @@ class SegmentSampler:
                     b = int(rng.choice(others)) if others.size else a
                 else:
                     b = self.pick(int(b_spk), rng)
-                first.append(self.cut(a, rng))
-                second.append(self.cut(b, rng))
+                first.append(self.cut(a, rng, length))
+                second.append(self.cut(b, rng, length))
             yield np.stack(first), np.stack(second), same.astype(np.float32)
 
 

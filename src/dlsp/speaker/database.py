@@ -8,11 +8,15 @@ Schema: `dlsp_speaker_db` (key/value: `marker`, `schema`, `model_id`, `embedding
 ours and records which encoder made its embeddings; `speakers` holds `name`, `embedding` (float32 sum of the
 unit embeddings of every enrolled file), `n_files`, `created`, `updated`. The stored mean direction is
 `embedding / |embedding|`. A file that is not ours, is corrupt, or was made by another model is refused.
+`dlsp speaker calibrate` adds the key `calibration` (JSON, `Calibration`): a threshold measured on the user's
+own recordings, which verify and identify use instead of the model's; older dlsp versions ignore the key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import sqlite3
 import time
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dlsp.errors import DlspError
+from dlsp.speaker.scoring import RateTable
 
 MARKER = "dlsp speaker database"
 SCHEMA = "1"
@@ -47,6 +52,45 @@ class Enrolled:
     embedding: np.ndarray
     n_files: int
     updated: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold measured on labelled recordings for one scoring (`score_id`): the lowest score whose
+    false-accept rate there is at most `target_far`, with the rates measured at it and the trials' EER."""
+
+    threshold: float
+    score_id: str
+    target_far: float
+    far: float
+    frr: float
+    eer: float
+    n_target: int
+    n_nontarget: int
+    data: str
+    created: float
+    table: RateTable | None = None
+
+    def to_json(self) -> str:
+        fields = {k: v for k, v in self.__dict__.items() if k != "table"}
+        return json.dumps({**fields, "table": None if self.table is None else self.table.to_dict()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        """Parse a stored calibration; `ValueError` (or `TypeError`) when it is not one."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        numbers = ("threshold", "target_far", "far", "frr", "eer", "created")
+        if any(not isinstance(data.get(k), int | float) or isinstance(data.get(k), bool)
+               or not math.isfinite(data[k]) for k in numbers):
+            raise ValueError("a calibration number is missing or not finite")
+        if not isinstance(data.get("score_id"), str) or not isinstance(data.get("data"), str) or any(
+                not isinstance(data.get(k), int) or data[k] < 0 for k in ("n_target", "n_nontarget")):
+            raise ValueError("a calibration field has the wrong type")
+        table = None if data.get("table") is None else RateTable.from_dict(data["table"])
+        return cls(**{k: data[k] for k in (*numbers, "score_id", "data", "n_target", "n_nontarget")},
+                   table=table)
 
 
 class SpeakerDatabase:
@@ -187,6 +231,26 @@ class SpeakerDatabase:
             raise DlspError(f"damaged speaker database ({_first_line(exc)}); check it with 'dlsp speaker "
                             "check'", self.path) from None
 
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """Store the threshold calibrated on the user's recordings (None: remove it)."""
+        with self._write() as con:
+            con.execute("DELETE FROM dlsp_speaker_db WHERE key = 'calibration'")
+            if calibration is not None:
+                con.execute("INSERT INTO dlsp_speaker_db (key, value) VALUES ('calibration', ?)",
+                            (calibration.to_json(),))
+
+    def calibration(self) -> Calibration | None:
+        """The stored calibration, if any; a damaged one raises `DlspError`."""
+        with self._damage_is_an_error():
+            row = self.connection.execute("SELECT value FROM dlsp_speaker_db WHERE key = 'calibration'").fetchone()
+        if row is None:
+            return None
+        try:
+            return Calibration.from_json(row[0])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DlspError(f"damaged threshold calibration in the speaker database ({_first_line(exc)}); run "
+                            "'dlsp speaker calibrate' again", self.path) from None
+
     def remove(self, name: str) -> None:
         """Delete `name`; unknown names raise `DlspError`."""
         with self._write() as con:
@@ -246,6 +310,10 @@ def _check_rows(db: SpeakerDatabase) -> tuple[list[str], list[str]]:
             problems.append(f"{name!r}: embedding is not finite or is zero")
         if not isinstance(n_files, int) or n_files < 1:
             problems.append(f"{name!r}: bad file count {n_files!r}")
+    try:
+        db.calibration()
+    except DlspError as exc:
+        problems.append(exc.problem)
     return names, problems
 
 

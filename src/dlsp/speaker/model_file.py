@@ -1,10 +1,16 @@
-"""Speaker model files: the encoder plus its calibrated threshold and an id that databases record.
+"""Speaker model files: the encoder plus how to embed and score with it, and an id that databases record.
 
 A model file is a dlsp checkpoint (plain data, loaded with `weights_only=True`) with `task: "speaker"`,
 `sample_rate`, `trim_db` (silence trimming used in training, applied again at inference), `threshold` (the
 cosine score at the equal error rate on the validation speakers: accept when score >= threshold), `val_eer`,
 the training `config`, and `model_id`: a hash of the weights, so a database of embeddings can refuse a
 different model.
+
+Files written since issue 22 also hold `window_seconds` and `hop_seconds` (recordings longer than a window are
+embedded as the mean of overlapping windows; older files get 3 s and 1.5 s) and `scoring`: `{kind, threshold,
+top_k, table}`, the score `dlsp speaker verify` uses (`cosine`, or `asnorm` against `cohort`, a float16 tensor
+`(M, D)` of training-speaker embeddings), the threshold on that score and its false-accept/false-reject table
+on validation trials (`dlsp.speaker.scoring`). Without `scoring` a file scores by raw cosine at `threshold`.
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from dlsp.errors import DlspError
 from dlsp.models.speaker import MODELS
 from dlsp.paths import PRETRAINED_DIR
+from dlsp.speaker.scoring import KINDS, RateTable, Scorer
 from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint, weights_id
 
 DEFAULT_MODEL_NAME = "speaker.pt"
 MAX_DEFAULT_BYTES = 10 * 1024 * 1024
+WINDOW_SECONDS, HOP_SECONDS = 3.0, 1.5
+MAX_TOP_K = 100_000
 DEFAULT_PROVENANCE = (
     "Trained by recipes/speaker_default.yaml on ../shared/data: the 18 training speakers of Arabic Speech "
     "Commands (CC BY 4.0, Ghandoura et al. 2021; its 6 validation speakers select the checkpoint and set the "
@@ -46,6 +56,13 @@ class SpeakerModel:
     val_eer: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    window_seconds: float = WINDOW_SECONDS
+    hop_seconds: float = HOP_SECONDS
+    scorer: Scorer | None = None
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:  # files from before scoring was stored: raw cosine at the cosine threshold
+            self.scorer = Scorer("cosine", self.threshold)
 
     @property
     def embedding_dim(self) -> int:
@@ -54,11 +71,21 @@ class SpeakerModel:
 
 def save_speaker_model(path: str | os.PathLike[str], model: nn.Module, name: str, *, sample_rate: int,
                        threshold: float, trim_db: float, config: dict[str, Any] | None = None,
-                       **extra: Any) -> Path:
-    """Write a speaker model file atomically (its `model_id` is computed from the weights)."""
+                       scorer: Scorer | None = None, window_seconds: float = WINDOW_SECONDS,
+                       hop_seconds: float = HOP_SECONDS, **extra: Any) -> Path:
+    """Write a speaker model file atomically (its `model_id` is computed from the weights).
+
+    `threshold` is the raw cosine threshold; `scorer` (default: cosine at `threshold`) is what verify uses.
+    """
+    scorer = scorer or Scorer("cosine", float(threshold))
+    scoring = {"kind": scorer.kind, "threshold": float(scorer.threshold), "top_k": int(scorer.top_k),
+               "table": None if scorer.table is None else scorer.table.to_dict()}
+    if scorer.cohort is not None:
+        extra["cohort"] = torch.from_numpy(np.asarray(scorer.cohort, dtype=np.float16))
     return save_checkpoint(path, model, name, task="speaker", sample_rate=int(sample_rate),
                            threshold=float(threshold), trim_db=float(trim_db), model_id=weights_id(model),
-                           config=config or {}, **extra)
+                           config=config or {}, window_seconds=float(window_seconds),
+                           hop_seconds=float(hop_seconds), scoring=scoring, **extra)
 
 
 def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerModel:
@@ -72,7 +99,8 @@ def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerMod
     model_id = payload.get("model_id")
     return SpeakerModel(model, payload["model"], fields["sample_rate"], fields["threshold"],
                         model_id if isinstance(model_id, str) and model_id else weights_id(model),
-                        fields["trim_db"], fields["val_eer"], fields["config"], path)
+                        fields["trim_db"], fields["val_eer"], fields["config"], path, fields["window_seconds"],
+                        fields["hop_seconds"], _checked_scorer(payload, fields["threshold"], model, path))
 
 
 def _checked_fields(payload: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -90,8 +118,40 @@ def _checked_fields(payload: dict[str, Any], path: Path) -> dict[str, Any]:
         raise DlspError(f"model file has a bad sample_rate {sample_rate!r} (expected a positive integer)", path)
     if not isinstance(config, dict):
         raise DlspError("model file's 'config' must be a mapping", path)
+    window, hop = number("window_seconds", WINDOW_SECONDS), number("hop_seconds", HOP_SECONDS)
+    if not (window >= 0 and hop > 0 and (window == 0 or hop <= window)):
+        raise DlspError(f"model file has bad windows: window_seconds {window}, hop_seconds {hop} (need "
+                        "0 < hop <= window, or window 0 for whole recordings)", path)
     return {"sample_rate": sample_rate, "threshold": number("threshold"), "trim_db": number("trim_db", 40.0),
-            "val_eer": number("val_eer", optional=True), "config": config}
+            "val_eer": number("val_eer", optional=True), "config": config, "window_seconds": window,
+            "hop_seconds": hop}
+
+
+def _checked_scorer(payload: dict[str, Any], cosine_threshold: float, model: nn.Module, path: Path) -> Scorer:
+    """The stored scoring (cosine at the cosine threshold when absent), checked field by field."""
+    scoring = payload.get("scoring")
+    if scoring is None:
+        return Scorer("cosine", cosine_threshold)
+    if not isinstance(scoring, dict) or scoring.get("kind") not in KINDS:
+        raise DlspError(f"model file has a bad 'scoring' (expected a mapping with kind one of {KINDS})", path)
+    threshold, top_k = scoring.get("threshold"), scoring.get("top_k", 100)
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not math.isfinite(threshold):
+        raise DlspError(f"model file has a bad scoring threshold {threshold!r}", path)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+        raise DlspError(f"model file has a bad scoring top_k {top_k!r}", path)
+    try:
+        table = None if scoring.get("table") is None else RateTable.from_dict(scoring["table"])
+    except (ValueError, TypeError) as exc:
+        raise DlspError(f"model file has a bad scoring table ({exc})", path) from None
+    cohort = None
+    if scoring["kind"] == "asnorm":
+        cohort = payload.get("cohort")
+        dim = int(model.embedding_dim)
+        if not isinstance(cohort, torch.Tensor) or cohort.ndim != 2 or cohort.shape[1] != dim or \
+                cohort.shape[0] < 1 or not torch.isfinite(cohort.float()).all():
+            raise DlspError(f"model file's cohort must be a finite (M, {dim}) tensor for AS-norm scoring", path)
+        cohort = cohort.float().numpy()
+    return Scorer(scoring["kind"], float(threshold), cohort, top_k, table)
 
 
 def default_model_path() -> Path:
@@ -115,7 +175,8 @@ def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[st
     kept = {k: payload[k] for k in ("val_eer", "epoch") if k in payload}
     path = save_speaker_model(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate,
                               threshold=loaded.threshold, trim_db=loaded.trim_db, config=loaded.config,
-                              provenance=DEFAULT_PROVENANCE, **kept, **extra)
+                              scorer=loaded.scorer, window_seconds=loaded.window_seconds,
+                              hop_seconds=loaded.hop_seconds, provenance=DEFAULT_PROVENANCE, **kept, **extra)
     size = path.stat().st_size
     if size > MAX_DEFAULT_BYTES:
         path.unlink()

@@ -1,10 +1,17 @@
 """Training speaker encoders: config, data loading, the step of each objective, run folders, resume.
 
-The best epoch is the one with the lowest equal error rate on the validation speakers (unseen in training):
-every epoch embeds each validation clip whole (trimmed, as at inference), scores every pair of clips by cosine
-and records `val_eer` and `val_threshold` (the score at the EER). `best.pt` is the model file of that epoch,
-with the threshold `dlsp speaker verify` uses. A run folder holds `config.yaml`, `splits.json` (speakers per
-split), `metrics.jsonl`, `best.pt`, `last.pt` (to resume), `curves.png` and `results.json`.
+The best epoch is the one with the lowest validation EER on the validation speakers (unseen in training): every
+epoch records each corpus's EER over pairs of its validation clips (`val_eer_<corpus>`), their mean `val_eer`
+(what picks the epoch) and `val_threshold`, the cosine score where the corpus-averaged false-accept and
+false-reject rates are equal (`dlsp.speaker.validation`). `best.pt` is the model file of that epoch.
+
+When training ends, the best model's scoring is settled (`score` section, `calibrate_scoring`): with
+`score.cohort`, a cohort of training-speaker embeddings (float16 in the model file) for AS-norm scores; the
+threshold on the model's score at the corpus-averaged validation EER (or at `score.target_far`); and the
+validation false-accept/false-reject table, so `dlsp speaker verify` can say what the threshold means. The
+model file keeps the cosine threshold beside it. A run folder holds `config.yaml`,
+`splits.json` (speakers per split), `metrics.jsonl`, `best.pt`, `last.pt` (to resume), `curves.png` and
+`results.json`.
 
 The learning rate follows a cosine from `lr` down to `lr * 0.05` over `train.epochs`; it is set from the epoch
 number at the start of every epoch, so a resumed run follows the same schedule.
@@ -27,7 +34,6 @@ from dlsp.config import save_config, to_dict
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json
-from dlsp.metrics.verification import eer
 from dlsp.models.speaker import MODELS
 from dlsp.speaker.data import (
     SegmentSampler,
@@ -40,7 +46,6 @@ from dlsp.speaker.data import (
     load_clips,
     perturb_speed,
 )
-from dlsp.speaker.evaluate import build_trials, score_trials
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
 from dlsp.speaker.objectives import (
     GROUPED_OBJECTIVES,
@@ -51,6 +56,15 @@ from dlsp.speaker.objectives import (
     EncoderWithLoss,
     Ge2eLoss,
     PairLoss,
+)
+from dlsp.speaker.scoring import Scorer
+from dlsp.speaker.validation import (  # noqa: F401  (embed_clips, validation_eer: part of this module's API)
+    ScoreSection,
+    calibrate_scoring,
+    check_score,
+    embed_clips,
+    scoring_line,
+    validation_eer,
 )
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, fit
@@ -92,6 +106,7 @@ class SpeakerTrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: SpeakerDataConfig = field(default_factory=SpeakerDataConfig)
     train: TrainSection = field(default_factory=TrainSection)
+    score: ScoreSection = field(default_factory=ScoreSection)
 
 
 @dataclass
@@ -113,6 +128,7 @@ def load_data(config: SpeakerTrainConfig, roots: Sequence[str | os.PathLike[str]
         raise DlspError(f"train.objective={config.train.objective} needs train.per_speaker >= 2 and a batch of at "
                         f"least 2 speakers, got per_speaker {per_speaker} and batch_size {batch_size}")
     check_augmentation(config.data)
+    check_score(config.score)
     indexed = index_speakers(roots, format)
     split_of = assign_splits(indexed, config.data, config.train.seed)
     splits = {name: sorted(k for k, s in split_of.items() if s == name) for name in ("train", "val", "test")}
@@ -161,27 +177,6 @@ def make_step(objective: str, device: torch.device):
         return wrapped.loss(wrapped.encoder(segments), labels)
 
     return step
-
-
-@torch.no_grad()
-def embed_clips(encoder: nn.Module, clips: Sequence[np.ndarray], device: torch.device) -> np.ndarray:
-    """Embed clips one by one at their own length (shorter than one STFT frame: repeated to fill it)."""
-    encoder.eval()
-    minimum = encoder.min_samples
-    out = []
-    for clip in clips:
-        if clip.size < minimum:
-            clip = np.tile(clip, -(-minimum // clip.size))
-        out.append(encoder(torch.from_numpy(clip).to(device)[None])[0].cpu().numpy())
-    return np.stack(out)
-
-
-def validation_eer(encoder: nn.Module, val: SpeakerClips, device: torch.device) -> dict[str, float]:
-    """EER (fraction) over every pair of validation clips and the threshold where it occurs."""
-    embeddings = embed_clips(encoder, val.audio, device)
-    trials = build_trials(val.labels, max_nontarget=None)
-    rate, threshold = eer(score_trials(embeddings, trials), trials.target)
-    return {"val_eer": rate, "val_threshold": threshold}
 
 
 def lr_at(config: TrainSection, epoch: int) -> float:
@@ -238,24 +233,36 @@ def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike
                                            config.train.per_speaker)
         return sampler.class_batches(seed, epoch, segments, batch_size)
 
+    def save_best(model: nn.Module, record: dict[str, float], scorer: Scorer | None = None) -> None:
+        save_speaker_model(out / "best.pt", model, config.model.name, sample_rate=config.data.sample_rate,
+                           threshold=record["val_threshold"], trim_db=config.data.trim_db, config=to_dict(config),
+                           scorer=scorer, window_seconds=config.score.window_seconds,
+                           hop_seconds=config.score.hop_seconds, val_eer=record["val_eer"],
+                           epoch=int(record["epoch"]))
+
     def on_epoch_end(record: dict[str, float], improved: bool) -> None:
         record["lr"] = lr_at(config.train, int(record["epoch"]))
         append_metrics(out, record)
         if improved:
-            save_speaker_model(out / "best.pt", encoder, config.model.name, sample_rate=config.data.sample_rate,
-                               threshold=record["val_threshold"], trim_db=config.data.trim_db,
-                               config=to_dict(config), val_eer=record["val_eer"], epoch=int(record["epoch"]))
+            save_best(encoder, record)
         save_resume_state(out, wrapped, optimizer, result_holder)
 
+    sr = config.data.sample_rate
     result = fit(
         wrapped, make_step(objective, device), optimizer, train_batches=train_batches, val_batches=None,
         epochs=config.train.epochs, patience=config.train.patience, max_seconds=config.train.max_seconds,
         grad_clip=config.train.grad_clip, progress=progress, on_epoch_end=on_epoch_end, resume=result_holder,
-        val_metrics=lambda m: validation_eer(m.encoder, data.val, device), monitor="val_eer", tracker=tracker,
+        val_metrics=lambda m: validation_eer(m.encoder, data.val, device, config.score, sr), monitor="val_eer",
+        tracker=tracker,
     )
     best = load_speaker_model(out / "best.pt").model.to(device)
+    scoring: dict[str, Any] = {}
+    if is_main() and result.history:
+        scorer, scoring = calibrate_scoring(best, data.train, data.val, config.score, device, sr, config.train.seed)
+        save_best(best, result.history[result.best_epoch], scorer)
+        log(scoring_line(scoring))
     if is_main():
-        _finish_run(out, result, config)
+        _finish_run(out, result, config, scoring)
     return best.eval(), result
 
 
@@ -269,11 +276,12 @@ def _start_run_folder(out: Path, config: SpeakerTrainConfig, data: SpeakerData) 
     write_json(out / "splits.json", data.splits)
 
 
-def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig) -> None:
+def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig, scoring: dict[str, Any]) -> None:
     best = result.history[result.best_epoch] if result.history else {}
     write_json(out / "results.json", {
         "best_epoch": result.best_epoch, "epochs": len(result.history), "stopped": result.stopped,
         "val_eer": best.get("val_eer"), "val_threshold": best.get("val_threshold"),
+        **{k: v for k, v in best.items() if k.startswith("val_eer_")}, **scoring,
         "objective": config.train.objective, "model": config.model.name, "seconds": result.seconds,
     })
     training_curves(out / "curves.png", result.history, f"{config.model.name} speaker encoder, "

@@ -1,0 +1,82 @@
+"""`dlsp speaker identify`: who of the enrolled people is this? Rank everyone, name one or say unknown."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from dlsp.cli.common import add_command, positive_int
+
+IDENTIFIED, UNKNOWN = 0, 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from dlsp.cli.speaker import add_model_options
+
+    parser = add_command(
+        subparsers, "identify", "rank every enrolled person against a recording and name the speaker or 'unknown'",
+        "dlsp speaker identify unknown.wav --db speakers.db\n"
+        "dlsp speaker identify unknown.wav --db speakers.db --top 3 --json who.json\n"
+        "dlsp speaker identify unknown.wav --db speakers.db --margin 0   # 1:1 threshold, no 1:N margin",
+        description="Score the recording against every enrolled person (1:N) with the model's score (AS-norm or "
+                    "cosine, as verify) and list the best --top. The best person is named when their score "
+                    "reaches the threshold plus a margin; otherwise the answer is 'unknown'. The threshold is "
+                    "chosen as in verify (--threshold, else the database's calibration, else the model's). The "
+                    "margin makes up for the N chances an impostor gets: it raises the threshold to the score "
+                    "where the expected false-accept rate is the threshold's divided by N (from the rate table "
+                    "of the threshold's source; 0 without one), so naming a wrong person is about as rare as a "
+                    "false accept in verify. --margin sets it directly. Exit code: 0 named, 1 unknown, 2 error.",
+    )
+    parser.add_argument("file", metavar="FILE", help="recording to identify")
+    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    parser.add_argument("--top", type=positive_int, default=5, metavar="K", help="list the K best (default 5)")
+    parser.add_argument("--threshold", type=float, help="1:1 threshold (default: the database's, else the model's)")
+    parser.add_argument("--margin", type=float, help="score the best must clear the threshold by (default: the "
+                                                     "1:N margin from the rate table)")
+    parser.add_argument("--json", metavar="FILE", help="also write the ranking and the decision as JSON")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dlsp.errors import DlspError
+    from dlsp.fileio import write_json
+    from dlsp.report.tables import format_table
+    from dlsp.speaker.database import SpeakerDatabase
+    from dlsp.speaker.decision import choose_threshold, identify
+    from dlsp.speaker.embed import SpeakerEmbedder
+    from dlsp.speaker.model_file import load_speaker_model
+
+    if args.margin is not None and not (math.isfinite(args.margin) and args.margin >= 0):
+        raise DlspError(f"--margin must be a finite score of 0 or more, got {args.margin}")
+    loaded = load_speaker_model(args.model)
+    with SpeakerDatabase(args.db, loaded.model_id, loaded.embedding_dim, create=False) as db:
+        people = db.list()
+        choice = choose_threshold(loaded.scorer, db.calibration(), args.threshold, args.db)
+    if not people:
+        raise DlspError("nobody is enrolled yet (enroll people first with 'dlsp speaker enroll')", args.db)
+    embedding = SpeakerEmbedder(loaded, args.device).embed_files([args.file])[0]
+    scores = loaded.scorer.scores(np.stack([p.embedding for p in people]), embedding)
+    result = identify([p.name for p in people], scores, choice, args.margin)
+    shown = min(args.top, len(result.names))
+    rows = [(rank + 1, result.names[rank], float(result.scores[rank]),
+             "yes" if result.scores[rank] >= result.required else "") for rank in range(shown)]
+    print(format_table(("rank", "name", "score", "clears"), rows))
+    rule = (f"threshold {choice.threshold:.3f} + margin {result.margin:.3f} for {len(people)} enrolled = "
+            f"{result.required:.3f}")
+    who = result.identified
+    print(f"-> {who} (score {result.scores[0]:.3f} >= {rule})" if who else
+          f"-> unknown (best {result.names[0]} {result.scores[0]:.3f} < {rule})")
+    kind = "AS-norm" if loaded.scorer.kind == "asnorm" else "cosine"
+    far = None if choice.table is None else choice.table.far_at(result.required)
+    print(f"{kind} scores; threshold from {choice.source}" + (
+        "" if far is None else f"; expected chance an impostor is named: {100 * min(1.0, far * len(people)):.2f}%"))
+    if args.json:
+        write_json(args.json, {
+            "file": args.file, "identified": who, "threshold": choice.threshold, "margin": result.margin,
+            "required": result.required, "threshold_source": choice.source, "score_kind": loaded.scorer.kind,
+            "model_id": loaded.model_id, "ranking": [{"name": n, "score": float(s)} for n, s in
+                                                     zip(result.names[:shown], result.scores[:shown], strict=True)]})
+    return IDENTIFIED if who else UNKNOWN

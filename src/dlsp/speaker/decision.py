@@ -1,0 +1,84 @@
+"""Accept, reject or name: which threshold applies, what it means, and the 1:N rule of `dlsp speaker identify`.
+
+The threshold comes from, first to last: `--threshold` on the command line; the database's calibration
+(`dlsp speaker calibrate`, measured on the user's own recordings); the model's (set on its validation
+speakers). Its expected false-accept rate is read from the rate table of the same source (for `--threshold`,
+the database's table if it has one, else the model's).
+
+Identification compares a probe with every one of N enrolled people, so an impostor has N chances to clear the
+threshold: at a 1:1 false-accept rate p, about N * p of impostor probes would be named as someone. The 1:N rule
+therefore raises the threshold by a margin: to the score where the table's false-accept rate is p / N (never
+above the highest impostor score the table saw), so naming a wrong person is about as rare as a false accept in
+verification. The best-scoring person is named when their score reaches threshold + margin; otherwise the probe
+is "unknown". `--margin` sets the margin directly; without a table it is 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlsp.errors import DlspError
+from dlsp.speaker.database import Calibration
+from dlsp.speaker.scoring import RateTable, Scorer, check_threshold
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The threshold in force, where it came from, and the rate table that says what it means."""
+
+    threshold: float
+    source: str
+    table: RateTable | None
+
+    @property
+    def expected_far(self) -> float | None:
+        return None if self.table is None else self.table.far_at(self.threshold)
+
+
+def choose_threshold(scorer: Scorer, calibration: Calibration | None, override: float | None,
+                     db_path: str | os.PathLike[str] | None = None) -> ThresholdChoice:
+    """The threshold by precedence (module docstring). A calibration made for another scoring is refused."""
+    if calibration is not None and calibration.score_id != scorer.score_id:
+        raise DlspError(f"the database's threshold was calibrated for scoring {calibration.score_id}, but this "
+                        f"model scores with {scorer.score_id}; run 'dlsp speaker calibrate' again or pass "
+                        "--threshold", db_path)
+    table = calibration.table if calibration is not None and calibration.table is not None else scorer.table
+    if override is not None:
+        return ThresholdChoice(check_threshold(override, scorer), "--threshold", table)
+    if calibration is not None:
+        return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table)
+    return ThresholdChoice(scorer.threshold, "model validation", scorer.table)
+
+
+def identify_margin(choice: ThresholdChoice, n_enrolled: int) -> float:
+    """The 1:N margin (module docstring): the rise in score from the threshold's false-accept rate p to p / N."""
+    if choice.table is None or n_enrolled <= 1:
+        return 0.0
+    p = choice.table.far_at(choice.threshold)
+    return max(0.0, choice.table.threshold_at(p / n_enrolled) - choice.threshold)
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Everyone ranked by score (best first) and who, if anyone, is named."""
+
+    names: list[str]
+    scores: np.ndarray
+    required: float
+    margin: float
+
+    @property
+    def identified(self) -> str | None:
+        return self.names[0] if self.names and self.scores[0] >= self.required else None
+
+
+def identify(names: list[str], scores: np.ndarray, choice: ThresholdChoice, margin: float | None = None
+             ) -> Identification:
+    """Rank enrolled `names` by `scores` (ties by name) and apply the 1:N rule."""
+    margin = identify_margin(choice, len(names)) if margin is None else float(margin)
+    order = sorted(range(len(names)), key=lambda i: (-float(scores[i]), names[i]))
+    return Identification([names[i] for i in order], np.asarray(scores)[order], choice.threshold + margin,
+                          margin)

@@ -1,0 +1,149 @@
+"""Validating and calibrating speaker encoders: per-corpus validation EER, the cohort and the threshold.
+
+Validation embeds each clip as inference does (trimmed; windowed when longer than `score.window_seconds`) and
+scores by cosine every pair of clips of the same corpus (the dataset folder): pairs across corpora would be easy
+non-targets that say nothing. `val_eer` is the mean of the corpora's own EERs, so no corpus outweighs the others
+by having more clips; `val_threshold` is the one cosine score where the corpus-averaged false-accept and
+false-reject rates are equal.
+
+`calibrate_scoring` settles how the trained model scores (`ScoreSection`): with `cohort`, a cohort of
+training-speaker embeddings (`cohort_per_speaker` clips of each training speaker at its own speed, at most
+`max_cohort`) for AS-norm (`dlsp.speaker.scoring`); the threshold on those scores at the corpus-averaged EER of
+the validation trials, or at the corpus-averaged false-accept rate `target_far`; and the false-accept /
+false-reject table of the validation trials, so verify can say what its threshold means.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlsp.errors import DlspError
+from dlsp.metrics.verification import eer
+from dlsp.speaker.data import SpeakerClips, corpus_of
+from dlsp.speaker.embed import embed_windows
+from dlsp.speaker.evaluate import Trials, build_trials, score_trials
+from dlsp.speaker.scoring import Scorer, balanced_eer, rate_table, threshold_at_far
+
+
+@dataclass(frozen=True)
+class ScoreSection:
+    """How the model embeds and scores at test time; stored in its model file (see the module docstring)."""
+
+    window_seconds: float = 3.0  # recordings longer than this are embedded as overlapping windows (0: whole)
+    hop_seconds: float = 1.5
+    cohort: bool = False  # AS-norm against a cohort of training-speaker embeddings
+    cohort_per_speaker: int = 5
+    max_cohort: int = 2000
+    top_k: int = 100
+    target_far: float | None = None  # threshold at this validation false-accept rate; null: at the EER
+
+
+def check_score(score: ScoreSection) -> None:
+    """Refuse impossible scoring settings in one line naming the setting."""
+    if not (score.window_seconds >= 0 and score.hop_seconds > 0
+            and (score.window_seconds == 0 or score.hop_seconds <= score.window_seconds)):
+        raise DlspError(f"score.hop_seconds must be in (0, score.window_seconds] (window 0: whole recordings), "
+                        f"got window {score.window_seconds}, hop {score.hop_seconds}")
+    if score.top_k < 1 or score.cohort_per_speaker < 1 or score.max_cohort < 1:
+        raise DlspError("score.top_k, score.cohort_per_speaker and score.max_cohort must be at least 1")
+    if score.target_far is not None and not 0 < score.target_far < 1:
+        raise DlspError(f"score.target_far is a rate in (0, 1) or null, got {score.target_far}")
+
+
+def embed_clips(encoder: nn.Module, clips: Sequence[np.ndarray], device: torch.device,
+                score: ScoreSection | None = None, sample_rate: int = 16000) -> np.ndarray:
+    """Embed trimmed clips as inference does: whole, or over `score`'s windows when given."""
+    window = 0 if score is None else round(score.window_seconds * sample_rate)
+    hop = 0 if score is None else round(score.hop_seconds * sample_rate)
+    return embed_windows(encoder, clips, device, window, hop)
+
+
+def corpus_trials(clips: SpeakerClips) -> tuple[Trials, np.ndarray, list[str]]:
+    """Every pair of clips within each corpus, the corpus index of each trial, and the corpus names (corpora
+    without two speakers, one of them with two clips, give no trials)."""
+    corpora = np.asarray([corpus_of(clips.speakers[int(label)]) for label in clips.labels])
+    names = sorted(set(corpora.tolist()))
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for g, name in enumerate(names):
+        own = np.flatnonzero(corpora == name)
+        try:
+            trials = build_trials(clips.labels[own], max_nontarget=None)
+        except DlspError:
+            continue
+        parts.append((own[trials.first], own[trials.second], trials.target, np.full(trials.target.size, g)))
+    if not parts:
+        raise DlspError("validation needs a corpus with 2 or more speakers, one of them with 2 or more clips")
+    first, second, target, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return Trials(first, second, target), groups, names
+
+
+def validation_eer(encoder: nn.Module, val: SpeakerClips, device: torch.device, score: ScoreSection | None = None,
+                   sample_rate: int = 16000) -> dict[str, float]:
+    """Each corpus's EER (fraction) over its pairs of validation clips, their mean `val_eer`, and the cosine
+    threshold of the corpus-averaged EER."""
+    embeddings = embed_clips(encoder, val.audio, device, score, sample_rate)
+    trials, groups, names = corpus_trials(val)
+    scores = score_trials(embeddings, trials)
+    record = {f"val_eer_{metric_name(names[g])}": eer(scores[groups == g], trials.target[groups == g])[0]
+              for g in np.unique(groups)}
+    record["val_eer"] = float(np.mean(list(record.values())))
+    record["val_threshold"] = balanced_eer(scores, trials.target, groups)[1]
+    return record
+
+
+def cohort_clips(train: SpeakerClips, per_speaker: int, limit: int, seed: int) -> list[np.ndarray]:
+    """Up to `per_speaker` clips of each training speaker at its own speed (speed copies are not real voices),
+    at most `limit` in all; a fixed seeded choice."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    chosen = [int(i) for s, group in enumerate(train.by_speaker()) if group.size and "@" not in train.speakers[s]
+              for i in rng.permutation(group)[:per_speaker]]
+    if len(chosen) > limit:
+        chosen = sorted(rng.choice(chosen, limit, replace=False).tolist())
+    return [train.audio[i] for i in chosen]
+
+
+def calibrate_scoring(encoder: nn.Module, train: SpeakerClips, val: SpeakerClips, score: ScoreSection,
+                      device: torch.device, sr: int, seed: int = 0) -> tuple[Scorer, dict[str, Any]]:
+    """The scoring of the trained encoder (module docstring) and a summary of it on the validation trials."""
+    cohort = None
+    if score.cohort:
+        clips = cohort_clips(train, score.cohort_per_speaker, score.max_cohort, seed)
+        # Rounded as the model file stores it, so the threshold is set on the scores verify will compute.
+        cohort = embed_clips(encoder, clips, device, score, sr).astype(np.float16).astype(np.float32)
+    kind = "cosine" if cohort is None else "asnorm"
+    embeddings = embed_clips(encoder, val.audio, device, score, sr)
+    trials, groups, names = corpus_trials(val)
+    scores = Scorer(kind, 0.0, cohort, score.top_k).trial_scores(embeddings, trials.first, trials.second)
+    rate, threshold = balanced_eer(scores, trials.target, groups)
+    cosine_rate = balanced_eer(score_trials(embeddings, trials), trials.target, groups)[0]
+    if score.target_far is not None:
+        threshold = threshold_at_far(scores, trials.target, score.target_far, groups)
+    table = rate_table(scores, trials.target, groups, extra=[threshold])
+    summary = {"score_kind": kind, "cohort_size": 0 if cohort is None else int(cohort.shape[0]),
+               "top_k": score.top_k, "score_threshold": threshold, "score_eer": rate, "cosine_eer": cosine_rate,
+               "score_far": table.far_at(threshold), "score_frr": table.frr_at(threshold),
+               **{f"score_eer_{metric_name(names[g])}": eer(scores[groups == g], trials.target[groups == g])[0]
+                  for g in np.unique(groups)}}
+    return Scorer(kind, threshold, cohort, score.top_k, table), summary
+
+
+def metric_name(corpus: str) -> str:
+    """A corpus name fit for a metric key (letters, digits, `_`, `-`, `.`; trackers refuse others)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", corpus)
+
+
+def scoring_line(scoring: dict[str, Any]) -> str:
+    """One line on the settled scoring for the training log."""
+    cohort = (f" against a cohort of {scoring['cohort_size']} training clips (top {scoring['top_k']})"
+              if scoring["cohort_size"] else "")
+    return (f"scoring: {scoring['score_kind']}{cohort}, threshold {scoring['score_threshold']:.3f}: false accepts "
+            f"{100 * scoring['score_far']:.2f}%, false rejects {100 * scoring['score_frr']:.2f}% (corpus-averaged); "
+            f"validation EER at one threshold for every corpus {100 * scoring['score_eer']:.2f}% (raw cosine "
+            f"{100 * scoring['cosine_eer']:.2f}%)")

@@ -1,0 +1,235 @@
+"""`dlsp speaker verify/identify/calibrate` with an AS-norm model: the stored threshold is the one used, a
+database calibration overrides it, 1:N identification with its margin, noise and hum never accepted, the same
+input always scores the same, bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.audio.io import save_audio
+from dlsp.audio.synthetic import make_speakers, synth_utterance
+from dlsp.models.speaker import SpeakerEncoder
+from dlsp.speaker.data import SegmentSampler, SpeakerClips, SpeakerDataConfig
+from dlsp.speaker.database import Calibration, SpeakerDatabase
+from dlsp.speaker.decision import ThresholdChoice, identify, identify_margin
+from dlsp.speaker.embed import SpeakerEmbedder
+from dlsp.speaker.evaluate import build_trials
+from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.speaker.objectives import AmSoftmaxLoss, EncoderWithLoss
+from dlsp.speaker.scoring import RateTable, Scorer, balanced_eer, rate_table
+from dlsp.speaker.train import embed_clips, make_step
+from dlsp.train.loop import fit
+
+SR = 8000
+N_SPEAKERS, TAKES = 3, 6
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny encoder overfit on three synthetic speakers, an AS-norm cohort of ten other synthetic voices, the
+    threshold at the EER of its normalised scores, and 16 kHz recordings of the three in `<speaker>/<n>.wav`."""
+    torch.set_num_threads(1)  # module fixtures run before conftest's per-test thread limit
+    root = tmp_path_factory.mktemp("people")
+    speakers = make_speakers(N_SPEAKERS, seed=8)
+    audio = [synth_utterance(s, 0.8, SR, rng=1000 * i + j) for i, s in enumerate(speakers) for j in range(TAKES)]
+    labels = np.repeat(np.arange(N_SPEAKERS), TAKES)
+    clips = SpeakerClips(audio, labels, [s.name for s in speakers])
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(sample_rate=SR, features="logmel", n_mels=20, n_fft=256, hop_length=128, hidden=24,
+                             embedding_dim=8)
+    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.5))
+    encoder.fit_normalizer(torch.from_numpy(np.stack([sampler.cut(i, np.random.default_rng(i)) for i in range(9)])))
+    wrapped = EncoderWithLoss(encoder, AmSoftmaxLoss(N_SPEAKERS, 8, scale=10.0, margin=0.2))
+    fit(wrapped, make_step("amsoftmax", torch.device("cpu")), torch.optim.Adam(wrapped.parameters(), 1e-2),
+        lambda e: sampler.class_batches(0, e, 64, 16), epochs=20, progress=False)
+    others = make_speakers(10, seed=30)
+    cohort = embed_clips(encoder, [synth_utterance(s, 0.8, SR, rng=7 + j) for s in others for j in range(2)],
+                         torch.device("cpu")).astype(np.float16).astype(np.float32)
+    embeddings = embed_clips(encoder, audio, torch.device("cpu"))
+    trials = build_trials(labels, max_nontarget=None)
+    scores = Scorer("asnorm", 0.0, cohort, 5).trial_scores(embeddings, trials.first, trials.second)
+    rate, threshold = balanced_eer(scores, trials.target)
+    scorer = Scorer("asnorm", threshold, cohort, 5, rate_table(scores, trials.target, extra=[threshold]))
+    model = save_speaker_model(root.parent / "tiny_asnorm.pt", encoder, "gru", sample_rate=SR, threshold=0.3,
+                               trim_db=40.0, scorer=scorer)
+    files = {(s.name, j): save_audio(root / s.name / f"{j}.wav", _to_16k(audio[i * TAKES + j]), 16000)
+             for i, s in enumerate(speakers) for j in range(TAKES)}
+    assert rate < 0.02 and threshold != 0.3  # separable, and the normalised threshold is not the cosine one
+    return model, files, [s.name for s in speakers], root
+
+
+def _to_16k(x):
+    import soxr
+
+    return soxr.resample(x, SR, 16000)
+
+
+@pytest.fixture
+def enrolled(setup, tmp_path, cli):
+    model, files, names, _ = setup
+    db = tmp_path / "people.db"
+    for name in names:
+        code, _, err = cli("speaker", "enroll", name, *(files[(name, j)] for j in range(3)), "--db", db,
+                           "--model", model)
+        assert code == 0, err
+    return db
+
+
+def test_verify_scores_by_as_norm_at_the_threshold_stored_in_the_model(setup, enrolled, tmp_path, cli):
+    model, files, names, _ = setup
+    loaded = load_speaker_model(model)
+    embedder = SpeakerEmbedder(loaded, "cpu")
+    with SpeakerDatabase(enrolled, loaded.model_id, loaded.embedding_dim) as db:
+        mean = db.get(names[0]).embedding
+    for actual in names:
+        code, out, _ = cli("speaker", "verify", names[0], files[(actual, 4)], "--db", enrolled, "--model", model,
+                           "--json", tmp_path / "v.json")
+        result = json.loads((tmp_path / "v.json").read_text())
+        assert result["threshold"] == loaded.scorer.threshold and result["threshold_source"] == "model validation"
+        assert result["accepted"] == (actual == names[0]) == (code == 0), out
+        assert result["accepted"] == (result["score"] >= loaded.scorer.threshold)
+        # The score is AS-norm against the stored cohort, computed here by hand with numpy.
+        probe = embedder.embed_files([files[(actual, 4)]])[0].astype(np.float64)
+        cohort = loaded.scorer.cohort.astype(np.float64)
+        unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+        e, t = unit(mean.astype(np.float64)), unit(probe)
+        top_e, top_t = np.sort(cohort @ e / np.linalg.norm(cohort, axis=1))[-5:], \
+            np.sort(cohort @ t / np.linalg.norm(cohort, axis=1))[-5:]
+        s = e @ t
+        expected = 0.5 * ((s - top_e.mean()) / top_e.std() + (s - top_t.mean()) / top_t.std())
+        assert result["score"] == pytest.approx(expected, rel=1e-6)
+        assert "AS-norm score; threshold from model validation; expected false-accept rate" in out
+        assert result["expected_far"] == pytest.approx(loaded.scorer.table.far_at(loaded.scorer.threshold))
+
+
+def test_identify_ranks_everyone_and_names_the_speaker_or_unknown(setup, enrolled, tmp_path, cli):
+    model, files, names, _ = setup
+    for name in names:
+        code, out, _ = cli("speaker", "identify", files[(name, 5)], "--db", enrolled, "--model", model,
+                           "--top", "2", "--json", tmp_path / "who.json")
+        result = json.loads((tmp_path / "who.json").read_text())
+        assert code == 0 and result["identified"] == name and f"-> {name} (score" in out, out
+        assert len(result["ranking"]) == 2 and result["ranking"][0]["name"] == name
+        assert result["ranking"][0]["score"] >= result["ranking"][1]["score"]
+        assert result["required"] == pytest.approx(result["threshold"] + result["margin"])
+    code, out, _ = cli("speaker", "identify", files[(names[1], 5)], "--db", enrolled, "--model", model,
+                       "--threshold", "50")
+    assert code == 1 and "-> unknown (best" in out and "threshold 50.000" in out
+
+
+def test_the_one_to_n_margin_follows_the_rate_table():
+    table = RateTable(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([0.5, 0.2, 0.1, 0.02, 0.0]),
+                      np.array([0.0, 0.01, 0.05, 0.2, 0.6]))
+    choice = ThresholdChoice(2.0, "model validation", table)  # 1:1 false accepts 10% at the threshold
+    assert identify_margin(choice, 1) == 0.0
+    assert identify_margin(choice, 5) == pytest.approx(1.0)  # 10% / 5 = 2%: reached at score 3
+    assert identify_margin(choice, 1000) == pytest.approx(2.0)  # below the table: its highest impostor score
+    assert identify_margin(ThresholdChoice(2.0, "x", None), 5) == 0.0
+    ranked = identify(["bo", "al", "cy"], np.array([2.5, 3.5, 3.5]), choice)
+    assert ranked.names == ["al", "cy", "bo"] and ranked.required == pytest.approx(2.0 + 1.0)
+    assert ranked.identified == "al"
+    assert identify(["al", "bo"], np.array([2.9, 1.0]), choice, margin=None).identified is None  # 2.9 < 2 + margin
+
+
+def test_noise_and_hum_are_never_accepted(setup, enrolled, tmp_path, cli, write_wav):
+    model, _, names, _ = setup
+    rng = np.random.default_rng(0)
+    t = np.arange(32000) / 16000
+    probes = {"white.wav": 0.1 * rng.standard_normal(t.size), "hum.wav": 0.2 * np.sin(2 * np.pi * 50 * t)}
+    for file_name, signal in probes.items():
+        path = write_wav(file_name, signal.astype(np.float32), 16000)
+        for name in names:
+            code, out, err = cli("speaker", "verify", name, path, "--db", enrolled, "--model", model)
+            assert code == 2 and "ACCEPT" not in out and f"{file_name}: no voice" in err and "Traceback" not in err
+        code, out, err = cli("speaker", "identify", path, "--db", enrolled, "--model", model)
+        assert code == 2 and "->" not in out and f"{file_name}: no voice" in err
+
+
+def test_the_same_input_always_gives_the_same_score(setup, enrolled, tmp_path, cli):
+    model, files, names, _ = setup
+    results = []
+    for attempt in range(2):
+        cli("speaker", "verify", names[2], files[(names[2], 4)], "--db", enrolled, "--model", model, "--json",
+            tmp_path / f"v{attempt}.json")
+        cli("speaker", "identify", files[(names[0], 4)], "--db", enrolled, "--model", model, "--json",
+            tmp_path / f"i{attempt}.json")
+        results.append((json.loads((tmp_path / f"v{attempt}.json").read_text())["score"],
+                        json.loads((tmp_path / f"i{attempt}.json").read_text())["ranking"]))
+    assert results[0] == results[1]  # bit for bit
+
+
+def test_calibrate_sets_the_database_threshold_that_verify_and_identify_use(setup, enrolled, tmp_path, cli):
+    model, files, names, root = setup
+    code, out, err = cli("speaker", "calibrate", "--db", enrolled, "--data", root, "--format", "speakers", "--far",
+                         "0.05", "--model", model, "--json", tmp_path / "cal.json", "--no-progress")
+    assert code == 0, err
+    cal = json.loads((tmp_path / "cal.json").read_text())
+    assert cal["n_target"] == N_SPEAKERS * TAKES * (TAKES - 1) // 2 and cal["far"] <= 0.05
+    assert "EER" in out and "false accepts" in out and "false rejects" in out and "stored in" in out
+    with SpeakerDatabase(enrolled, None, None, create=False) as db:
+        assert db.calibration().threshold == cal["threshold"]
+    code, out, _ = cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model,
+                       "--json", tmp_path / "v.json")
+    result = json.loads((tmp_path / "v.json").read_text())
+    assert result["threshold"] == cal["threshold"] and result["threshold_source"].startswith("database calibration")
+    assert "threshold from database calibration on" in out
+    code, _, _ = cli("speaker", "identify", files[(names[0], 4)], "--db", enrolled, "--model", model, "--margin",
+                     "0", "--json", tmp_path / "i.json")
+    assert json.loads((tmp_path / "i.json").read_text())["threshold"] == cal["threshold"]
+    cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model, "--threshold",
+        "-3", "--json", tmp_path / "v2.json")
+    override = json.loads((tmp_path / "v2.json").read_text())
+    assert override["threshold"] == -3.0 and override["threshold_source"] == "--threshold"
+    assert cli("speaker", "calibrate", "--db", enrolled, "--clear")[0] == 0
+    cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model, "--json",
+        tmp_path / "v3.json")
+    assert json.loads((tmp_path / "v3.json").read_text())["threshold_source"] == "model validation"
+
+
+def test_a_calibration_for_another_scoring_is_refused(setup, enrolled, cli):
+    model, files, names, _ = setup
+    with SpeakerDatabase(enrolled, None, None, create=False) as db:
+        db.set_calibration(Calibration(0.5, "cosine", 0.01, 0.01, 0.1, 0.05, 10, 100, "elsewhere", time.time()))
+    code, _, err = cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model)
+    assert code == 2 and "calibrated for scoring cosine" in err and "calibrate' again" in err
+
+
+def test_bad_input_is_refused_in_one_line(setup, enrolled, tmp_path, cli, write_wav):
+    model, files, names, root = setup
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("not audio")
+    unlabelled = tmp_path / "loose"
+    write_wav("loose/a.wav", 0.1 * np.sin(np.arange(8000) / 3).astype(np.float32), 16000)
+    cases = [
+        (("identify", tmp_path / "missing.wav", "--db", enrolled), "missing.wav"),
+        (("identify", not_audio, "--db", enrolled), "notes.wav"),
+        (("identify", files[(names[0], 4)], "--db", tmp_path / "none.db"), "does not exist"),
+        (("identify", files[(names[0], 4)], "--db", enrolled, "--margin", "-1"), "--margin"),
+        (("verify", names[0], files[(names[0], 4)], "--db", enrolled, "--threshold", "nan"), "finite AS-norm"),
+        (("calibrate", "--db", enrolled, "--data", root, "--far", "1.5"), "--far"),
+        (("calibrate", "--db", enrolled), "--data"),
+        (("calibrate", "--db", tmp_path / "new.db", "--data", unlabelled, "--format", "folders"), "no speaker"),
+    ]
+    for argv, message in cases:
+        code, _, err = cli("speaker", *argv, "--model", model)
+        assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, \
+            (argv, err)
+    assert not (tmp_path / "new.db").exists()  # nothing written when the data is refused
+
+
+def test_eval_reports_as_norm_and_the_rates_at_the_verify_threshold(setup, tmp_path, cli):
+    model, _, _, root = setup
+    code, out, err = cli("speaker", "eval", "--data", root, "--format", "speakers", "--model", model, "--out",
+                         tmp_path / "ev", "--json", tmp_path / "ev.json", "--boot", "0", "--no-progress")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "ev.json").read_text())
+    loaded = load_speaker_model(model)
+    at = summary["at_threshold"]
+    assert at["score_kind"] == "asnorm" and at["threshold"] == loaded.scorer.threshold
+    assert at["expected_far"] == pytest.approx(loaded.scorer.table.far_at(loaded.scorer.threshold))
+    assert 0 <= summary["asnorm"]["eer"] <= 0.1 and "AS-norm EER" in out and "at verify's threshold" in out

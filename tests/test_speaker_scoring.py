@@ -1,0 +1,170 @@
+"""dlsp.speaker.scoring and the model file's scoring: AS-norm by hand, corpus-balanced rates and thresholds,
+rate tables, and old model files that keep scoring by raw cosine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlsp.errors import DlspError
+from dlsp.metrics.verification import eer
+from dlsp.models.speaker import SpeakerEncoder
+from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.speaker.scoring import (
+    RateTable,
+    Scorer,
+    as_norm,
+    balanced_eer,
+    balanced_rates,
+    check_threshold,
+    cohort_stats,
+    rate_table,
+    threshold_at_far,
+)
+from dlsp.train.checkpoint import save_checkpoint
+
+SR = 8000
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_as_norm_equals_a_hand_computation():
+    rng = np.random.default_rng(3)
+    cohort = _unit(rng.standard_normal((7, 4)))
+    enrolled, probe = _unit(rng.standard_normal(4)), _unit(rng.standard_normal(4))
+    k = 3
+    s = float(enrolled @ probe)
+    top_e = np.sort(cohort @ enrolled)[::-1][:k]  # the enrolment's 3 closest cohort members
+    top_t = np.sort(cohort @ probe)[::-1][:k]
+    expected = 0.5 * ((s - top_e.mean()) / top_e.std() + (s - top_t.mean()) / top_t.std())
+    scorer = Scorer("asnorm", 0.0, cohort, top_k=k)
+    assert scorer.scores(enrolled[None], probe)[0] == pytest.approx(expected, rel=1e-12)
+    # Unnormalised inputs give the same score (everything is scaled to unit length first).
+    assert scorer.scores(3 * enrolled[None], 0.5 * probe)[0] == pytest.approx(expected, rel=1e-12)
+    # Trials over an embedding matrix agree with the one-probe form, in either order (the norm is symmetric).
+    both = np.stack([enrolled, probe])
+    trial = scorer.trial_scores(both, np.array([0, 1]), np.array([1, 0]))
+    np.testing.assert_allclose(trial, [expected, expected], rtol=1e-12)
+    mean, std = cohort_stats(both, cohort, k)
+    np.testing.assert_allclose(mean, [top_e.mean(), top_t.mean()], rtol=1e-12)
+    assert as_norm(np.array([s]), (mean[:1], std[:1]), (mean[1:], std[1:]))[0] == pytest.approx(expected)
+
+
+def test_top_k_larger_than_the_cohort_uses_all_of_it_and_cosine_is_the_raw_score():
+    rng = np.random.default_rng(4)
+    cohort = _unit(rng.standard_normal((5, 3)))
+    e, t = _unit(rng.standard_normal((2, 3)))
+    all_e, all_t = cohort @ e, cohort @ t
+    s = e @ t
+    expected = 0.5 * ((s - all_e.mean()) / all_e.std() + (s - all_t.mean()) / all_t.std())
+    assert Scorer("asnorm", 0.0, cohort, top_k=50).scores(e[None], t)[0] == pytest.approx(expected)
+    assert Scorer("cosine", 0.5).scores(e[None], t)[0] == pytest.approx(s)
+    with pytest.raises(ValueError, match="cohort"):
+        Scorer("asnorm", 0.0)
+
+
+def test_balanced_rates_average_the_corpora_not_the_trials():
+    # Corpus 0: 1000 non-targets, 10% at 0.9; corpus 1: 10 non-targets, none above 0.5.
+    scores = np.r_[np.full(900, 0.1), np.full(100, 0.9), np.full(10, 0.2), np.full(20, 0.95)]
+    target = np.r_[np.zeros(1010), np.ones(20)].astype(int)
+    groups = np.r_[np.zeros(1000), np.ones(10), np.zeros(10), np.ones(10)].astype(int)
+    far, frr = balanced_rates(scores, target, groups, np.array([0.5, 0.92, 1.0]))
+    np.testing.assert_allclose(far, [0.05, 0.0, 0.0])  # mean of 10% and 0%, not the pooled 9.9%
+    np.testing.assert_allclose(frr, [0.0, 0.0, 1.0])
+
+
+def test_balanced_eer_is_the_plain_eer_for_one_corpus_and_balances_several():
+    rng = np.random.default_rng(5)
+    scores = np.r_[rng.normal(0.7, 0.1, 200), rng.normal(0.3, 0.1, 2000)]
+    target = np.r_[np.ones(200), np.zeros(2000)].astype(int)
+    assert balanced_eer(scores, target) == eer(scores, target)
+    # A second corpus with higher scores all round and 10 times fewer trials.
+    scores2 = np.r_[rng.normal(0.9, 0.05, 20), rng.normal(0.6, 0.05, 200)]
+    target2 = np.r_[np.ones(20), np.zeros(200)].astype(int)
+    pooled_s, pooled_t = np.r_[scores, scores2], np.r_[target, target2]
+    groups = np.r_[np.zeros(2200), np.ones(220)].astype(int)
+    rate, threshold = balanced_eer(pooled_s, pooled_t, groups)
+    far, frr = balanced_rates(pooled_s, pooled_t, groups, np.array([threshold]))
+    assert abs(far[0] - frr[0]) < 0.02 and abs(rate - (far[0] + frr[0]) / 2) < 0.02
+
+
+def test_threshold_at_far_holds_the_rate_and_is_the_lowest_that_does():
+    scores = np.r_[np.linspace(0, 1, 100), np.full(10, 2.0)]
+    target = np.r_[np.zeros(100), np.ones(10)].astype(int)
+    threshold = threshold_at_far(scores, target, 0.05)
+    far, _ = balanced_rates(scores, target, None, np.array([threshold, np.nextafter(scores[94], -np.inf)]))
+    assert far[0] == pytest.approx(0.05) and far[1] > 0.05
+    assert scores[94] < threshold <= scores[95]  # the 6th highest non-target is rejected, the 5th accepted
+    with pytest.raises(DlspError, match="strictly between"):
+        threshold_at_far(scores, target, 0.0)
+
+
+def test_rate_table_reads_back_and_refuses_bad_tables():
+    rng = np.random.default_rng(6)
+    scores = np.r_[rng.normal(2, 1, 300), rng.normal(0, 1, 3000)]
+    target = np.r_[np.ones(300), np.zeros(3000)].astype(int)
+    table = rate_table(scores, target, extra=[1.234])
+    assert 1.234 in table.score and np.all(np.diff(table.score) > 0) and np.all(np.diff(table.far) <= 0)
+    assert table.far_at(1.234) == pytest.approx(float(np.mean(scores[target == 0] >= 1.234)))
+    again = RateTable.from_dict(table.to_dict())
+    np.testing.assert_array_equal(again.far, table.far)
+    for bad in ({"score": [1, 0], "far": [0.5, 0.1], "frr": [0, 1]}, {"score": [0, 1], "far": [2, 0], "frr": [0, 1]},
+                {"score": [0, 1]}, [1, 2]):
+        with pytest.raises(ValueError):
+            RateTable.from_dict(bad)
+
+
+def test_user_thresholds_are_checked_for_the_score():
+    assert check_threshold(3.5, Scorer("asnorm", 1.0, np.eye(2))) == 3.5
+    with pytest.raises(DlspError, match=r"cosine similarity in \[-1, 1\]"):
+        check_threshold(1.5, Scorer("cosine", 0.5))
+    with pytest.raises(DlspError, match="finite"):
+        check_threshold(float("nan"), Scorer("asnorm", 1.0, np.eye(2)))
+
+
+def _encoder():
+    torch.manual_seed(0)
+    return SpeakerEncoder(sample_rate=SR, n_fft=256, hop_length=128, hidden=8, embedding_dim=4)
+
+
+def test_model_file_stores_the_cohort_threshold_and_table(tmp_path):
+    rng = np.random.default_rng(7)
+    cohort = _unit(rng.standard_normal((30, 4))).astype(np.float32)
+    table = rate_table(np.r_[rng.normal(3, 1, 50), rng.normal(0, 1, 500)], np.r_[np.ones(50), np.zeros(500)])
+    scorer = Scorer("asnorm", 2.25, cohort, top_k=10, table=table)
+    path = save_speaker_model(tmp_path / "m.pt", _encoder(), "gru", sample_rate=SR, threshold=0.4, trim_db=40.0,
+                              scorer=scorer, window_seconds=2.0, hop_seconds=0.5)
+    loaded = load_speaker_model(path)
+    assert loaded.threshold == 0.4 and loaded.scorer.threshold == 2.25 and loaded.scorer.top_k == 10
+    assert (loaded.window_seconds, loaded.hop_seconds) == (2.0, 0.5)
+    np.testing.assert_array_equal(loaded.scorer.cohort, cohort.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(loaded.scorer.table.far, table.far)
+    assert loaded.scorer.score_id == Scorer("asnorm", 0.0, loaded.scorer.cohort, 10).score_id != "cosine"
+    assert path.stat().st_size < 10 * 2**20
+
+
+def test_old_model_files_score_by_cosine_with_default_windows(tmp_path):
+    encoder = _encoder()
+    path = save_checkpoint(tmp_path / "old.pt", encoder, "gru", task="speaker", sample_rate=SR, threshold=0.61,
+                           trim_db=40.0, model_id="old", config={})  # as files were written before issue 22
+    loaded = load_speaker_model(path)
+    assert loaded.scorer.kind == "cosine" and loaded.scorer.threshold == 0.61 and loaded.scorer.table is None
+    assert (loaded.window_seconds, loaded.hop_seconds) == (3.0, 1.5)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"scoring": {"kind": "znorm", "threshold": 1.0}}, "bad 'scoring'"),
+    ({"scoring": {"kind": "asnorm", "threshold": 1.0, "top_k": 5}}, "cohort must be"),
+    ({"scoring": {"kind": "asnorm", "threshold": 1.0, "top_k": 5}, "cohort": torch.zeros(3, 7)}, "cohort must be"),
+    ({"scoring": {"kind": "cosine", "threshold": "high"}}, "bad scoring threshold"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "table": {"score": [1, 0]}}}, "bad scoring table"),
+    ({"window_seconds": 1.0, "hop_seconds": 2.0}, "bad windows"),
+])
+def test_damaged_scoring_fields_are_refused_in_one_line(tmp_path, edit, message):
+    path = save_checkpoint(tmp_path / "bad.pt", _encoder(), "gru", task="speaker", sample_rate=SR, threshold=0.5,
+                           trim_db=40.0, model_id="x", config={}, **edit)
+    with pytest.raises(DlspError, match=message):
+        load_speaker_model(path)
