@@ -131,3 +131,22 @@ def test_help_has_examples(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and f"dlsp {' '.join(command)}" in out
+
+
+def test_unwritable_outputs_fail_before_any_feature_is_computed(cli, genres, tmp_path, monkeypatch):
+    import dlsp.classify.evaluate as evaluate
+    import dlsp.classify.train as train
+
+    def never(*args, **kwargs):
+        raise AssertionError("features were computed before the outputs were checked")
+
+    monkeypatch.setattr(train, "load_data", never)
+    monkeypatch.setattr(evaluate, "evaluate_dataset", never)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, stderr = cli("classify", "train", "--data", genres, "--out", blocker / "run", "--no-cache")
+    assert code == 2 and stderr.count("\n") == 1 and f"{blocker / 'run'}: cannot be written" in stderr, stderr
+    code, _, stderr = cli("classify", "eval", tmp_path / "run", "--data", genres, "--out", tmp_path / "eval",
+                          "--json", blocker / "scores.json")
+    assert code == 2 and stderr.count("\n") == 1 and f"{blocker / 'scores.json'}: cannot be written" in stderr
+    assert not (tmp_path / "eval").exists()

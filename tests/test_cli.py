@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,43 @@ def test_help_text_has_examples(command, capsys):
         build_parser().parse_args([*command, "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and f"dlsp {' '.join(command)}" in out
+
+
+def _all_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every command and subcommand's parser, with its path of command names."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def _option_blocks(help_text: str) -> list[str]:
+    """The help split into entries (an option with its wrapped help), whitespace normalised."""
+    blocks: list[list[str]] = []
+    for line in help_text.splitlines():
+        if not blocks or re.match(r"^ {0,2}\S", line):
+            blocks.append([])
+        blocks[-1].append(line)
+    return [" ".join(" ".join(block).split()) for block in blocks]
+
+
+def test_help_shows_each_default_once_and_never_none():
+    parsers = list(_all_parsers(build_parser()))
+    assert len(parsers) > 30  # every subcommand, not only the top level
+    for path, parser in parsers:
+        blocks = _option_blocks(parser.format_help())
+        name = " ".join(path) or "dlsp"
+        for block in blocks:
+            assert "(default: None)" not in block, (name, block)
+            assert block.count("(default:") <= 1, (name, block)
+        for action in parser._actions:
+            if action.required and action.option_strings:
+                entry = [b for b in blocks if b.startswith(action.option_strings[0])]
+                assert entry and "(default:" not in entry[0], (name, entry)
+    # A default worth knowing is still shown.
+    help_text = " ".join(dict(parsers)[("denoise", "eval")].format_help().split())
+    assert "cuda:N (default: auto)" in help_text
 
 
 def test_info_json(cli):

@@ -46,7 +46,7 @@ def test_run_folder_and_model_file(corpus, tmp_path):
     assert loaded.sample_rate == 16000 and loaded.stft == StftConfig(n_fft=256, hop_length=128)
     x = torch.rand(1, 129, 10)
     torch.testing.assert_close(loaded.model(x), model.cpu()(x))
-    assert json.loads((run / "results.json").read_text())["best_epoch"] == result.best_epoch
+    assert json.loads((run / "results.json").read_text())["best_epoch"] == result.best_epoch + 1  # from 1
     # Audio examples of the best model on validation segments, for reports.
     import soundfile as sf
 

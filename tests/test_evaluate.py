@@ -346,3 +346,21 @@ def test_cli_with_a_tiny_real_model(corpus, tmp_path, cli):
     assert 0 < summary["rtf"] < 1 and math.isfinite(summary["si_sdr"]["after"])
     assert "real-time factor" in stdout and (tmp_path / "o" / "improvement.png").is_file()
     assert len(list((tmp_path / "o" / "examples").iterdir())) == 4
+
+
+def test_an_unwritable_output_fails_before_the_model_loads_or_any_pair_is_scored(corpus, tmp_path, cli,
+                                                                                  fake_denoiser, monkeypatch):
+    import dlsp.denoise.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("pairs were scored before the outputs were checked")
+
+    monkeypatch.setattr(evaluate, "evaluate_enhancer", never)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    for flags, named in ((["--out", blocker / "eval"], blocker / "eval"),
+                         (["--out", tmp_path / "o", "--json", blocker / "out.json"], blocker / "out.json")):
+        code, _, stderr = cli("denoise", "eval", "--data", corpus, *flags, "--no-progress")
+        assert code == 2 and stderr.count("\n") == 1 and str(named) in stderr, stderr
+        assert f"{blocker} is a file" in stderr
+    assert fake_denoiser == [] and not (tmp_path / "o").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlsp.errors import DlspError
-from dlsp.fileio import TEMP_PREFIX, atomic_path, ensure_dir, write_json, write_text
+from dlsp.fileio import TEMP_PREFIX, WriteError, atomic_path, check_writable, ensure_dir, write_json, write_text
 
 
 def test_write_text_and_json(tmp_path):
@@ -50,3 +50,20 @@ def test_unwritable_location_is_one_clear_error():
     with pytest.raises(DlspError) as info:
         write_text("/proc/dlsp-test/out.txt", "x")
     assert "/proc/dlsp-test" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_check_writable_fails_early_naming_the_blocker_and_creates_nothing(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(WriteError) as info:
+        check_writable(tmp_path / "file.txt" / "deeper" / "out.json")
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "file.txt" / "deeper" / "out.json")) and "\n" not in message
+    assert f"{tmp_path / 'file.txt'} is a file" in message
+    with pytest.raises(DlspError, match="not a directory"):
+        check_writable(tmp_path / "file.txt", folder=True)
+    with pytest.raises(DlspError, match="is a directory"):
+        check_writable(tmp_path, folder=False)
+    check_writable(tmp_path / "new" / "folders" / "out.json")  # made later, by the writer
+    check_writable(tmp_path / "run", folder=True)
+    check_writable(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
 from dlsp.errors import DlspError
-from dlsp.train.loop import fit
+from dlsp.train.loop import expected_epochs, fit
 
 
 def _regression():
@@ -56,5 +58,72 @@ def test_early_stopping_and_time_budget():
 def test_non_finite_loss_names_the_batch():
     model, step, batches = _regression()
     bad = [batches[0], (batches[0][0], batches[0][1] * float("nan"))]
-    with pytest.raises(DlspError, match=r"non-finite loss .* epoch 0, batch 1"):
+    with pytest.raises(DlspError, match=r"non-finite loss .* epoch 1, batch 2"):
         fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), lambda e: bad, epochs=1, progress=False)
+
+
+def _clocked(monkeypatch, seconds_per_epoch: float):
+    """A fake clock for `fit` that advances `seconds_per_epoch` per (single-batch) training epoch."""
+    from types import SimpleNamespace
+
+    from dlsp.train import loop
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    model, step, batches = _regression()
+
+    def timed_step(model, batch):
+        if model.training:
+            clock["now"] += seconds_per_epoch
+        return step(model, batch)
+
+    return model, timed_step, batches
+
+
+def test_a_time_budget_bar_counts_the_epochs_the_budget_allows(monkeypatch, capsys):
+    # 10000 epochs of 1 s with a 4.5 s budget: 5 epochs run (the fifth ends past the budget), so the bar says
+    # n/5 from the first timed epoch, never n/10000 (whose ETA would be hours).
+    model, step, batches = _clocked(monkeypatch, 1.0)
+    result = fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), lambda e: batches, epochs=10_000,
+                 max_seconds=4.5)
+    assert result.stopped == "time budget" and len(result.history) == 5
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 5 and "10000" not in err and "\r" not in err  # stderr is not a terminal here
+    assert [re.search(r"(\d+/\d+) epoch", line).group(1) for line in lines] == [f"{n}/5" for n in range(1, 6)]
+    assert lines[0].startswith("train, 4.5 s budget: 1/5 epoch, train=")
+    # Without a budget the total is the epoch limit; best is counted from 1, like everywhere people read it.
+    model, step, batches = _regression()
+    result = fit(model, step, torch.optim.SGD(model.parameters(), lr=0.0), lambda e: batches, epochs=2)
+    lines = capsys.readouterr().err.splitlines()
+    assert result.best_epoch == 0 and lines[0].startswith("train: 1/2 epoch") and "best=1 [" in lines[1]
+
+
+def test_the_live_bar_has_the_budget_total_too(monkeypatch):
+    from dlsp import progress
+    from dlsp.train import loop
+
+    bars = []
+
+    def spy(*args, **kwargs):
+        bars.append(progress.progress_bar(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(progress, "interactive", lambda: True)  # a terminal: tqdm
+    monkeypatch.setattr(loop, "progress_bar", spy)
+    model, step, batches = _clocked(monkeypatch, 2.0)
+    fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), lambda e: batches, epochs=10_000, max_seconds=5)
+    assert bars[0].total == 3 and bars[0].n == 3  # epochs ending at 2, 4 and 6 s
+
+
+def test_expected_epochs_under_a_budget():
+    assert expected_epochs(10_000, 0, 1, 2.0, 60.0) == 30
+    assert expected_epochs(10, 0, 1, 2.0, 60.0) == 10  # the epoch limit comes first
+    assert expected_epochs(100, 4, 6, 10.0, 12.0) == 7  # resumed after 4 epochs: 5 s each, 12 s budget
+    assert expected_epochs(100, 0, 3, 61.0, 60.0) == 3  # past the budget: this epoch was the last
+
+
+def test_quiet_training_prints_nothing(capsys):
+    model, step, batches = _regression()
+    fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), lambda e: batches, epochs=3, progress=False)
+    assert capsys.readouterr().err == ""

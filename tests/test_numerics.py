@@ -44,7 +44,7 @@ def test_nan_training_loss_stops_fit_naming_epoch_and_batch():
         nonlocal before
         before = {k: v.clone() for k, v in model.state_dict().items()}
 
-    with pytest.raises(DlspError, match=r"non-finite loss nan at epoch 1, batch 3") as info:
+    with pytest.raises(DlspError, match=r"non-finite loss nan at epoch 2, batch 4") as info:
         fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), train_batches, val_batches, epochs=3,
             progress=False, on_epoch_end=remember)
     assert "\n" not in str(info.value)
@@ -55,7 +55,7 @@ def test_nan_training_loss_stops_fit_naming_epoch_and_batch():
 def test_nan_validation_loss_stops_fit_naming_epoch_and_batch():
     model = nn.Linear(3, 1)
     step, train_batches, val_batches = _nan_at(2, bad_epoch=0, validation=True)
-    with pytest.raises(DlspError, match=r"non-finite validation loss nan at epoch 0, validation batch 2"):
+    with pytest.raises(DlspError, match=r"non-finite validation loss nan at epoch 1, validation batch 3"):
         fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), train_batches, val_batches, epochs=2,
             progress=False)
 

@@ -56,6 +56,9 @@ def test_same_seed_same_losses_bit_for_bit_and_another_seed_differs(recipe, corp
         code, out, err = cli("run", recipe, *inputs, "--out", tmp_path / name, "--quick", "--quiet", "--seed", seed)
         assert code == 0, err
         assert out.startswith("denoise: 2 epochs")
+        # One epoch numbering for people: the printed best epoch is results.json's (both count from 1).
+        best = json.loads((tmp_path / name / "results.json").read_text())["best_epoch"]
+        assert best in (1, 2) and f"best epoch {best}:" in out and f'"best_epoch": {best}' in out
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
     assert losses(tmp_path / "a") != losses(tmp_path / "c")
     assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["train"]["seed"] == 3
@@ -83,6 +86,9 @@ def test_bad_run_requests_are_one_clear_line(recipe, corpus, tmp_path, cli):
         (["--input", "speech=x"], "no input 'speech'"),
         ([], "training data missing"),
     ]
+    (tmp_path / "file.txt").write_text("x")
+    cases.append((["--input", f"clean={corpus / 'speech'}", "--input", f"noise={corpus / 'noise'}", "--out",
+                   tmp_path / "file.txt" / "run"], f"{tmp_path / 'file.txt' / 'run'}: cannot be written"))
     for extra, message in cases:
         code, _, err = cli("run", recipe, "--out", tmp_path / "r", "--quick", "--quiet", *extra)
         assert code == 2 and message in err, err
@@ -99,6 +105,8 @@ def test_a_classify_recipe_runs_with_data(tmp_path, cli):
     code, out, err = cli(*args)
     assert code == 0, err
     assert out.startswith("classify: 2 epochs") and "val_accuracy" in out
+    best = json.loads((tmp_path / "runs" / "mlp" / "results.json").read_text())["best_epoch"]
+    assert best in (1, 2) and f"best epoch {best}:" in out
     assert (tmp_path / "runs" / "mlp" / "best.pt").exists()
 
 

@@ -91,7 +91,7 @@ def test_pruning_tracker_reports_every_epoch_and_stops_a_pruned_trial():
     model = torch.nn.Linear(1, 1)
     x = torch.ones(8, 1)
     trial = FakeTrial(prune_after=2)
-    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 2"):
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 3"):
         fit(model, lambda m, b: torch.mean((m(b) - 2) ** 2), torch.optim.SGD(model.parameters(), lr=0.1),
             lambda epoch: [x], lambda: [x], epochs=10, progress=False, tracker=PruningTracker(trial, "val_loss"))
     assert [step for step, _ in trial.reports] == [0, 1, 2]
@@ -219,3 +219,29 @@ def test_bad_tuning_requests_are_one_clear_line(tmp_path, corpus, cli):
         assert code == 2 and message in err, err
         assert err.count("\n") == 1 and "secret" not in err
     assert registry.get_task("denoise").name == "denoise"
+
+
+def test_missing_or_unreadable_data_fails_once_before_any_trial(tmp_path, cli, monkeypatch):
+    import dataclasses
+
+    def never(*args, **kwargs):
+        raise AssertionError("a trial trained although the data is missing")
+
+    monkeypatch.setitem(registry.TASKS, "denoise", dataclasses.replace(registry.TASKS["denoise"], train=never))
+    recipe = write_recipe(tmp_path / "search.yaml")
+    for name in ("speech", "noise"):
+        (tmp_path / name).mkdir()
+    cases = [
+        ([], "training data missing: give --input pairs=PATH (clean/noisy pair layout), or --input clean=PATH"),
+        (["--workers", "2"], "training data missing"),  # before any worker process starts
+        (["--input", f"clean={tmp_path / 'speech'}"], "training data missing"),
+        (["--input", f"clean={tmp_path / 'nope'}", "--input", f"noise={tmp_path / 'noise'}"],
+         f"{tmp_path / 'nope'}: does not exist (the clean input)"),
+        # Present but empty: the data loads once, before the first trial, instead of failing in each.
+        (["--input", f"clean={tmp_path / 'speech'}", "--input", f"noise={tmp_path / 'noise'}"], "no audio files"),
+    ]
+    for index, (flags, message) in enumerate(cases):
+        out = tmp_path / f"out{index}"
+        code, stdout, err = cli("tune", recipe, "--trials", "6", *flags, "--out", out)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert stdout == "" and not list(out.glob("trial_*"))

@@ -46,6 +46,30 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_writable(path: str | os.PathLike[str] | None, folder: bool = False) -> None:
+    """Fail now, before long work, if the file `path` (the folder, with `folder`) could not be written later.
+
+    Creates nothing: the folders missing on the way are created when the results are written, so the nearest
+    one that exists must be a writable folder, and `path` itself must not exist as the other kind. `None` (an
+    output that was not asked for) passes.
+
+    Raises:
+        WriteError: the location cannot be written, naming `path` (and the file that blocks it, if any).
+    """
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir() != folder and path.exists():
+        raise DlspError("exists and is not a directory" if folder else "is a directory, expected a file", path)
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(f"cannot be written: {existing} is a file, not a directory", path)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WriteError(f"cannot be written: directory {existing} is not writable", path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it to `path`, on failure delete it.

@@ -196,10 +196,10 @@ def evaluate_dataset(classifier: Classifier, root: str | os.PathLike[str], forma
                         f"{', '.join(classifier.labels)})", root)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from dlsp.progress import progress_bar
 
         def bar(paths):
-            return tqdm(paths, desc="features", unit="clip", leave=False)
+            return progress_bar(paths, desc="features", unit="clip", leave=False)
     cached, _ = cached_features([item.path for item in indexed.items], indexed.root, classifier.sample_rate,
                                 classifier.features, cache_dir, bar)
     row_of = {path: row for row, path in enumerate(cached.paths)}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlsp.fileio import atomic_path
+from dlsp.report.plots import curve_marker
 
 
 def _pyplot():
@@ -30,11 +31,12 @@ def training_curves(path: str | os.PathLike[str], history: Sequence[dict[str, fl
     plt = _pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     epochs = [h["epoch"] + 1 for h in history]
+    style = {"marker": curve_marker(len(epochs)), "markersize": 3}  # a one-epoch run still shows its point
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        loss_ax.plot(epochs, [h[key] for h in history], label=label)
+        loss_ax.plot(epochs, [h[key] for h in history], label=label, **style)
     for key, label in (("val_accuracy", "segments"), ("val_clip_accuracy", "clips")):
         if history and key in history[0]:
-            acc_ax.plot(epochs, [h[key] for h in history], label=label)
+            acc_ax.plot(epochs, [h[key] for h in history], label=label, **style)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title="accuracy")
     for ax in (loss_ax, acc_ax):

@@ -166,9 +166,9 @@ def _fixed_waveforms(paths: list[Path], sample_rate: int, features: FeatureConfi
 def _progress(desc: str, enabled: bool) -> Callable | None:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from dlsp.progress import progress_bar
 
-    return lambda items: tqdm(items, desc=desc, unit="clip", leave=False)
+    return lambda items: progress_bar(items, desc=desc, unit="clip", leave=False)
 
 
 class BatchMaker:
@@ -305,7 +305,8 @@ def _finish_run(out: Path, model: nn.Module, result: FitResult, config: Classify
 
     best = result.history[result.best_epoch] if result.history else {}
     results: dict[str, Any] = {
-        "model": config.model.name, "best_epoch": result.best_epoch, "epochs": len(result.history),
+        # best_epoch counts from 1, as printed (metrics.jsonl's epoch from 0)
+        "model": config.model.name, "best_epoch": result.best_epoch + 1, "epochs": len(result.history),
         "stopped": result.stopped, "train_seconds": result.seconds, "val_loss": result.best_val_loss,
         "val_accuracy": best.get("val_accuracy"), "val_clip_accuracy": best.get("val_clip_accuracy"),
         "clips": {name: len(clips) for name, clips in data.sets.items()}, "skipped": len(data.skipped),

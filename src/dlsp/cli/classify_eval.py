@@ -33,14 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.classify.evaluate import Classifier, confusion_plot, evaluate_dataset
-    from dlsp.fileio import write_json
+    from dlsp.fileio import check_writable, write_json
     from dlsp.report.tables import format_table
 
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    out = Path(args.out) if args.out else run_dir / "eval"
+    check_writable(out, folder=True)  # before the features are computed and scored
+    check_writable(args.json)
     classifier = Classifier.from_file(args.run, device=args.device)
     result = evaluate_dataset(classifier, args.data, args.format, args.split, args.run, cache_dir(args),
                               progress=not args.quiet)
-    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
-    out = Path(args.out) if args.out else run_dir / "eval"
     scores = result.scores
     write_json(out / "summary.json", scores)
     confusion_plot(out / "confusion.png", scores["confusion_matrix"], scores["labels"],

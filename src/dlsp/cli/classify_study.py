@@ -31,9 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.classify.study import study_optimizers, write_study
     from dlsp.classify.train import load_data
+    from dlsp.fileio import check_writable
     from dlsp.report.tables import format_table
 
     config = load_classify_config(args, args.recipe, [f"model.name={args.model}"])
+    check_writable(args.out, folder=True)  # before the features and the trainings
     data = load_data(config, args.data, args.format, cache_dir(args), progress=not args.quiet)
     for line in data.report:
         print(line, flush=True)

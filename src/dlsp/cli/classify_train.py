@@ -36,18 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.classify.train import load_data, train_run
+    from dlsp.fileio import check_writable
 
     recipe = args.recipe
     if args.resume and recipe is None:
         saved = Path(args.out) / "config.yaml"
         recipe = str(saved) if saved.exists() else None  # a resumed run continues with its own config
     config = load_classify_config(args, recipe, [f"model.name={args.model}"] if args.model else None)
+    check_writable(args.out, folder=True)  # before the features are computed and the model trains
     data = load_data(config, args.data, args.format, cache_dir(args), progress=not args.quiet)
     for line in data.report:
         print(line, flush=True)
     _, _, results = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
     print(f"{results['epochs']} epochs ({results['stopped']}, {results['train_seconds']:.0f} s); best epoch "
-          f"{results['best_epoch'] + 1}: val accuracy {results['val_accuracy']:.1%} (segments), "
+          f"{results['best_epoch']}: val accuracy {results['val_accuracy']:.1%} (segments), "
           f"{results['val_clip_accuracy']:.1%} (clips)")
     if "test" in results:
         test = results["test"]

@@ -6,7 +6,19 @@ import argparse
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples in epilogs as written and shows defaults."""
+    """Keeps the examples in epilogs as written and shows defaults, where a default says something.
+
+    No `(default: ...)` is added for required options, for defaults that are empty (None, an empty list) or the
+    off state of a flag, nor to help that already describes its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (action.required or default is None or default is argparse.SUPPRESS or default in ("", [], ())
+                or (action.nargs == 0 and default is False) or "default" in text.lower()):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str, examples: str,

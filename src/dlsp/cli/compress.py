@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.finetune < 0:
         raise DlspError(f"--finetune must be 0 or more epochs, got {args.finetune}")
+    from dlsp.fileio import check_writable
+
+    check_writable(args.out)  # before the factorisation and the fine-tuning
     figures = compress_file(args.model, args.out, args.rank, args.finetune, args.data, args.lr, args.device,
                             progress=not args.quiet)
     before, after = figures["params_before"], figures["params_after"]

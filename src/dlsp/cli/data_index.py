@@ -67,7 +67,9 @@ def split_fractions(text: str) -> tuple[float, float, float]:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.data import index, pairs
+    from dlsp.fileio import check_writable
 
+    check_writable(args.output)  # before a large dataset is indexed
     fmt = index.detect_format(args.dir) if args.format == "auto" else args.format
     if fmt == "pairs":
         items = pairs.index_pairs(args.dir, allow_outside=args.allow_outside)

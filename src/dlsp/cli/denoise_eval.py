@@ -60,15 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.denoise.evaluate import evaluate_enhancer
     from dlsp.errors import DlspError
-    from dlsp.fileio import write_json
+    from dlsp.fileio import check_writable, write_json
 
     if args.examples < 0:
         raise DlspError(f"--examples must be 0 or more, got {args.examples}")
-    pairs, note = select_pairs(args)
     out = Path(args.out)
-    for path, kind in ((out, "folder"), (Path(args.json) if args.json else None, "file")):
-        if path is not None and path.exists() and path.is_dir() != (kind == "folder"):
-            raise DlspError(f"exists and is not a {kind}", path)
+    check_writable(out, folder=True)  # before minutes of scoring, not after
+    check_writable(args.json)
+    pairs, note = select_pairs(args)
     # Imported only now so that bad input is reported before torch and the model load.
     from dlsp.denoise.enhance import Denoiser
 

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_config, load_recipe
     from dlsp.denoise.train import DenoiseConfig, load_data, train_run
+    from dlsp.fileio import check_writable
     from dlsp.train.tracking import make_tracker
 
     overrides = list(args.overrides)
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if recipe is not None:
         load_recipe(recipe)  # fail on a bad recipe before loading any audio
     config = load_config(DenoiseConfig, recipe, overrides)
+    check_writable(args.out, folder=True)  # before the audio loads and the model trains
     data = load_data(config, clean=args.clean, noise=args.noise, pairs=args.pairs, cache=args.cache,
                      progress=not args.quiet, log=print)
     tracker = make_tracker(args.track, args.out, args.track_uri)

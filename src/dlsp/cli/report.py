@@ -27,12 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
+    from dlsp.fileio import check_writable
     from dlsp.report.run_report import build_report
 
     if bool(args.run) == bool(args.compare):
         raise DlspError("give one run folder, or --compare RUN RUN ...")
     runs = [args.run] if args.run else args.compare
     out = args.out or (str(Path(args.run) / "report.html") if args.run else "compare.html")
+    check_writable(out)
     path = build_report(runs, out)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

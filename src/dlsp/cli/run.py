@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     from dlsp.config import apply_overrides, load_config, load_recipe
     from dlsp.errors import DlspError
-    from dlsp.tasks.registry import parse_inputs, recipe_task
+    from dlsp.fileio import check_writable
+    from dlsp.tasks.registry import check_inputs, parse_inputs, recipe_task
     from dlsp.train import distributed
     from dlsp.train.tracking import make_tracker
 
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     if distributed.world()[1] > 1 and hasattr(train, "device"):
         # Each process on its own GPU (cuda:LOCAL_RANK); on the CPU nothing changes.
         config = apply_overrides(config, [f"train.device={distributed.local_device(train.device)}"])
+    if main:
+        check_writable(out, folder=True)  # before the data loads and the model trains
+    check_inputs(task, inputs)
     data = task.load_data(config, inputs, not args.quiet and main)
     tracker = make_tracker(args.track, out, args.track_uri) if main else None
     result = task.train(config, data, out, tracker, not args.quiet and main, resume=args.resume)

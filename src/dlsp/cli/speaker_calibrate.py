@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise DlspError("give the labelled recordings to calibrate on: --data DIR (or --clear)")
     if not 0 < args.far < 1:
         raise DlspError(f"--far is a false-accept rate strictly between 0 and 1, got {args.far}")
+    from dlsp.fileio import check_writable
+
+    check_writable(args.db)  # before every recording is embedded
+    check_writable(args.json)
     loaded = load_speaker_model(args.model)
     if Path(args.db).exists():  # refuse a foreign database or another model's before embedding anything
         SpeakerDatabase(args.db, loaded.model_id, loaded.embedding_dim, create=False).close()

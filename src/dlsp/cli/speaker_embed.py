@@ -33,13 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
-    from dlsp.fileio import atomic_path, write_json
+    from dlsp.fileio import atomic_path, check_writable, write_json
     from dlsp.speaker.embed import SpeakerEmbedder
 
     if not args.output and not args.json:
         raise DlspError("say where the embeddings go: -o FILE.npy and/or --json FILE (or --json - for stdout)")
     if args.output and not args.output.endswith(".npy"):
         raise DlspError("-o must name a .npy file", args.output)
+    check_writable(args.output)  # before every file is embedded
+    check_writable(None if args.json == "-" else args.json)
     embedder = SpeakerEmbedder.from_file(args.model, args.device)
     embeddings = embedder.embed_files(args.files)
     if args.output:

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
-    from dlsp.fileio import ensure_dir, write_json
+    from dlsp.fileio import check_writable, write_json
     from dlsp.speaker.data import index_speakers
     from dlsp.speaker.evaluate import (
         det_plot,
@@ -71,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.boot < 0:
         raise DlspError(f"--boot must be 0 or more, got {args.boot}")
+    out = Path(args.out)
+    check_writable(out, folder=True)  # before every recording is embedded and scored
+    check_writable(args.json)
     chosen = select_items(index_speakers([args.data], args.format), args.split, args.speakers,
                           args.max_per_speaker)
-    out = ensure_dir(args.out)
     from dlsp.speaker.embed import SpeakerEmbedder
 
     embedder = SpeakerEmbedder.from_file(args.model, args.device)

@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_config, load_recipe
     from dlsp.errors import DlspError
+    from dlsp.fileio import check_writable
     from dlsp.speaker.train import SpeakerTrainConfig, load_data, train_run
 
     if not args.data:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if recipe is not None:
         load_recipe(recipe)  # fail on a bad recipe before loading any audio
     config = load_config(SpeakerTrainConfig, recipe, overrides)
+    check_writable(args.out, folder=True)  # before the audio loads and the model trains
     data = load_data(config, args.data, args.format, progress=not args.quiet)
     _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
     best = result.history[result.best_epoch] if result.history else {}

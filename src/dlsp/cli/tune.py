@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_recipe
+    from dlsp.fileio import check_writable
     from dlsp.report.tables import format_table
     from dlsp.tasks.registry import parse_inputs, recipe_task
     from dlsp.tasks.tuning import TuneJob, tune
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     study_name = args.study or Path(args.recipe).stem
     out = args.out or str(Path("runs") / f"tune_{study_name}")
     task = recipe_task(load_recipe(args.recipe), args.recipe)
+    check_writable(out, folder=True)  # trials, results and --report plots go there, after every trial ran
     job = TuneJob(recipe=args.recipe, out=out, trials=args.trials, study=study_name, storage=args.storage,
                   overrides=tuple(args.overrides), inputs=parse_inputs(task, args.inputs), quick=args.quick,
                   seed=args.seed, progress=args.progress)

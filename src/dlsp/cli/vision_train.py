@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_config, load_recipe
+    from dlsp.fileio import check_writable
     from dlsp.vision.config import VisionConfig
     from dlsp.vision.run import run_study
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     overrides += [f"train.epochs={args.epochs}"] if args.epochs else []
     overrides += [f"train.device={args.device}"] if args.device else []
     config = load_config(VisionConfig, args.recipe)
+    check_writable(args.out, folder=True)  # before the data loads and the models train
     results = run_study(config, args.out, quick_mode=args.quick, overrides=overrides, progress=not args.quiet)
     print(f"test accuracy {results['test_accuracy']:.4f}, {results['params']:,} parameters; "
           f"results: {args.out}/results.md, {args.out}/results.json")

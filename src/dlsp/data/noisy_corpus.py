@@ -110,11 +110,11 @@ def make_noisy_corpus(
     _clear_previous_output(out_dir)
     for sub in AUDIO_DIRS:
         ensure_dir(out_dir / sub)
-    from tqdm import tqdm
+    from dlsp.progress import progress_bar
 
     rows, seconds = [], []
     jobs = [(name, k) for name in SPLITS for k in range(counts[name])]
-    for name, k in tqdm(jobs, desc="mixing", unit="mix", file=sys.stderr, disable=not progress):
+    for name, k in progress_bar(jobs, desc="mixing", unit="mix", file=sys.stderr, disable=not progress):
         row, duration = mixer.make(name, k, out_dir)
         rows.append(row)
         seconds.append(duration)

@@ -46,10 +46,9 @@ def make_synthetic_corpus(
     Returns:
         `out_dir` as a Path.
     """
-    from tqdm.auto import tqdm
-
     from dlsp.audio.io import save_audio
     from dlsp.fileio import ensure_dir, write_text
+    from dlsp.progress import progress_bar
 
     out = Path(out_dir)
     _check_corpus_args(seed, n_speakers, utterances_per_speaker, utterance_seconds, noise_files_per_kind,
@@ -64,8 +63,8 @@ def make_synthetic_corpus(
                 "utterance_seconds": tuple(utterance_seconds), "noise_seconds": noise_seconds,
                 "sample_rate": sample_rate}
     write_text(out / README_NAME, _readme(speakers, jobs, settings))
-    for relative, source, seconds, rng in tqdm(jobs, desc="synthesizing", unit="file", disable=not progress,
-                                               file=sys.stderr, leave=False):
+    for relative, source, seconds, rng in progress_bar(jobs, desc="synthesizing", unit="file", disable=not progress,
+                                                       file=sys.stderr, leave=False):
         audio = (synth_utterance(source, seconds, sample_rate, rng) if isinstance(source, SyntheticSpeaker)
                  else synth_noise(source, seconds, sample_rate, rng))
         save_audio(out / relative, audio, sample_rate, subtype="PCM_16", on_clip="error")

@@ -245,7 +245,7 @@ def evaluate_enhancer(
         DlspError: no pairs, or a file that cannot be read (naming it). Nothing is written before every file is
             scored.
     """
-    from tqdm import tqdm
+    from dlsp.progress import progress_bar
 
     pairs = [EvalPair(*pair) for pair in pairs]
     if not pairs:
@@ -254,8 +254,8 @@ def evaluate_enhancer(
     metrics = tuple(m for m in METRICS if (pesq or m != "pesq") and (stoi or m not in ("stoi", "estoi")))
     failures: dict[str, list[tuple[str, str]]] = {}
     rows = []
-    for index, pair in enumerate(tqdm(pairs, desc="evaluate", unit="file", file=sys.stderr, disable=not progress,
-                                      leave=False)):
+    for index, pair in enumerate(progress_bar(pairs, desc="evaluate", unit="file", file=sys.stderr,
+                                              disable=not progress, leave=False)):
         clean, noisy, rate = _load_pair(pair, sample_rate)
         if index == 0:
             _enhance(enhancer, noisy[: int(WARMUP_SECONDS * rate)], rate, pair.noisy)

@@ -242,8 +242,8 @@ def _finish_run(out: Path, result: FitResult, config: DenoiseConfig) -> None:
     from dlsp.report.plots import loss_curves
 
     best = result.history[result.best_epoch] if result.history else {}
-    write_json(out / "results.json", {
-        "best_epoch": result.best_epoch, "epochs": len(result.history), "stopped": result.stopped,
+    write_json(out / "results.json", {  # best_epoch counts from 1, as printed (metrics.jsonl's epoch from 0)
+        "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
         "val_loss": result.best_val_loss, "val_si_sdr": best.get("val_si_sdr"),
         "val_si_sdr_improvement": best.get("val_si_sdr_improvement"), "model": config.model.name,
     })

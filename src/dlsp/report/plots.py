@@ -54,6 +54,12 @@ def spectrogram_panels(
     return _save(plt, fig, path)
 
 
+def curve_marker(points: int) -> str | None:
+    """A marker for curves of `points` epochs: a one-epoch run is a single point, invisible as a bare line; dots
+    also show where sparse epochs lie, and would only clutter dense curves."""
+    return "o" if points <= 60 else None
+
+
 def loss_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]], title: str = "") -> Path:
     """Training and validation loss against epochs (log scale, unless a loss is not positive: a negative SI-SDR
     loss is plotted on a linear scale)."""
@@ -63,7 +69,8 @@ def loss_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]
     values = []
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
         values += [h[key] for h in history if h.get(key) is not None]
-        ax.plot(epochs, [h.get(key, np.nan) for h in history], label=label)
+        ax.plot(epochs, [h.get(key, np.nan) for h in history], label=label, marker=curve_marker(len(epochs)),
+                markersize=3)
     if values and min(values) > 0:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")

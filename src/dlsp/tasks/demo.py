@@ -82,13 +82,12 @@ def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, 
 
 def _evaluate(model_path: Path, test: list, out: Path, examples: int, progress: bool,
               device: str) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
     from dlsp.denoise import Denoiser
+    from dlsp.progress import progress_bar
 
     denoiser = Denoiser.from_file(model_path, device=device)
     rows = []
-    for index, pair in enumerate(tqdm(test, desc="evaluate", unit="file", disable=not progress, leave=False)):
+    for index, pair in enumerate(progress_bar(test, desc="evaluate", unit="file", disable=not progress, leave=False)):
         clean, _ = load_audio(pair.clean, sample_rate=16000)
         noisy, _ = load_audio(pair.noisy, sample_rate=16000)
         denoised = denoiser.enhance(noisy, 16000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlsp.errors import DlspError
@@ -35,9 +36,26 @@ class Task:
     # A `--quick` shrink that is a function of the config (applied before `--set` overrides), for tasks whose
     # smoke version is not a fixed set of overrides.
     quick_config: Callable[[Any], Any] | None = None
+    # The inputs training cannot do without, as alternatives: every input of one group must be given.
+    required: tuple[tuple[str, ...], ...] = ()
+    # The inputs that name existing files or folders (a cache folder is made, a format is no path).
+    existing: tuple[str, ...] = ()
     # Whether `train` reports per-epoch validation metrics that `dlsp tune` can optimise, resumes and runs under
     # torchrun; a study made of several trainings (vision) does not.
     epochs_api: bool = True
+
+
+def check_inputs(task: Task, inputs: Mapping[str, Any]) -> None:
+    """Fail in one line when the task's data is missing or names nothing, before any data loads (or any trial
+    of a tuning study starts, each of which would fail the same way)."""
+    if task.required and not any(all(name in inputs for name in group) for group in task.required):
+        ways = ", or ".join(" and ".join(f"--input {name}=PATH ({task.inputs[name]})" for name in group)
+                            for group in task.required)
+        raise DlspError(f"training data missing: give {ways}")
+    for name in task.existing:
+        for path in _paths(inputs.get(name)) or []:
+            if not Path(path).exists():
+                raise DlspError(f"does not exist (the {name} input)", path)
 
 
 def _denoise_config() -> type:
@@ -158,14 +176,16 @@ TASKS: dict[str, Task] = {
         _denoise_data, _denoise_train,
         ("train.epochs=2", "train.max_seconds=20", "data.segments_per_epoch=64", "data.val_segments=16",
          "train.batch_size=16"),
-        multiple=("clean", "noise"), primary_input="pairs",
+        multiple=("clean", "noise"), primary_input="pairs", required=(("pairs",), ("clean", "noise")),
+        existing=("clean", "noise", "pairs"),
     ),
     "classify": Task(
         "classify", _classify_config,
         {"data": "labelled audio folder", "format": "dataset layout (auto, folders, fsdd, speech-commands, gtzan, "
                                                     "manifest)", "cache": "feature cache folder"},
         _classify_data, _classify_train,
-        ("train.epochs=2", "train.max_seconds=20", "train.patience=null"),
+        ("train.epochs=2", "train.max_seconds=20", "train.patience=null"), required=(("data",),),
+        existing=("data",),
     ),
     "speaker": Task(
         "speaker", _speaker_config,
@@ -173,12 +193,12 @@ TASKS: dict[str, Task] = {
                                                                "speech-commands, librispeech, manifest)"},
         _speaker_data, _speaker_train,
         ("train.epochs=2", "train.max_seconds=30", "train.patience=null", "data.segments_per_epoch=64"),
-        multiple=("data",),
+        multiple=("data",), required=(("data",),), existing=("data",),
     ),
     "vision": Task(
         "vision", _vision_config,
         {"data": "dataset folder: MNIST IDX files, cifar-10-batches-py, or train/<class>/ + test/<class>/ images"},
-        _vision_data, _vision_train, quick_config=_vision_quick, epochs_api=False,
+        _vision_data, _vision_train, quick_config=_vision_quick, epochs_api=False, existing=("data",),
     ),
 }
 

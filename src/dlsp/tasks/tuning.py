@@ -16,7 +16,7 @@ from typing import Any
 from dlsp.config import load_config, load_recipe, save_config, to_dict
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json
-from dlsp.tasks.registry import Task, recipe_task
+from dlsp.tasks.registry import Task, check_inputs, recipe_task
 from dlsp.train.tune import (
     PruningTracker,
     TuneSpec,
@@ -46,7 +46,8 @@ class TuneJob:
 
 
 def prepare(job: TuneJob) -> tuple[Task, TuneSpec]:
-    """Read and check the recipe, its task and its `tune:` section, and the base config (fails before any work)."""
+    """Read and check the recipe, its task and its `tune:` section, the base config and the task's inputs (fails
+    before any work)."""
     recipe = load_recipe(job.recipe)
     task = recipe_task(recipe, job.recipe)
     if not task.epochs_api:
@@ -68,6 +69,7 @@ def prepare(job: TuneJob) -> tuple[Task, TuneSpec]:
             apply_overrides(config, [f"{param.name}={json.dumps(int(value) if param.type == 'int' else value)}"])
         except DlspError as exc:
             raise DlspError(f"tune.params: {exc.problem}", job.recipe) from None
+    check_inputs(task, job.inputs)
     return task, spec
 
 
@@ -86,25 +88,38 @@ def work(job: TuneJob, lock: Any = None) -> None:
     study = open_study(job.study, storage_for(job.storage, job.out), spec, job.seed)
     data_cache: dict[str, Any] = {}
 
-    def objective(overrides: list[str], trial_dir: Path, tracker: PruningTracker) -> float:
-        config = base_config(job, task, overrides)
+    def data_for(config: Any) -> Any:
         key = json.dumps(to_dict(config).get("data", {}), sort_keys=True, default=str)
         if key not in data_cache:  # trials that do not tune the data share it
             data_cache.clear()
             data_cache[key] = task.load_data(config, job.inputs, job.progress)
+        return data_cache[key]
+
+    def objective(overrides: list[str], trial_dir: Path, tracker: PruningTracker) -> float:
+        config = base_config(job, task, overrides)
+        data = data_for(config)
         ensure_dir(trial_dir)
-        result = task.train(config, data_cache[key], trial_dir, tracker, job.progress)
+        result = task.train(config, data, trial_dir, tracker, job.progress)
         record = result.history[result.best_epoch]
         if spec.metric not in record:
             raise DlspError(f"tune.metric {spec.metric!r} is not reported by task {task.name!r}")
         return float(record[spec.metric])
 
+    tuned_data = any(param.name.startswith("data.") for param in spec.params)
+    if not tuned_data and len(study.get_trials(deepcopy=False)) < job.trials:
+        data_for(base_config(job, task))  # unreadable data fails once, here, instead of in every trial
     optimize(study, spec, objective, job.out, job.trials, lock)
 
 
 def _worker_main(job: TuneJob, lock: Any) -> None:
+    import sys
+
     os.environ["DLSP_TUNE_WORKER"] = "1"
-    work(job, lock)
+    try:
+        work(job, lock)
+    except DlspError as exc:  # one line, as from the command itself; the parent reports the exit code
+        print(f"dlsp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def tune(job: TuneJob, workers: int = 1) -> Any:

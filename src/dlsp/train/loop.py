@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dlsp.errors import DlspError
+from dlsp.progress import progress_bar
 from dlsp.train import distributed
 from dlsp.train.distributed import batch_length, shard
 from dlsp.train.tracking import Tracker
@@ -27,7 +27,11 @@ StepFn = Callable[[nn.Module, Any], torch.Tensor]
 
 @dataclass
 class FitResult:
-    """What training produced: per-epoch history and the best epoch (its weights are loaded into the model)."""
+    """What training produced: per-epoch history and the best epoch (its weights are loaded into the model).
+
+    `best_epoch` and each record's `epoch` are 0-based indices into `history`; everything people read (progress
+    bars, printed summaries, `results.json`'s `best_epoch`) counts epochs from 1, i.e. shows `best_epoch + 1`.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
@@ -80,9 +84,12 @@ def fit(
     best_state = None
     start = time.perf_counter()
     first = len(result.history)
-    bar = tqdm(range(first, epochs), desc="train", unit="epoch", disable=not progress, leave=False,
-               initial=first, total=epochs)
-    for epoch in bar:
+    # With a time budget the bar counts the epochs the budget will allow (unknown until one epoch is timed), so
+    # neither its total nor its ETA comes from an `epochs` the budget never reaches.
+    bar = progress_bar(desc="train" if max_seconds is None else f"train, {max_seconds:g} s budget", unit="epoch",
+                       total=epochs if max_seconds is None else None, disable=not progress, per_step=True,
+                       leave=False, initial=first)
+    for epoch in range(first, epochs):
         train_loss = _train_epoch(train_model, step, optimizer, train_batches(epoch), grad_clip, epoch, rank, size)
         val_loss = evaluate_loss(model, step, val_batches(), epoch) if val_batches else train_loss
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
@@ -100,7 +107,11 @@ def fit(
             best_state = copy.deepcopy(model.state_dict())
         if on_epoch_end:
             on_epoch_end(record, improved)
-        bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch)
+        if max_seconds is not None:
+            bar.total = expected_epochs(epochs, first, epoch + 1, record["seconds"], max_seconds)
+        # Epochs are counted from 1 wherever people read them (bars, printed lines, results.json).
+        bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch + 1, refresh=False)
+        bar.update(1)
         if patience is not None and epoch - result.best_epoch >= patience:
             result.stopped = "early stopping"  # every process sees the same validation: no need to agree
             break
@@ -116,6 +127,15 @@ def fit(
     return result
 
 
+def expected_epochs(epochs: int, first: int, done: int, seconds: float, max_seconds: float) -> int:
+    """How many epochs a run will have after `done` of them (`first` before this call, which took `seconds`):
+    all `epochs`, or fewer when the time budget ends it first (after the first epoch ending past the budget)."""
+    per_epoch = seconds / max(done - first, 1)
+    if per_epoch <= 0:
+        return epochs
+    return min(epochs, max(done, first + math.ceil(max_seconds / per_epoch)))
+
+
 def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimizer, batches: Iterable[Any],
                  grad_clip: float | None, epoch: int, rank: int = 0, size: int = 1) -> float:
     model.train()
@@ -128,7 +148,7 @@ def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimize
         optimizer.zero_grad(set_to_none=True)
         loss = step(model, batch)
         if distributed.any_across(not torch.isfinite(loss)) if size > 1 else not torch.isfinite(loss):
-            raise DlspError(f"training stopped: non-finite loss {loss.item()} at epoch {epoch}, batch {index}"
+            raise DlspError(f"training stopped: non-finite loss {loss.item()} at epoch {epoch + 1}, batch {index + 1}"
                             + (f" (in one of {size} processes)" if size > 1 else ""))
         loss.backward()
         if grad_clip:
@@ -144,16 +164,17 @@ def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimize
 def evaluate_loss(model: nn.Module, step: StepFn, batches: Iterable[Any], epoch: int | None = None) -> float:
     """Mean of `step` over `batches` in eval mode without gradients.
 
-    A non-finite loss raises `DlspError` naming the batch (and `epoch`): a diverged model must not be compared,
-    saved or trained on as if its score were merely bad.
+    A non-finite loss raises `DlspError` naming the batch (and `epoch`, an index; both are counted from 1 in the
+    message): a diverged model must not be compared, saved or trained on as if its score were merely bad.
     """
     model.eval()
     losses = []
     for index, batch in enumerate(batches):
         loss = step(model, batch).item()
         if not math.isfinite(loss):
-            where = f"epoch {epoch}, " if epoch is not None else ""
-            raise DlspError(f"training stopped: non-finite validation loss {loss} at {where}validation batch {index}")
+            where = f"epoch {epoch + 1}, " if epoch is not None else ""
+            raise DlspError(f"training stopped: non-finite validation loss {loss} at {where}validation batch "
+                            f"{index + 1}")
         losses.append(loss)
     if not losses:
         raise DlspError("no validation batches (is the validation set empty?)")

@@ -3,6 +3,10 @@
 `last.pt` holds the model and optimiser state, the epoch history, the best epoch and the RNG state after the
 latest epoch, written atomically after `metrics.jsonl` got that epoch's line. A run killed at any moment resumes
 from the last complete epoch: `resume_state` drops log lines written after the state (killed between the writes).
+
+Epoch numbers: `metrics.jsonl`'s `epoch` is the 0-based index of the line; everything written for people counts
+from 1, like the printed summaries: `results.json`'s `best_epoch` is N for the Nth epoch (its line is
+`metrics.jsonl` line N, `"epoch": N - 1`), and the x axes of the curves start at 1.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class PruningTracker:
             self.trial.report(value, step)
         if self.trial.should_prune():
             optuna = _require_optuna()
-            raise optuna.TrialPruned(f"pruned at epoch {step} ({self.metric} = {value:.4g})")
+            raise optuna.TrialPruned(f"pruned at epoch {step + 1} ({self.metric} = {value:.4g})")
 
     def log_artifact(self, path: str | os.PathLike[str]) -> None:
         if self.inner:
