@@ -457,12 +457,13 @@ def _apply_narrowband_policy(pool: AudioPool, config: DenoiseDataConfig, split: 
 
 def room_bank(count: int, sample_rate: int, seed: int, progress: bool = True) -> list[np.ndarray]:
     """`count` simulated room impulse responses, the same for the same seed."""
-    from tqdm.auto import tqdm
+    from dlsp.progress import progress_bar
 
     if count < 1:
         raise DlspError(f"data.reverb_rooms must be at least 1, got {count}")
     return [simulate_rir(_rng(seed, 3000, k), sample_rate)
-            for k in tqdm(range(count), desc="simulating rooms", unit="room", disable=not progress, leave=False)]
+            for k in progress_bar(range(count), desc="simulating rooms", unit="room", disable=not progress,
+                                  leave=False)]
 
 
 def _with_synthetic_noise(pool: AudioPool, per_kind: int, sample_rate: int, seed: int) -> AudioPool:
@@ -509,10 +510,11 @@ def load_pool(paths: Sequence[Path], sample_rate: int, cache: str | os.PathLike[
         cached = _read_cache(Path(cache), name, key)
         if cached is not None:
             return cached
-    from tqdm.auto import tqdm
+    from dlsp.progress import progress_bar
 
     pool = AudioPool([], [], [], [], [])
-    for i, path in enumerate(tqdm(paths, desc=f"loading {name}", unit="file", disable=not progress, leave=False)):
+    files = progress_bar(paths, desc=f"loading {name}", unit="file", disable=not progress, leave=False)
+    for i, path in enumerate(files):
         signal, _ = load_audio(path, sample_rate=sample_rate, allow_silent=True)
         if is_silent(signal) or len(signal) < min_seconds * sample_rate:
             continue

@@ -182,12 +182,12 @@ def assign_splits(indexed: Sequence[tuple[str, AudioItem]], config: SpeakerDataC
 def load_clips(indexed: Sequence[tuple[str, AudioItem]], sample_rate: int, trim_db: float,
                progress: bool = True, desc: str = "loading") -> SpeakerClips:
     """Decode, resample and trim every file; files that are silent or unreadable are skipped."""
-    from tqdm.auto import tqdm
+    from dlsp.progress import progress_bar
 
     speakers = sorted({key for key, _ in indexed})
     index = {key: i for i, key in enumerate(speakers)}
     audio, labels, paths = [], [], []
-    for key, item in tqdm(indexed, desc=desc, unit="file", disable=not progress, leave=False):
+    for key, item in progress_bar(indexed, desc=desc, unit="file", disable=not progress, leave=False):
         try:
             clip = load_speech(item.path, sample_rate, min_seconds=0.0)
         except DlspError:

@@ -80,9 +80,10 @@ class SpeakerEmbedder:
 
     def embed_files(self, paths: Sequence[str | os.PathLike[str]], progress: bool = False) -> np.ndarray:
         """Embeddings `(N, dim)` of audio files, in order. Any bad file stops with its name."""
-        from tqdm.auto import tqdm
+        from dlsp.progress import progress_bar
 
-        clips = [self.load(p) for p in tqdm(paths, desc="loading", unit="file", disable=not progress, leave=False)]
+        files = progress_bar(paths, desc="loading", unit="file", disable=not progress, leave=False)
+        clips = [self.load(p) for p in files]
         return self.embed_prepared(clips)
 
 

@@ -230,10 +230,10 @@ def select_items(indexed: Sequence[tuple[str, object]], split: str = "all", spea
 
 def embed_items(embedder, chosen: Sequence[tuple[str, object]], progress: bool = True) -> EmbeddedSet:
     """Embed the chosen recordings with a `SpeakerEmbedder`, skipping (and listing) refused files."""
-    from tqdm.auto import tqdm
+    from dlsp.progress import progress_bar
 
     clips, speakers, paths, skipped = [], [], [], []
-    for key, item in tqdm(chosen, desc="embedding", unit="file", disable=not progress, leave=False):
+    for key, item in progress_bar(chosen, desc="embedding", unit="file", disable=not progress, leave=False):
         try:
             clips.append(embedder.load(item.path))
         except DlspError as exc:

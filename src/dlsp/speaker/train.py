@@ -279,7 +279,8 @@ def _start_run_folder(out: Path, config: SpeakerTrainConfig, data: SpeakerData) 
 def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig, scoring: dict[str, Any]) -> None:
     best = result.history[result.best_epoch] if result.history else {}
     write_json(out / "results.json", {
-        "best_epoch": result.best_epoch, "epochs": len(result.history), "stopped": result.stopped,
+        # Counted from 1, as every task's results.json and printout (metrics.jsonl's epoch is the 0-based index).
+        "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
         "val_eer": best.get("val_eer"), "val_threshold": best.get("val_threshold"),
         **{k: v for k, v in best.items() if k.startswith("val_eer_")}, **scoring,
         "objective": config.train.objective, "model": config.model.name, "seconds": result.seconds,
@@ -290,13 +291,14 @@ def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig, scorin
 
 def training_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]], title: str = "") -> Path:
     """Training loss and validation EER against epochs, side by side."""
-    from dlsp.report.plots import _figure, _save
+    from dlsp.report.plots import _figure, _save, curve_marker
 
     plt, fig, axes = _figure(1, 2, (10, 3.5))
     epochs = [h["epoch"] + 1 for h in history]
-    axes[0, 0].plot(epochs, [h["train_loss"] for h in history])
+    marker = curve_marker(len(epochs))  # a one-epoch run still shows its point
+    axes[0, 0].plot(epochs, [h["train_loss"] for h in history], marker=marker)
     axes[0, 0].set_ylabel("training loss")
-    axes[0, 1].plot(epochs, [100 * h["val_eer"] for h in history], color="tab:red")
+    axes[0, 1].plot(epochs, [100 * h["val_eer"] for h in history], color="tab:red", marker=marker)
     axes[0, 1].set_ylabel("validation EER (%)")
     for ax in axes[0]:
         ax.set_xlabel("epoch")
