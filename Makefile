@@ -34,7 +34,8 @@ bench: $(BIN)/dlsp
 
 # Retrain the default denoiser shipped in src/dlsp/pretrained/: stages 1-3 on FSDD + Arabic Speech Commands
 # (recipes/denoise_default.yaml, _finetune, _augment), then stage 4 on wideband speech from many more voices and
-# noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml).
+# noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), and stage 5
+# with babble noise (recipes/denoise_default_babble.yaml).
 SHARED := ../shared/data
 OLD_CLEAN := $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands
 OLD_NOISE := $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background
@@ -49,7 +50,9 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --cache runs/cache --out runs/denoise_default_augment
 	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_wideband.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_wideband
-	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_wideband/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml and recipes/denoise_default_wideband.yaml')"
+	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_babble.yaml --clean $(WIDE_CLEAN) \
+	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_babble
+	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_babble/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml and recipes/denoise_default_babble.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet): recipes/denoise_unet_bundled.yaml on FSDD + Arabic,
 # then recipes/denoise_unet_wideband.yaml on the wideband data of stage 4 above.

@@ -118,9 +118,10 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
 MAX_DEFAULT_BYTES = 5 * 1024 * 1024
 DEFAULT_PROVENANCE = (
     "Trained by recipes/denoise_default.yaml on ../shared/data: speech from the Free Spoken Digit Dataset "
-    "(CC BY-SA 4.0) and Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021); noise from "
-    "Timgrau/Projektarbeit-1 household/street clips (CC0) and the Speech Commands background noises "
-    "(CC BY 4.0, Warden 2018)."
+    "(CC BY-SA 4.0), Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021) and speechocean762 (Zhang et al. "
+    "2021; Apache 2.0); noise from Timgrau/Projektarbeit-1 household/street clips (CC0), the Speech Commands "
+    "background noises (CC BY 4.0, Warden 2018) and moodist's ambient recordings (Pixabay Content License / CC0). "
+    "Never trained on: the cross-corpus benchmark's speakers and noise kinds (dlsp.data.holdout, @crosscorpus)."
 )
 
 
