@@ -1,131 +1,126 @@
-"""Speaker verification benchmark: dlsp encoders vs a classical mean-MFCC baseline on unseen speakers.
+"""Speaker verification benchmark (issue 22): dlsp encoders, a pretrained peer and a classical baseline on the
+held-out speakers of three corpora, scored as `dlsp speaker verify` scores them.
 
-Two test sets from ../shared/data, neither seen in training by the models the recipes make:
-- Arabic Speech Commands, its 6 validation speakers (80 one-second clips each). The recipes train on the 18
-  training speakers; these 6 also pick the best epoch and the threshold, so this set is unseen in training but
-  not in model selection.
-- FSDD, nicolas and theo (500 clips each, 8 kHz upsampled to 16 kHz; clips under 0.3 s are refused by every
-  system alike), held out of training and of model selection entirely.
+Test corpora (../shared/data), the fixed hold-out sets of `dlsp.data.holdout`:
+- speechocean762, SPEECHOCEAN_HELD_OUT: 16 speakers (4 boys, 4 girls, 4 men, 4 women), 10 read sentences each,
+  2-8 s, wideband.
+- Arabic Speech Commands, ARABIC_HELD_OUT: its 6 validation speakers, 80 one-second keywords each.
+- FSDD, FSDD_HELD_OUT: nicolas and theo, 500 spoken digits each, 8 kHz upsampled to 16 kHz.
+None of these speakers is trained on by the recipes, but they are not all unseen in model selection: the
+default recipe picks its epoch and cosine threshold on the 6 Arabic speakers, and the wideband recipe
+(`data.val_speakers: [@speechocean762, @arabic, @fsdd]`) picks its epoch and sets its threshold on all three
+sets. Rates at the shipped threshold are then rates on the speakers that set it, not a blind test.
 
-Trials: every same-speaker pair and up to --max-nontarget sampled different-speaker pairs; the same trials and
-the same decoded, silence-trimmed clips for every system in one run. With --enroll N (default 3) also
-enrolled-speaker trials, as `dlsp speaker enroll`/`verify` make them: a model averaging N recordings of a speaker
-against every recording not used to enroll it. Systems: each dlsp model (cosine of its embeddings; a model
-with test-time speed views also without them, "one view") and the baseline (cosine of per-utterance mean
-MFCCs c1-c19, 20 coefficients, 25 ms / 10 ms frames, c0 dropped because it only measures loudness).
-Throughput: utterances per second embedding one clip at a time on one thread (1 s Arabic clips, after
-decoding). Also, per set and system, the speaker pair whose trials are accepted most often (and the EER without
-it), and each speaker's median F0. Prints markdown tables; --json writes everything.
+Clips: decoded once at 16 kHz; clips the decoder check refuses (under 0.3 s, or silence) are refused for every
+system alike, as verify would refuse them. A dlsp model then prepares each clip exactly as `dlsp speaker
+verify` prepares a file (`SpeakerEmbedder.voice`: silence trimming at the model's trim_db and the "no voice"
+check for steady sounds), and embeds it with `embed_prepared` (windows of the model's window length for long
+recordings). A clip any dlsp model refuses is counted per model and left out of every system's trials, so all
+systems score the same trials. Resemblyzer and the baseline trim silence their own way (as before).
 
-    .venv/bin/python benchmarks/speaker.py                      # shipped model + runs/speaker_*/best.pt
-    .venv/bin/python benchmarks/speaker.py --model am=runs/speaker_default/best.pt --model bce=runs/speaker_bce/best.pt
+Scores: a dlsp model scores with the scoring its model file stores (`SpeakerModel.scorer`): AS-norm against its
+cohort when the file has one, else raw cosine (files written before issue 22, and a `best.pt` of a training
+that has not finished, which only gets its cohort and AS-norm threshold at the end). For an AS-norm model the
+raw-cosine EER is printed too. Resemblyzer and the baseline score by cosine.
+
+Trials:
+- 1 vs 1: every same-speaker pair and up to --max-nontarget sampled different-speaker pairs.
+- enrolled 3: as `dlsp speaker enroll` + `verify`: a speaker model is the normalised mean of 3 random unit
+  embeddings of one speaker (20 models per speaker), scored against every recording not used to enroll it.
+- probe duration: the enrolled-3 models (whole recordings) against probes cut to 0.5, 1, 2 and 5 s: the
+  stretch of that length of a recording centred on its speech, embedded as verify embeds a file of that length
+  (trimmed again, checked); a recording shorter than the cut (by more than 10 ms) gives no probe, and a corpus
+  with fewer than 5 recordings that long says n/a; under 30 the count is shown (speechocean762 has 8 of 5 s).
+Metrics: EER, minDCF (p_target 0.01); for dlsp models the false-accept and false-reject rates at the shipped
+threshold (the one verify uses without --threshold or a database calibration: the AS-norm threshold when the
+file stores scoring, else its cosine threshold). Throughput: utterances per second embedding 1 s Arabic clips
+one at a time on one thread through the verify path (prepare + embed; after decoding; warmed up). Size: the
+model file.
+
+Prints markdown tables (rows: systems, columns: corpora, targets in the headers) and PASS/FAIL of issue 22's
+targets for each dlsp model; --json writes everything.
+
+    .venv/bin/python benchmarks/speaker.py                                  # shipped default model
+    .venv/bin/python benchmarks/speaker.py --model wideband=runs/speaker_wideband/best.pt
+    .venv/bin/python benchmarks/speaker.py --max-per-speaker 6 --skip-peer   # quick smoke run
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy and torch start their thread pools
+
+import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-FSDD_HELD_OUT = ("nicolas", "theo")
 SAMPLE_RATE = 16000
+N_ENROLL = 3
+MODELS_PER_SPEAKER = 20
+DURATIONS = (0.5, 1.0, 2.0, 5.0)
+CUT_TOLERANCE = 0.010  # seconds a recording may fall short of a cut length and still give that probe
+MIN_PROBES, FEW_PROBES = 5, 30  # below MIN_PROBES probe recordings a duration's EER is n/a; below FEW, flagged
+# Issue 22's targets.
+EER_1V1_SPEECHOCEAN = 0.03
+EER_ENROLLED_SPEECHOCEAN = 0.02
+MAX_FAR, MAX_FRR = 0.05, 0.10
+MIN_THROUGHPUT = 100.0
+MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class Corpus:
+    """Decoded clips of one test corpus with their speakers; `refused` lists clips the decoder check refused."""
+
+    label: str
+    short: str
+    clips: list[np.ndarray]
+    speakers: list[str]
+    paths: list[str]
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="shared data folder (default: ../shared/data)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="dlsp speaker models (default: the shipped model and RUNS/speaker_*/best.pt)")
-    parser.add_argument("--runs", default=str(ROOT / "runs"))
+                        help="a dlsp speaker model file to benchmark beside the shipped default (repeatable)")
+    parser.add_argument("--no-default", dest="default", action="store_false",
+                        help="leave out the shipped default model")
+    parser.add_argument("--skip-peer", action="store_true", help="leave out Resemblyzer")
+    parser.add_argument("--max-per-speaker", type=int, default=None,
+                        help="at most this many clips per test speaker (quick runs; default: all)")
     parser.add_argument("--max-nontarget", type=int, default=100_000)
-    parser.add_argument("--boot", type=int, default=200, help="bootstrap resamples for the 95%% intervals")
+    parser.add_argument("--boot", type=int, default=100,
+                        help="bootstrap resamples for the 95%% intervals of the main EERs (0: none)")
     parser.add_argument("--throughput-clips", type=int, default=200)
-    parser.add_argument("--enroll", type=int, default=3,
-                        help="also score enrolled-speaker trials: models averaging this many recordings (0: off)")
-    parser.add_argument("--no-pitch", dest="pitch", action="store_false",
-                        help="skip the table of each speaker's median F0")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
     from _shared import data_folder  # benchmarks/_shared.py, beside this script
 
     data = data_folder(args.data)
-    systems = []
-    for name, path in dlsp_models(args.model, Path(args.runs)):
-        system = DlspSystem(path)
-        systems.append((name, system))
-        if len(system.embedder.model.test_speeds) > 1:  # the same weights without test-time speed views
-            systems.append((f"{name}, one view", DlspSystem(path, one_view=True)))
-    training = baseline_training_clips(data)
-    systems.append(("mean MFCC + cosine (baseline)", MfccBaseline(training)))
-    try:
-        systems.append(("Resemblyzer 0.1.4 (pretrained, peer)", ResemblyzerPeer()))
-    except ImportError:
-        print("Resemblyzer is not installed (make bench installs it): its rows are left out", file=sys.stderr)
-    sets = {
-        "Arabic SC, 6 validation speakers": load_set(data / "speech" / "arabic_commands", "val", ()),
-        "FSDD, 2 held-out speakers": load_set(data / "speech" / "fsdd", "all", FSDD_HELD_OUT),
-    }
-    from dlsp.speaker.evaluate import build_trials, enrollment_scores, score_trials, summarize_scores
-
-    results: dict = {"sets": {}, "throughput": {}}
-    rows, pair_rows = [], []
-    for set_name, (clips, speakers, refused) in sets.items():
-        trials = build_trials(speakers, args.max_nontarget, seed=0)
-        results["sets"][set_name] = {"n_clips": len(clips), "n_refused": refused, "systems": {}}
-        for name, system in systems:
-            print(f"{set_name}: {name} ...", file=sys.stderr)
-            embeddings = system.embed(clips)
-            scores = score_trials(embeddings, trials)
-            summary = summarize_scores(scores, trials.target, args.boot)
-            summary["worst_pair"] = worst_pair(scores, trials, speakers, summary["eer_threshold"])
-            results["sets"][set_name]["systems"][name] = summary
-            rows.append((set_name, "1 vs 1", name, *_figures(summary)))
-            pair = summary["worst_pair"]
-            pair_rows.append((set_name, name, " ~ ".join(s.rsplit("/", 1)[-1] for s in pair["speakers"]),
-                              f"{100 * pair['false_accept']:.1f}",
-                              "-" if pair["eer_without"] is None else f"{100 * pair['eer_without']:.2f}"))
-            if args.enroll:
-                enrolled = summarize_scores(*enrollment_scores(embeddings, speakers, args.enroll), args.boot)
-                results["sets"][set_name]["systems"][f"{name}, enrolled {args.enroll}"] = enrolled
-                rows.append((set_name, f"enrolled {args.enroll} vs 1", name, *_figures(enrolled)))
-    arabic = sets["Arabic SC, 6 validation speakers"][0][: args.throughput_clips]
-    for name, system in systems:
-        results["throughput"][name] = system.throughput(arabic)
-    from dlsp.report.tables import format_table
-
-    print(format_table(("test set", "trials", "system", "EER %", "95% CI", "minDCF (0.01)", "target", "non-target"),
-                       rows, markdown=True))
-    if args.enroll:
-        print(f"\nenrolled {args.enroll} vs 1: a speaker model averages {args.enroll} random recordings (as dlsp "
-              "speaker enroll does), scored against every recording not used to enroll it; 20 models per speaker.")
-    print("\nWhere the false accepts come from (1 vs 1, each system at its own EER threshold): the speaker pair "
-          "accepted most often, and the EER with that pair's trials left out (a diagnosis, not a result; '-': "
-          "the set has one pair).\n")
-    print(format_table(("test set", "system", "most confused pair", "its trials accepted %", "EER % without it"),
-                       pair_rows, markdown=True))
-    if args.pitch:
-        pitch = {label: speaker_pitch(data, *where) for label, where in PITCH_SETS.items()}
-        results["median_f0_hz"] = pitch
-        print("\nMedian F0 of each speaker (pYIN, voiced frames of the first 10 clips; Hz):\n")
-        print(format_table(("speakers", "median F0 per speaker"),
-                           [(label, ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.0f}" for k, v in sorted(
-                               values.items(), key=lambda kv: kv[1]))) for label, values in pitch.items()],
-                           markdown=True))
-    print()
-    print(format_table(("system", "utterances/s (1 thread, 1 s clips)"),
-                       [(name, f"{ups:.1f}") for name, ups in results["throughput"].items()], markdown=True))
-    for set_name, (clips, _, refused) in sets.items():
-        print(f"\n{set_name}: {len(clips)} clips" + (f" ({refused} refused: shorter than 0.3 s)" if refused else ""))
+    started = time.perf_counter()
+    systems = build_systems(args, data)
+    corpora = load_corpora(data, args.max_per_speaker)
+    results: dict = {"corpora": {}, "systems": {s.name: s.describe() for s in systems}}
+    for corpus in corpora:
+        print(f"{corpus.label}: {len(corpus.clips)} clips ...", file=sys.stderr)
+        results["corpora"][corpus.short] = evaluate_corpus(corpus, systems, args)
+    arabic = next(c for c in corpora if c.short == "arabic")
+    throughput_clips = [c for c in arabic.clips if c.size >= SAMPLE_RATE - CUT_TOLERANCE * SAMPLE_RATE]
+    for system in systems:
+        print(f"throughput: {system.name} ...", file=sys.stderr)
+        results["systems"][system.name]["throughput"] = system.throughput(throughput_clips[: args.throughput_clips])
+    print(report(results, systems, corpora))
+    print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     if args.json:
         from dlsp.fileio import write_json
 
@@ -133,138 +128,178 @@ def main() -> int:
     return 0
 
 
-def _figures(summary: dict) -> tuple:
-    return (f"{100 * summary['eer']:.2f}", f"{100 * summary['eer_ci'][0]:.1f}-{100 * summary['eer_ci'][1]:.1f}",
-            f"{summary['min_dcf']:.3f}", summary["n_target"], summary["n_nontarget"])
+# ---------------------------------------------------------------------------------------------------- data
 
 
-def dlsp_models(explicit: list[str], runs: Path) -> list[tuple[str, Path]]:
-    """NAME=PATH pairs, or the shipped model and every runs/speaker_*/best.pt (runs holding the shipped weights,
-    such as the run it was published from, are named after the shipped model instead of appearing twice)."""
-    if explicit:
-        return [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in explicit]
-    from dlsp.errors import DlspError
-    from dlsp.speaker.model_file import default_model_path, load_speaker_model
-
-    found, shipped_id = [], None
-    with contextlib.suppress(DlspError):  # no shipped model yet
-        shipped = default_model_path()
-        shipped_id = load_speaker_model(shipped).model_id
-        found.append(("dlsp default (shipped)", shipped))
-    for best in sorted(runs.glob("speaker_*/best.pt")):
-        loaded = load_speaker_model(best)
-        if loaded.model_id == shipped_id:
-            found[0] = (f"dlsp default (shipped = {best.parent.name})", shipped)
-            continue
-        args = loaded.config.get("model", {}).get("args", {})
-        objective = loaded.config.get("train", {}).get("objective", "?")
-        found.append((f"dlsp {best.parent.name} ({objective}, {args.get('features', '?')})", best))
-    return found
+CORPORA = (  # (column label, short name, folder, held-out speakers (attribute of dlsp.data.holdout))
+    ("speechocean762 (16 spk)", "speechocean762", "speechocean762", "SPEECHOCEAN_HELD_OUT"),
+    ("Arabic SC (6 spk)", "arabic", "arabic_commands", "ARABIC_HELD_OUT"),
+    ("FSDD (nicolas, theo)", "fsdd", "fsdd", "FSDD_HELD_OUT"),
+)
 
 
-def baseline_training_clips(data: Path, per_speaker: int = 20) -> list[np.ndarray]:
-    """Clips of the recipes' training speakers (Arabic training speakers, FSDD george/jackson/lucas) for the
-    baseline's normalisation statistics."""
-    arabic = load_set(data / "speech" / "arabic_commands", "train", (), per_speaker)[0]
-    fsdd = load_set(data / "speech" / "fsdd", "all", ("george", "jackson", "lucas"), per_speaker)[0]
-    return arabic + fsdd
+def load_corpora(data: Path, max_per_speaker: int | None) -> list[Corpus]:
+    from dlsp.data import holdout
+
+    return [load_corpus(data / "speech" / folder, getattr(holdout, attr), label, short, max_per_speaker)
+            for label, short, folder, attr in CORPORA]
 
 
-def load_set(root: Path, split: str, speakers: tuple[str, ...], per_speaker: int | None = None
-             ) -> tuple[list[np.ndarray], list[str], int]:
-    """Decoded clips at 16 kHz (not trimmed), their speakers, and how many files were refused."""
+def load_corpus(root: Path, speakers: tuple[str, ...], label: str, short: str,
+                max_per_speaker: int | None = None) -> Corpus:
+    """The named speakers' recordings decoded at 16 kHz (untrimmed) as verify decodes them (`load_speech`:
+    refused when under 0.3 s or silent)."""
     from dlsp.errors import DlspError
     from dlsp.speaker.audio import load_speech
     from dlsp.speaker.data import index_speakers
     from dlsp.speaker.evaluate import select_items
 
-    chosen = select_items(index_speakers([root]), split, speakers, per_speaker)
-    clips, labels, refused = [], [], 0
-    for key, item in chosen:
+    corpus = Corpus(label, short, [], [], [])
+    for key, item in select_items(index_speakers([root]), "all", speakers, max_per_speaker):
+        try:
+            corpus.clips.append(load_speech(item.path, SAMPLE_RATE))
+        except DlspError as exc:
+            corpus.refused.append((str(item.path), exc.problem))
+            continue
+        corpus.speakers.append(key)
+        corpus.paths.append(str(item.path))
+    return corpus
+
+
+def baseline_training_clips(data: Path) -> list[np.ndarray]:
+    """Clips of training speakers only (Arabic training speakers and FSDD george/jackson/lucas, 20 each;
+    speechocean762 outside its held-out group, 2 each) for the baseline's normalisation statistics."""
+    from dlsp.data.holdout import SPEECHOCEAN_HELD_OUT
+    from dlsp.errors import DlspError
+    from dlsp.speaker.audio import load_speech
+    from dlsp.speaker.data import index_speakers
+    from dlsp.speaker.evaluate import select_items
+
+    speech = data / "speech"
+    chosen = select_items(index_speakers([speech / "arabic_commands"]), "train", (), 20)
+    chosen += select_items(index_speakers([speech / "fsdd"]), "all", ("george", "jackson", "lucas"), 20)
+    ocean = [(k, i) for k, i in index_speakers([speech / "speechocean762"])
+             if k.split("/", 1)[1] not in SPEECHOCEAN_HELD_OUT]
+    chosen += select_items(ocean, "all", (), 2)
+    clips = []
+    for _, item in chosen:
         try:
             clips.append(load_speech(item.path, SAMPLE_RATE))
-        except DlspError:
-            refused += 1
+        except DlspError:  # a refused training clip just does not count
             continue
-        labels.append(key)
-    return clips, labels, refused
+    return clips
 
 
-def worst_pair(scores: np.ndarray, trials, speakers: list[str], threshold: float) -> dict:
-    """The speaker pair whose non-target trials are accepted most often at `threshold`, and the EER of the
-    remaining trials."""
-    from dlsp.metrics.verification import eer
-    from dlsp.speaker.evaluate import error_breakdown
+def cut_probe(clip: np.ndarray, seconds: float) -> np.ndarray | None:
+    """The `seconds`-long stretch of `clip` centred on its speech (40 dB trimmed span), or None when the clip is
+    shorter than that by more than `CUT_TOLERANCE`."""
+    from dlsp.speaker.audio import speech_bounds
 
-    pair = error_breakdown(scores, trials, speakers, threshold, top=1)["confused_pairs"][0]
-    labels = np.asarray(speakers)
-    first, second = labels[trials.first], labels[trials.second]
-    inside = np.isin(first, pair["speakers"]) & np.isin(second, pair["speakers"]) & (first != second)
-    rest = trials.target[~inside]
-    without = eer(scores[~inside], rest)[0] if 0 < rest.sum() < rest.size else None  # None: only one pair
-    return {**pair, "eer_without": without}
+    n = round(seconds * SAMPLE_RATE)
+    if clip.size < n - round(CUT_TOLERANCE * SAMPLE_RATE):
+        return None
+    start, stop = speech_bounds(clip, SAMPLE_RATE)
+    begin = int(np.clip((start + stop) // 2 - n // 2, 0, max(0, clip.size - n)))
+    return clip[begin:begin + n]
 
 
-PITCH_SETS = {
-    "Arabic SC, 6 validation (test) speakers": ("arabic_commands", "val"),
-    "Arabic SC, 18 training speakers": ("arabic_commands", "train"),
-    "FSDD, 3 training + 2 test speakers": ("fsdd", "all"),
-}
+# ------------------------------------------------------------------------------------------------- systems
 
 
-def speaker_pitch(data: Path, folder: str, split: str, clips: int = 10) -> dict[str, float]:
-    """Median F0 (Hz) of each speaker's voiced frames over their first `clips` clips (pYIN, 60-400 Hz), to see
-    whether the pairs confused share a voice range and how many such voices the training speakers have."""
-    import librosa
-
-    loaded, labels, _ = load_set(data / "speech" / folder, split, (), clips)
-    f0s: dict[str, list[np.ndarray]] = {}
-    for clip, label in zip(loaded, labels, strict=True):
-        f0, voiced, _ = librosa.pyin(clip, fmin=60, fmax=400, sr=SAMPLE_RATE, frame_length=1024)
-        f0s.setdefault(label, []).append(f0[voiced])
-    return {label: float(np.median(np.concatenate(values))) for label, values in f0s.items()}
-
-
-def clips_per_second(embed_one, clips: list[np.ndarray]) -> float:
-    """Throughput of embedding the clips one at a time (after one untimed call, so that one-off set-up such as
-    allocating buffers is not charged to whichever system happens to be timed first)."""
-    embed_one(clips[0])
+def clips_per_second(embed_one, clips: list[np.ndarray], warmup: int = 5) -> float:
+    """Utterances per second embedding the clips one at a time, after `warmup` untimed calls (one-off set-up
+    such as allocating buffers is not charged to whichever system happens to be timed first)."""
+    for clip in clips[:warmup]:
+        embed_one(clip)
     start = time.perf_counter()
     for clip in clips:
         embed_one(clip)
     return len(clips) / (time.perf_counter() - start)
 
 
-class DlspSystem:
-    def __init__(self, path: Path, one_view: bool = False) -> None:
+class System:
+    """A verification system: how it prepares a clip (may refuse with `DlspError`), embeds prepared clips,
+    and scores (`scorer`); dlsp models also have the threshold verify uses."""
+
+    name: str
+    kind: str  # "dlsp", "peer" or "baseline"
+    scorer = None  # dlsp.speaker.scoring.Scorer
+    threshold: float | None = None
+    size_bytes: int | None = None
+
+    def prepare(self, clip: np.ndarray, path: str | None = None) -> np.ndarray:
+        return clip
+
+    def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def throughput(self, clips: list[np.ndarray]) -> float:
+        return clips_per_second(lambda clip: self.embed([self.prepare(clip)]), clips)
+
+    @property
+    def uses_asnorm(self) -> bool:
+        return self.scorer.kind == "asnorm"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "score": self.scorer.kind, "threshold": self.threshold,
+                "size_bytes": self.size_bytes}
+
+
+class DlspSystem(System):
+    """A dlsp model file, used as `dlsp speaker verify` uses it."""
+
+    kind = "dlsp"
+
+    def __init__(self, name: str, path: Path) -> None:
         from dlsp.speaker.embed import SpeakerEmbedder
         from dlsp.speaker.model_file import load_speaker_model
 
-        loaded = load_speaker_model(path)
-        if one_view:
-            loaded.model = loaded.model.with_test_speeds([1.0])
-        self.embedder = SpeakerEmbedder(loaded, device="cpu")
+        self.name, self.path = name, Path(path)
+        self.loaded = load_speaker_model(self.path)
+        self.embedder = SpeakerEmbedder(self.loaded, device="cpu")
         if self.embedder.sample_rate != SAMPLE_RATE:
             raise SystemExit(f"{path}: benchmark clips are {SAMPLE_RATE} Hz, model wants {self.embedder.sample_rate}")
+        self.scorer = self.loaded.scorer
+        self.threshold = float(self.scorer.threshold)
+        self.size_bytes = self.path.stat().st_size
 
-    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        return self.embedder.embed_prepared([self.embedder.trim(c) for c in clips])
+    def prepare(self, clip: np.ndarray, path: str | None = None) -> np.ndarray:
+        # What verify does to a decoded file: the decoder's checks (again: harmless for whole clips, needed for
+        # cut probes), silence trimming and the "no voice" check.
+        return self.embedder.prepare(clip, SAMPLE_RATE, path)
 
-    def throughput(self, clips: list[np.ndarray]) -> float:
-        return clips_per_second(lambda clip: self.embedder.embed_prepared([self.embedder.trim(clip)]), clips)
+    def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
+        return self.embedder.embed_prepared(prepared)
+
+    def describe(self) -> dict:
+        table = self.scorer.table
+        return {**super().describe(), "path": str(self.path), "model_id": self.loaded.model_id,
+                "cosine_threshold": self.loaded.threshold, "val_eer": self.loaded.val_eer,
+                "cohort_size": None if self.scorer.cohort is None else int(self.scorer.cohort.shape[0]),
+                "top_k": self.scorer.top_k if self.uses_asnorm else None,
+                "validation_far_at_threshold": None if table is None else table.far_at(self.threshold),
+                "validation_frr_at_threshold": None if table is None else table.frr_at(self.threshold),
+                "window_seconds": self.loaded.window_seconds, "hop_seconds": self.loaded.hop_seconds}
 
 
-class MfccBaseline:
-    """Per-utterance mean of MFCCs c1-c19 of the silence-trimmed clip, standardised with the mean and deviation
-    of training-speaker clips (without centring, every cosine is near 1: all mean MFCC vectors share a large
-    common part)."""
+class MfccBaseline(System):
+    """Per-utterance mean of MFCCs c1-c19 of the silence-trimmed clip (25 ms / 10 ms frames, 40 mel bands; c0
+    dropped: it only measures loudness), standardised with the mean and deviation over training-speaker clips
+    (without centring every cosine is near 1: all mean MFCC vectors share a large common part), scored by
+    cosine."""
+
+    kind = "baseline"
+    name = "mean MFCC + cosine (baseline)"
 
     def __init__(self, training_clips: list[np.ndarray]) -> None:
+        from dlsp.speaker.scoring import Scorer
+
+        self.scorer = Scorer("cosine", 0.0)
         vectors = np.stack([self._vector(c) for c in training_clips])
         self.mean, self.std = vectors.mean(axis=0), vectors.std(axis=0) + 1e-8
 
-    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        return (np.stack([self._vector(c) for c in clips]) - self.mean) / self.std
+    def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
+        return (np.stack([self._vector(c) for c in prepared]) - self.mean) / self.std
 
     def _vector(self, clip: np.ndarray) -> np.ndarray:
         from dlsp.audio.features import mfcc
@@ -274,31 +309,395 @@ class MfccBaseline:
                             n_mels=40)
         return coefficients[1:].mean(dim=-1).numpy()
 
-    def throughput(self, clips: list[np.ndarray]) -> float:
-        return clips_per_second(self._vector, clips)
 
-
-class ResemblyzerPeer:
+class ResemblyzerPeer(System):
     """Resemblyzer's pretrained d-vector encoder (GE2E, 3-layer LSTM on 40 mel bands; trained by its authors on
     LibriSpeech and VoxCeleb 1 and 2, some 8,000 speakers, so not on this data), through its own
-    `VoiceEncoder.embed_utterance`, on the same silence-trimmed clips. Its `preprocess_wav` volume normalisation
-    is left out on purpose: it made every EER worse here (Arabic 9.3 -> 12.1 %, FSDD 12.6 -> 29.4 %)."""
+    `VoiceEncoder.embed_utterance`, on the silence-trimmed clips, scored by cosine. Its `preprocess_wav` volume
+    normalisation is left out on purpose: it made every EER worse here (Arabic 9.3 -> 12.1 %, FSDD 12.6 ->
+    29.4 %)."""
+
+    kind = "peer"
+    name = "Resemblyzer 0.1.4 (pretrained, peer)"
 
     def __init__(self) -> None:
+        import resemblyzer
         from resemblyzer import VoiceEncoder
 
+        from dlsp.speaker.scoring import Scorer
+
         self.encoder = VoiceEncoder("cpu", verbose=False)
+        self.scorer = Scorer("cosine", 0.0)
+        weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
+        self.size_bytes = weights.stat().st_size if weights.exists() else None
 
-    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        return np.stack([self._vector(c) for c in clips])
-
-    def _vector(self, clip: np.ndarray) -> np.ndarray:
+    def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
         from dlsp.speaker.audio import trim_silence
 
-        return self.encoder.embed_utterance(trim_silence(clip, SAMPLE_RATE).astype(np.float32))
+        return np.stack([self.encoder.embed_utterance(trim_silence(c, SAMPLE_RATE).astype(np.float32))
+                         for c in prepared])
 
-    def throughput(self, clips: list[np.ndarray]) -> float:
-        return clips_per_second(self._vector, clips)
+
+def build_systems(args: argparse.Namespace, data: Path) -> list[System]:
+    from dlsp.errors import DlspError
+    from dlsp.paths import PRETRAINED_DIR
+
+    systems: list[System] = []
+    if args.default:
+        shipped = PRETRAINED_DIR / "speaker.pt"
+        if shipped.exists():
+            systems.append(DlspSystem("dlsp default (shipped)", shipped))
+        else:
+            print(f"no shipped speaker model at {shipped}: its rows are left out", file=sys.stderr)
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser_error(f"--model wants NAME=PATH, got {item!r}")
+        try:
+            systems.append(DlspSystem(f"dlsp {name}", Path(path)))
+        except DlspError as exc:
+            parser_error(f"--model {item}: {exc}")
+    if not args.skip_peer:
+        try:
+            systems.append(ResemblyzerPeer())
+        except ImportError:
+            print("Resemblyzer is not installed (make bench installs it): its rows are left out", file=sys.stderr)
+    systems.append(MfccBaseline(baseline_training_clips(data)))
+    return systems
+
+
+def parser_error(message: str) -> None:
+    print(f"speaker.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def enrollment_plan(speakers: list[str], n_enroll: int = N_ENROLL, per_speaker: int = MODELS_PER_SPEAKER,
+                    seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """`(speaker, enrolled clip indices)` of every speaker model (the draws of
+    `dlsp.speaker.evaluate.enrollment_scores`); speakers with too few clips to leave a probe are skipped."""
+    labels = np.asarray(speakers)
+    rng = np.random.default_rng(seed)
+    plan = []
+    for speaker in np.unique(labels):
+        own = np.flatnonzero(labels == speaker)
+        if own.size <= n_enroll:
+            continue
+        for _ in range(per_speaker):
+            plan.append((str(speaker), rng.choice(own, n_enroll, replace=False)))
+    return plan
+
+
+def enrolled_scores(scorer, embeddings: np.ndarray, speakers: list[str], plan: list[tuple[str, np.ndarray]],
+                    probes: np.ndarray | None = None, probe_of: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`(scores, target)` of every speaker model of `plan` (the normalised mean of its enrolled unit
+    embeddings, as the enrolment database stores it) against every probe cut from a recording it did not
+    enroll. `probes` `(P, D)` and `probe_of` `(P,)` (the recording each probe comes from) default to the whole
+    recordings. Scored by `scorer.trial_scores`, i.e. as verify scores a probe against an enrolled person."""
+    from dlsp.speaker.scoring import unit
+
+    if probes is None:
+        probes, probe_of = embeddings, np.arange(len(speakers))
+    labels = np.asarray(speakers)
+    whole = unit(embeddings)
+    models = unit(np.stack([whole[enrolled].mean(axis=0) for _, enrolled in plan]))
+    rows = np.concatenate([models, unit(probes)])
+    first, second, target = [], [], []
+    for k, (speaker, enrolled) in enumerate(plan):
+        tested = np.flatnonzero(~np.isin(probe_of, enrolled))
+        first.append(np.full(tested.size, k))
+        second.append(len(plan) + tested)
+        target.append((labels[probe_of[tested]] == speaker).astype(np.int64))
+    first_a, second_a = np.concatenate(first), np.concatenate(second)
+    return scorer.trial_scores(rows, first_a, second_a), np.concatenate(target)
+
+
+def summary(scores: np.ndarray, target: np.ndarray, boot: int = 0) -> dict | None:
+    """EER, minDCF (p_target 0.01), counts and (with `boot`) 95% intervals; None without both kinds of trial."""
+    from dlsp.speaker.evaluate import summarize_scores
+
+    if target.size == 0 or target.all() or not target.any():
+        return None
+    return summarize_scores(scores, target, boot)
+
+
+def rates_at(scores: np.ndarray, target: np.ndarray, threshold: float) -> dict:
+    """False-accept and false-reject rates accepting score >= threshold."""
+    from dlsp.speaker.scoring import balanced_rates
+
+    far, frr = balanced_rates(scores, target, None, [threshold])
+    return {"far": float(far[0]), "frr": float(frr[0]), "n_target": int(target.sum()),
+            "n_nontarget": int(target.size - target.sum())}
+
+
+def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namespace) -> dict:
+    """Every system's results on one corpus (same clips, same trials)."""
+    from dlsp.errors import DlspError
+    from dlsp.speaker.evaluate import build_trials, error_breakdown
+    from dlsp.speaker.scoring import Scorer
+
+    cosine = Scorer("cosine", 0.0)
+    # Prepare every clip for every system; a clip any system refuses leaves every system's trials.
+    prepared, refused = {}, {}
+    keep = np.ones(len(corpus.clips), dtype=bool)
+    for system in systems:
+        prepared[system.name], refused[system.name] = [], []
+        for i, (clip, path) in enumerate(zip(corpus.clips, corpus.paths, strict=True)):
+            try:
+                prepared[system.name].append(system.prepare(clip, path))
+            except DlspError as exc:
+                prepared[system.name].append(None)
+                refused[system.name].append((path, exc.problem))
+                keep[i] = False
+    index = np.flatnonzero(keep)
+    speakers = [corpus.speakers[i] for i in index]
+    out: dict = {"label": corpus.label, "n_files": len(corpus.clips) + len(corpus.refused),
+                 "n_refused_decoding": len(corpus.refused), "refused_decoding_example": corpus.refused[:1],
+                 "n_clips": int(index.size), "n_speakers": len(set(speakers)),
+                 "refused_by_system": {k: len(v) for k, v in refused.items()},
+                 "refused_examples": {k: v[:2] for k, v in refused.items() if v}, "systems": {}, "probes": {}}
+    if len(set(speakers)) < 2:
+        print(f"{corpus.label}: fewer than two speakers left; skipped", file=sys.stderr)
+        return out
+    trials = build_trials(speakers, args.max_nontarget, seed=0)
+    plan = enrollment_plan(speakers)
+    # Probes cut to each duration, prepared by every system (a cut any system refuses is left out).
+    cuts: dict[float, tuple[np.ndarray, dict[str, list[np.ndarray]]]] = {}
+    for seconds in DURATIONS:
+        sources, per_system = [], {s.name: [] for s in systems}
+        for j, i in enumerate(index):
+            cut = cut_probe(corpus.clips[i], seconds)
+            if cut is None:
+                continue
+            try:
+                ready = {s.name: s.prepare(cut, corpus.paths[i]) for s in systems}
+            except DlspError:
+                continue
+            sources.append(j)
+            for name, clip in ready.items():
+                per_system[name].append(clip)
+        cuts[seconds] = (np.asarray(sources, dtype=np.int64), per_system)
+        out["probes"][str(seconds)] = len(sources)
+    for system in systems:
+        print(f"  {system.name} ...", file=sys.stderr)
+        embeddings = system.embed([prepared[system.name][i] for i in index])
+        result: dict = {}
+        scores = system.scorer.trial_scores(embeddings, trials.first, trials.second)
+        result["1v1"] = summary(scores, trials.target, args.boot)
+        if system.uses_asnorm:
+            result["1v1_cosine"] = summary(cosine.trial_scores(embeddings, trials.first, trials.second),
+                                           trials.target)
+        if system.threshold is not None:
+            result["1v1_at_threshold"] = rates_at(scores, trials.target, system.threshold)
+            result["1v1_errors"] = error_breakdown(scores, trials, speakers, system.threshold, top=1)
+        if plan:
+            enrolled, target = enrolled_scores(system.scorer, embeddings, speakers, plan)
+            result["enrolled"] = summary(enrolled, target, args.boot)
+            if system.uses_asnorm:
+                result["enrolled_cosine"] = summary(*enrolled_scores(cosine, embeddings, speakers, plan))
+            if system.threshold is not None:
+                result["enrolled_at_threshold"] = rates_at(enrolled, target, system.threshold)
+            for seconds, (sources, per_system) in cuts.items():
+                if sources.size == 0:
+                    result[f"probe_{seconds}"] = None
+                    continue
+                probes = system.embed(per_system[system.name])
+                result[f"probe_{seconds}"] = summary(*enrolled_scores(system.scorer, embeddings, speakers, plan,
+                                                                      probes, sources))
+        out["systems"][system.name] = result
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+
+
+def eer_cell(result: dict | None) -> str:
+    if result is None:
+        return "n/a"
+    ci = result.get("eer_ci")
+    return pct(result["eer"]) + (f" ({pct(ci[0], 1)}-{pct(ci[1], 1)})" if ci else "")
+
+
+def probe_cell(result: dict | None, n_probes: int) -> str:
+    if result is None or n_probes < MIN_PROBES:
+        return "n/a" if n_probes == 0 else f"n/a [n={n_probes}]"
+    return eer_cell(result) + (f" [n={n_probes}]" if n_probes < FEW_PROBES else "")
+
+
+def row_name(system: System) -> str:
+    """A system's row: dlsp models say which score they use (the others score by cosine)."""
+    if system.kind != "dlsp":
+        return system.name
+    return f"{system.name}: {'AS-norm' if system.uses_asnorm else 'cosine'}"
+
+
+def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
+    from dlsp.report.tables import format_table
+
+    shorts = [c.short for c in corpora if results["corpora"][c.short]["systems"]]
+    labels = [results["corpora"][s]["label"] for s in shorts]
+    get = {(s.name, c): results["corpora"][c]["systems"][s.name] for s in systems for c in shorts}
+    dlsp = [s for s in systems if s.kind == "dlsp"]
+    lines = ["Speaker verification on held-out speakers (issue 22). Scores: each dlsp model's own scoring "
+             "(AS-norm when its file has a cohort, else cosine); Resemblyzer and the baseline: cosine. "
+             "Percentages; 95% bootstrap intervals in brackets (trials resampled as if independent, so too "
+             "narrow).", "",
+             "Corpora (speakers never trained on): speechocean762 = SPEECHOCEAN_HELD_OUT, 16 speakers (4 boys, "
+             "4 girls, 4 men, 4 women) x 10 read sentences of 2-8 s; Arabic SC = the 6 validation speakers of "
+             "Arabic Speech Commands, 1 s keywords; FSDD = nicolas and theo, spoken digits at 8 kHz upsampled to "
+             "16 kHz. The default recipe selects its epoch and threshold on the Arabic speakers, the wideband "
+             "recipe on all three groups: rates at a shipped threshold are then measured on the speakers that "
+             "set it.", ""]
+    for s in systems:
+        info = results["systems"][s.name]
+        if s.kind == "dlsp":
+            how = (f"AS-norm against a cohort of {info['cohort_size']} training-speaker embeddings "
+                   f"(top {info['top_k']})" if s.uses_asnorm else "raw cosine (the model file stores no cohort)")
+            lines.append(f"- {s.name}: {s.path} ({info['size_bytes'] / 2**20:.2f} MB, model id {info['model_id']}), "
+                         f"scores by {how}; verify accepts score >= {s.threshold:.3f}; cosine threshold "
+                         f"{info['cosine_threshold']:.3f}; validation EER {pct(info['val_eer'])} %; windows "
+                         f"{info['window_seconds']:g} s every {info['hop_seconds']:g} s.")
+        else:
+            lines.append(f"- {s.name}: cosine.")
+    lines.append("")
+
+    def table(title: str, headers: list[str], rows: list[list]) -> None:
+        lines.extend([f"### {title}", "", format_table(headers, rows, markdown=True), ""])
+
+    def eer_rows(key: str) -> list[list]:
+        rows = []
+        for s in systems:
+            rows.append([row_name(s), *(eer_cell(get[s.name, c].get(key)) for c in shorts)])
+            if s.uses_asnorm:
+                rows.append([f"{s.name}: raw cosine", *(eer_cell(get[s.name, c].get(f"{key}_cosine"))
+                                                        for c in shorts)])
+        return rows
+
+    table("EER %, 1 vs 1 (targets: <= 3 % on speechocean762; <= Resemblyzer's on Arabic)",
+          ["system", *labels], eer_rows("1v1"))
+    table(f"EER %, enrolled {N_ENROLL} vs 1 (target: <= 2 % on speechocean762)", ["system", *labels],
+          eer_rows("enrolled"))
+    dcf_rows = []
+    for s in systems:
+        for suffix, name in (("", row_name(s)), *((("_cosine", f"{s.name}: raw cosine"),) if s.uses_asnorm
+                                                   else ())):
+            cells = []
+            for c in shorts:
+                for key in ("1v1", "enrolled"):
+                    r = get[s.name, c].get(key + suffix)
+                    cells.append("n/a" if r is None else f"{r['min_dcf']:.3f}")
+            dcf_rows.append([name, *cells])
+    table("minDCF (p_target 0.01), 1 vs 1 and enrolled 3", ["system", *(f"{lab}, {k}" for lab in labels
+                                                                       for k in ("1v1", "enr. 3"))], dcf_rows)
+    rate_rows = []
+    for s in dlsp:
+        info = results["systems"][s.name]
+        promised = info.get("validation_far_at_threshold")
+        cells = [f"{s.scorer.kind} >= {s.threshold:.3f}",
+                 "-" if promised is None else f"{pct(promised)} / {pct(info['validation_frr_at_threshold'])}"]
+        for c in shorts:
+            for key in ("1v1_at_threshold", "enrolled_at_threshold"):
+                r = get[s.name, c].get(key)
+                cells.append("n/a" if r is None else f"{pct(r['far'])} / {pct(r['frr'])}")
+        rate_rows.append([s.name, *cells])
+    table(f"FAR % / FRR % at the shipped threshold (target on every corpus: FAR <= {pct(MAX_FAR, 0)} %, "
+          f"FRR <= {pct(MAX_FRR, 0)} %)", ["system", "verify accepts", "validation table says",
+                                          *(f"{lab}, {k}" for lab in labels for k in ("1v1", "enr. 3"))],
+          rate_rows)
+    counts = "; ".join(f"{results['corpora'][c]['label']}: " + ", ".join(
+        f"{d:g} s {results['corpora'][c]['probes'][str(d)]}" for d in DURATIONS) for c in shorts)
+    table(f"EER % by probe duration, enrolled {N_ENROLL} (whole recordings) vs 1 probe cut to that length",
+          ["system", *(f"{lab}, {d:g} s" for lab in labels for d in DURATIONS)],
+          [[row_name(s), *(probe_cell(get[s.name, c].get(f"probe_{d}"), results["corpora"][c]["probes"][str(d)])
+                           for c in shorts for d in DURATIONS)] for s in systems])
+    lines.extend([f"Probe recordings per duration: {counts}. n/a: fewer than {MIN_PROBES} recordings that long; "
+                  f"[n=..]: fewer than {FEW_PROBES}, so the EER rests on a handful of probes.", ""])
+    speed_rows = []
+    for s in systems:
+        info = results["systems"][s.name]
+        size = info.get("size_bytes")
+        speed_rows.append([s.name, f"{info['throughput']:.1f}",
+                           "-" if size is None else f"{size / 2**20:.2f}"])
+    table(f"Speed and size (targets: >= {MIN_THROUGHPUT:.0f} utt/s, <= {MAX_BYTES / 2**20:.0f} MB)",
+          ["system", "utterances/s (1 thread, 1 s clips)", "model file MB"], speed_rows)
+    refusal_rows = [["decoder check (all systems: under 0.3 s or silence)",
+                     *(f"{results['corpora'][c]['n_refused_decoding']} / {results['corpora'][c]['n_files']}"
+                       for c in shorts)]]
+    refusal_rows += [[f"{s.name}: no voice", *(f"{results['corpora'][c]['refused_by_system'][s.name]}"
+                                                for c in shorts)] for s in dlsp]
+    refusal_rows.append(["clips scored (every system)", *(
+        f"{results['corpora'][c]['n_clips']} of {results['corpora'][c]['n_speakers']} speakers" for c in shorts)])
+    table("Refused clips (refused by any system: left out for all)", ["", *labels], refusal_rows)
+    diag_rows = []
+    for s in dlsp:
+        for c, lab in zip(shorts, labels, strict=True):
+            errors = get[s.name, c].get("1v1_errors")
+            if not errors:
+                continue
+            pair, missed = errors["confused_pairs"][0], errors["missed_speakers"][0]
+            diag_rows.append([s.name, lab, " ~ ".join(n.rsplit("/", 1)[-1] for n in pair["speakers"]),
+                              pct(pair["false_accept"], 1), missed["speaker"].rsplit("/", 1)[-1],
+                              pct(missed["false_reject"], 1)])
+    if diag_rows:
+        table("Where the errors at the shipped threshold come from (1 vs 1; a diagnosis, not a result)",
+              ["system", "corpus", "pair accepted most", "its trials accepted %", "speaker rejected most",
+               "its trials rejected %"], diag_rows)
+    trial_counts = "; ".join(
+        f"{results['corpora'][c]['label']}: 1v1 {r['n_target']} target / {r['n_nontarget']} non-target, "
+        f"enrolled {e['n_target']} / {e['n_nontarget']}"
+        for c in shorts if (r := get[systems[0].name, c]["1v1"]) and (e := get[systems[0].name, c]["enrolled"]))
+    lines.extend([f"Trials: {trial_counts}.", ""])
+    lines.extend(verdicts(results, dlsp, systems, shorts))
+    return "\n".join(lines)
+
+
+def verdicts(results: dict, dlsp: list[System], systems: list[System], shorts: list[str]) -> list[str]:
+    """PASS/FAIL of issue 22's targets for each dlsp model."""
+    corpora = results["corpora"]
+    peer = next((s for s in systems if s.kind == "peer"), None)
+
+    def eer_of(name: str, corpus: str, key: str) -> float | None:
+        if corpus not in shorts:
+            return None
+        r = corpora[corpus]["systems"][name].get(key)
+        return None if r is None else r["eer"]
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a " if ok is None else ("PASS" if ok else "FAIL")
+
+    lines = ["### Issue 22 targets", ""]
+    for s in dlsp:
+        checks = []
+        value = eer_of(s.name, "speechocean762", "1v1")
+        checks.append((None if value is None else value <= EER_1V1_SPEECHOCEAN,
+                       f"EER 1v1 speechocean762 {pct(value)} % <= 3 %"))
+        value, peer_value = eer_of(s.name, "arabic", "1v1"), None if peer is None else eer_of(peer.name,
+                                                                                              "arabic", "1v1")
+        checks.append((None if value is None or peer_value is None else value <= peer_value,
+                       f"EER 1v1 Arabic {pct(value)} % <= Resemblyzer's {pct(peer_value)} %"))
+        value = eer_of(s.name, "speechocean762", "enrolled")
+        checks.append((None if value is None else value <= EER_ENROLLED_SPEECHOCEAN,
+                       f"EER enrolled {N_ENROLL} speechocean762 {pct(value)} % <= 2 %"))
+        for c in shorts:
+            for key, tag in (("1v1_at_threshold", "1v1"), ("enrolled_at_threshold", f"enrolled {N_ENROLL}")):
+                r = corpora[c]["systems"][s.name].get(key)
+                ok = None if r is None else r["far"] <= MAX_FAR and r["frr"] <= MAX_FRR
+                checks.append((ok, f"at the shipped threshold, {corpora[c]['label']}, {tag}: FAR "
+                                   f"{pct(None if r is None else r['far'])} % <= 5 %, FRR "
+                                   f"{pct(None if r is None else r['frr'])} % <= 10 %"))
+        info = results["systems"][s.name]
+        checks.append((info["throughput"] >= MIN_THROUGHPUT, f"{info['throughput']:.0f} utt/s >= 100"))
+        checks.append((info["size_bytes"] <= MAX_BYTES, f"model file {info['size_bytes'] / 2**20:.2f} MB <= 10 MB"))
+        lines.append(f"{s.name} ({s.path}, scoring {s.scorer.kind}):")
+        lines.extend(f"  {verdict(ok)}  {text}" for ok, text in checks)
+    return lines
 
 
 if __name__ == "__main__":
