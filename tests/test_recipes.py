@@ -26,9 +26,10 @@ def test_there_are_recipes_for_the_studies():
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES[0].parent.glob("tune_*.yaml")), ids=lambda p: p.stem)
-def test_tuning_recipes_declare_a_valid_search(recipe):
+def test_tuning_recipes_declare_a_valid_search(recipe, tmp_path):
     pytest.importorskip("optuna", reason="tuning needs optuna")
     from dlsp.tasks.tuning import TuneJob, prepare
 
-    task, spec = prepare(TuneJob(recipe=str(recipe), out="unused", trials=1, study="s"))
+    inputs = {"clean": str(tmp_path), "noise": str(tmp_path)}  # prepare checks that the inputs exist
+    task, spec = prepare(TuneJob(recipe=str(recipe), out="unused", trials=1, study="s", inputs=inputs))
     assert task.name == "denoise" and spec.params
