@@ -13,40 +13,22 @@ import torch
 
 from dlsp.audio.io import save_audio
 from dlsp.audio.synthetic import make_speakers, synth_utterance
-from dlsp.models.speaker import SpeakerEncoder
-from dlsp.speaker.data import SegmentSampler, SpeakerClips, SpeakerDataConfig
 from dlsp.speaker.database import Calibration, SpeakerDatabase
 from dlsp.speaker.decision import ThresholdChoice, identify, identify_margin
 from dlsp.speaker.embed import SpeakerEmbedder
 from dlsp.speaker.evaluate import build_trials
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
-from dlsp.speaker.objectives import AmSoftmaxLoss, EncoderWithLoss
 from dlsp.speaker.scoring import RateTable, Scorer, balanced_eer, rate_table
-from dlsp.speaker.train import embed_clips, make_step
-from dlsp.train.loop import fit
-
-SR = 8000
-N_SPEAKERS, TAKES = 3, 6
+from dlsp.speaker.train import embed_clips
+from speaker_helpers import N_SPEAKERS, SR, TAKES, overfit_encoder
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny encoder overfit on three synthetic speakers, an AS-norm cohort of ten other synthetic voices, the
     threshold at the EER of its normalised scores, and 16 kHz recordings of the three in `<speaker>/<n>.wav`."""
-    torch.set_num_threads(1)  # module fixtures run before conftest's per-test thread limit
     root = tmp_path_factory.mktemp("people")
-    speakers = make_speakers(N_SPEAKERS, seed=8)
-    audio = [synth_utterance(s, 0.8, SR, rng=1000 * i + j) for i, s in enumerate(speakers) for j in range(TAKES)]
-    labels = np.repeat(np.arange(N_SPEAKERS), TAKES)
-    clips = SpeakerClips(audio, labels, [s.name for s in speakers])
-    torch.manual_seed(0)
-    encoder = SpeakerEncoder(sample_rate=SR, features="logmel", n_mels=20, n_fft=256, hop_length=128, hidden=24,
-                             embedding_dim=8)
-    sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.5))
-    encoder.fit_normalizer(torch.from_numpy(np.stack([sampler.cut(i, np.random.default_rng(i)) for i in range(9)])))
-    wrapped = EncoderWithLoss(encoder, AmSoftmaxLoss(N_SPEAKERS, 8, scale=10.0, margin=0.2))
-    fit(wrapped, make_step("amsoftmax", torch.device("cpu")), torch.optim.Adam(wrapped.parameters(), 1e-2),
-        lambda e: sampler.class_batches(0, e, 64, 16), epochs=20, progress=False)
+    encoder, speakers, audio, labels = overfit_encoder()
     others = make_speakers(10, seed=30)
     cohort = embed_clips(encoder, [synth_utterance(s, 0.8, SR, rng=7 + j) for s in others for j in range(2)],
                          torch.device("cpu")).astype(np.float16).astype(np.float32)

@@ -43,9 +43,19 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         `(trials,)` and `(trials,)` -> `(eer, threshold)`.
     """
     p_fa, p_miss, thresholds = det_curve(scores, labels)
+    return eer_on_curve(p_fa, p_miss, thresholds)
+
+
+def eer_on_curve(p_fa: np.ndarray, p_miss: np.ndarray, thresholds: np.ndarray,
+                 tolerance: float = 0.0) -> tuple[float, float]:
+    """`(eer, threshold)` where a DET curve's miss and false-alarm rates cross, with straight lines between its
+    points (`eer`'s definition); `tolerance` counts rates that close as equal (weighted rates carry rounding).
+
+    Shape: three `(points,)` arrays in decreasing-threshold order, as sklearn's `roc_curve` gives them.
+    """
     gap = p_miss - p_fa  # starts at 1 (threshold +inf) and never rises, ends <= 0
-    after = int(np.argmax(gap <= 0))
-    if gap[after] == 0:
+    after = int(np.argmax(gap <= tolerance))
+    if abs(gap[after]) <= tolerance or after == 0:
         return float(p_fa[after]), float(thresholds[after])
     before = after - 1
     weight = gap[before] / (gap[before] - gap[after])

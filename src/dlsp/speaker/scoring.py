@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlsp.errors import DlspError
-from dlsp.metrics.verification import eer
+from dlsp.metrics.verification import eer, eer_on_curve
 
 STD_FLOOR = 1e-4
 KINDS = ("cosine", "asnorm")
@@ -143,16 +143,7 @@ def balanced_eer(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | No
             chosen = (groups == g) & (target == label)
             weights[chosen] = 1.0 / max(1, int(chosen.sum()))
     p_fa, p_hit, thresholds = roc_curve(target, scores, sample_weight=weights, drop_intermediate=False)
-    gap = (1.0 - p_hit) - p_fa
-    after = int(np.argmax(gap <= 1e-12))
-    if abs(gap[after]) <= 1e-12 or after == 0:
-        return float(p_fa[after]), float(thresholds[after])
-    before = after - 1
-    weight = gap[before] / (gap[before] - gap[after])
-    rate = p_fa[before] + weight * (p_fa[after] - p_fa[before])
-    if not np.isfinite(thresholds[before]):
-        return float(rate), float(thresholds[after])
-    return float(rate), float(thresholds[before] + weight * (thresholds[after] - thresholds[before]))
+    return eer_on_curve(p_fa, 1.0 - p_hit, thresholds, tolerance=1e-12)
 
 
 def threshold_at_far(scores: np.ndarray, target: np.ndarray, far: float, groups: np.ndarray | None = None
