@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from dlsp.audio.io import load_audio, save_audio
@@ -97,3 +98,33 @@ def test_bundled_unet_is_found_by_name_and_improves_an_unseen_mixture(tmp_path, 
     assert si_sdr(clean, out) > si_sdr(clean, noisy) + 0.3
     code, _, err = cli("denoise", "run", tmp_path / "noisy.wav", "-o", tmp_path / "o2", "--model", "unet2")
     assert code == 2 and "does not exist" in err
+
+
+# RNNoise's median SI-SDR of output vs clean input on the same 12 utterances at -26 dBFS
+# (`benchmarks/denoise.py --set none --check-transparency`, 2026-12-05): the bar issue 9's do-no-harm check sets.
+RNNOISE_CLEAN_SI_SDR = 16.09
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("model", [None, "unet"], ids=["default", "unet"])
+def test_shipped_models_do_no_harm_to_clean_speech_silence_and_noise(shared_data, model):
+    """Clean wideband speech of held-out speakers keeps every band within 1.5 dB and at least RNNoise's SI-SDR;
+    digital silence stays silent; noise alone (held-out moodist kinds) is attenuated by at least 10 dB."""
+    from dlsp.audio.mixing import fit_noise
+    from dlsp.data.holdout import MOODIST_HELD_OUT
+    from dlsp.denoise.transparency import held_out_clean_speech, transparency_checks, transparency_report
+
+    def at_level(audio: np.ndarray, dbfs: float) -> np.ndarray:
+        return (audio * 10 ** (dbfs / 20) / np.sqrt(np.mean(np.square(audio, dtype=np.float64)))).astype(np.float32)
+
+    clean = [at_level(load_audio(path, sample_rate=16000)[0], -26.0) for path in held_out_clean_speech(shared_data)]
+    assert len(clean) == 12
+    rng = np.random.default_rng(0)
+    noise = [at_level(fit_noise(load_audio(shared_data / "noise" / "moodist" / f"{kind}.ogg", sample_rate=16000)[0],
+                                4 * 16000, rng), -30.0) for kind in MOODIST_HELD_OUT]
+    denoiser = Denoiser.from_file(model, device="cpu", onnx_threads=1)
+    report = transparency_report(denoiser.enhance, clean, noise, 16000)
+    checks = transparency_checks(report, reference_si_sdr=RNNOISE_CLEAN_SI_SDR)
+    assert checks == {"bands": True, "si_sdr": True, "silence": True, "noise": True}, (
+        f"band changes {report['band_change_db']} dB, SI-SDR {report['si_sdr']:.2f} dB, silence "
+        f"{report['silence_peak_dbfs']} dBFS, noise attenuation {report['noise_attenuation_db']:.1f} dB")
