@@ -313,6 +313,8 @@ def dlsp_models(extra: list[str], runs: Path) -> list[tuple[str, Path | None, st
     if (PRETRAINED_DIR / DEFAULT_MODEL_NAME).exists():
         models.append(("dlsp default (shipped)", None, None))
         models.append(("dlsp default, torch engine", None, "torch"))
+    if (PRETRAINED_DIR / "denoiser_unet.pt").exists():
+        models.append(("dlsp unet (bundled, non-causal)", PRETRAINED_DIR / "denoiser_unet.pt", None))
     for run in sorted(runs.glob("denoise_*/best.pt")):
         models.append((f"dlsp run {run.parent.name.removeprefix('denoise_')}", run, None))
     for item in extra:
