@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -81,6 +82,13 @@ def test_info_json(cli):
 def test_info_text(cli):
     code, out, _ = cli("info")
     assert code == 0 and "device" in out and "models looked for in" in out
+
+
+def test_info_says_which_data_folders_exist_and_takes_dlsp_data(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLSP_DATA", f"{tmp_path}{os.pathsep}{tmp_path / 'nowhere'}")
+    code, out, _ = cli("info")
+    assert code == 0 and "DLSP_DATA" in out
+    assert f"found    {tmp_path.resolve()}" in out and f"missing  {(tmp_path / 'nowhere').resolve()}" in out
 
 
 def test_no_command_prints_help_and_fails(cli):

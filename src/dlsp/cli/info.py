@@ -57,10 +57,16 @@ def run(args: argparse.Namespace) -> int:
     print("packages")
     for name, version in info["packages"].items():
         print(f"  {name:<13} {version or 'not installed'}")
-    print("data looked for in")
+    print("data looked for in (set DLSP_DATA=DIR to add a folder; the first found is used)")
     for path in info["data_dirs"]:
-        print(f"  {path}")
-    print("models looked for in")
+        print(f"  {_found(path)}  {path}")
+    print("models looked for in (set DLSP_MODELS=DIR to add a folder)")
     for path in info["model_dirs"]:
-        print(f"  {path}")
+        print(f"  {_found(path)}  {path}")
     return 0
+
+
+def _found(path: str) -> str:
+    from pathlib import Path
+
+    return "found  " if Path(path).is_dir() else "missing"
