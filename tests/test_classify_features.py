@@ -117,3 +117,33 @@ def test_bad_feature_settings_are_refused():
         FeatureConfig(n_segments=0).check()
     with pytest.raises(DlspError, match="n_mfcc <= n_mels"):
         FeatureConfig(n_mfcc=50, n_mels=40).check()
+
+
+def test_clips_shorter_than_one_window_are_padded_not_skipped(tmp_path, write_wav):
+    from dlsp.classify.features import MIN_CLIP_SECONDS, fit_window
+
+    rng = np.random.default_rng(4)
+    short = (0.1 * rng.standard_normal(1200)).astype(np.float32)  # 0.15 s at 8 kHz: a quick spoken digit
+    fitted = fit_window(short, 8000, 2048)
+    assert fitted.shape == (2048,) and np.array_equal(fitted[424:1624], short)  # centred, zeros around
+    assert fit_window(short[:700], 8000, 2048) is None  # under MIN_CLIP_SECONDS: too little to classify
+    assert MIN_CLIP_SECONDS * 8000 == 800
+    long = (0.1 * rng.standard_normal(4000)).astype(np.float32)
+    assert fit_window(long, 8000, 2048) is long
+    paths = _write_clips(tmp_path, write_wav, n=2)
+    quick = write_wav("data/c/quick.wav", short, 8000)
+    config = FeatureConfig(n_fft=2048, hop_length=512, n_mels=40, segment_seconds=0.5)
+    result = extract_features([*paths, quick], 8000, config)
+    assert result.paths == [*paths, quick] and not result.skipped
+
+
+@pytest.mark.shared_data
+def test_every_fsdd_clip_gives_features_with_the_default_settings(shared_data):
+    from dlsp.audio.io import load_audio
+    from dlsp.classify.features import fit_window
+
+    clips = sorted((shared_data / "speech" / "fsdd").glob("*.wav"))
+    assert len(clips) == 2500
+    lengths = [load_audio(path)[0].shape[-1] for path in clips]
+    assert min(lengths) < FeatureConfig().n_fft  # the clips that used to be skipped
+    assert all(fit_window(np.zeros(n, np.float32), 8000, FeatureConfig().n_fft) is not None for n in lengths)

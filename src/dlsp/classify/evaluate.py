@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlsp.classify.features import FeatureConfig, clip_features
+from dlsp.classify.features import MIN_CLIP_SECONDS, FeatureConfig, clip_features, fit_window
 from dlsp.errors import DlspError
 
 
@@ -140,9 +140,11 @@ class Classifier:
         from dlsp.audio.io import load_audio
 
         audio, _ = load_audio(path, self.sample_rate, allow_silent=True)
-        if audio.shape[-1] < self.features.n_fft:
-            raise DlspError(f"clip too short: {audio.shape[-1]} samples at {self.sample_rate} Hz, shorter than "
-                            f"one analysis window ({self.features.n_fft} samples)", path)
+        fitted = fit_window(audio, self.sample_rate, self.features.n_fft)
+        if fitted is None:
+            raise DlspError(f"clip too short: {audio.shape[-1]} samples at {self.sample_rate} Hz, under "
+                            f"{MIN_CLIP_SECONDS:g} s", path)
+        audio = fitted
         features = clip_features(audio, self.sample_rate, self.features)
         frames = getattr(self.model, "frames", features.shape[-1])
         if features.shape[-1] != frames:

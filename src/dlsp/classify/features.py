@@ -204,12 +204,32 @@ def _mmap_member(path: Path, name: str) -> np.memmap:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
+MIN_CLIP_SECONDS = 0.1  # shorter clips hold too little sound to classify
+
+
+def fit_window(audio: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray | None:
+    """A clip shorter than one analysis window but at least `MIN_CLIP_SECONDS` long, zero-padded on both sides to
+    `n_fft` samples (a short spoken digit at 8 kHz is shorter than a 2048-sample window, yet complete); longer clips
+    as they are; `None` for clips too short to use.
+
+    Shape: `(time,) -> (max(time, n_fft),)`.
+    """
+    n = audio.shape[-1]
+    if n >= n_fft:
+        return audio
+    if n < MIN_CLIP_SECONDS * sample_rate:
+        return None
+    left = (n_fft - n) // 2
+    return np.pad(audio, (left, n_fft - n - left))
+
+
 def extract_features(paths: Sequence[Path], sample_rate: int, config: FeatureConfig,
                      progress: Callable[[Sequence[Path]], Sequence[Path]] | None = None) -> CachedFeatures:
     """Decode, resample and featurise every clip, skipping (and recording) unreadable and too-short clips.
 
-    A clip shorter than one analysis window (`n_fft` samples at `sample_rate`) is skipped: its MFCCs would be
-    all padding. Without `segment_seconds`, every clip must give the same number of frames as the first one.
+    A clip shorter than one analysis window (`n_fft` samples at `sample_rate`) is zero-padded to one window
+    (`fit_window`); one under `MIN_CLIP_SECONDS` is skipped. Without `segment_seconds`, every clip must give the
+    same number of frames as the first one.
     """
     result = CachedFeatures([], np.zeros(0, np.float32), {}, {})
     features = [clip for path, clip in _clip_features(paths, sample_rate, config, progress, result)]
@@ -235,10 +255,12 @@ def _clip_features(paths: Sequence[Path], sample_rate: int, config: FeatureConfi
         if rate != sample_rate:
             audio = resample(audio, rate, sample_rate)
             into.resampled[rate] = into.resampled.get(rate, 0) + 1
-        if audio.shape[-1] < config.n_fft:
-            into.skipped[str(path)] = (f"too short: {audio.shape[-1]} samples at {sample_rate} Hz, shorter than "
-                                       f"one analysis window (n_fft={config.n_fft})")
+        fitted = fit_window(audio, sample_rate, config.n_fft)
+        if fitted is None:
+            into.skipped[str(path)] = (f"too short: {audio.shape[-1]} samples at {sample_rate} Hz, under "
+                                       f"{MIN_CLIP_SECONDS:g} s")
             continue
+        audio = fitted
         clip = clip_features(audio, sample_rate, config).numpy().astype(np.float32, copy=False)
         if expected_shape is not None and clip.shape != expected_shape:
             into.skipped[str(path)] = (f"length differs: gives {clip.shape[-1]} frames per segment, other clips "
