@@ -393,3 +393,20 @@ def test_noise_folders_of_unreadable_files_are_refused_before_training_naming_a_
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "broken/n_" in err
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_narrow_input_low_passes_input_and_target_alike_at_a_listed_cutoff():
+    from dlsp.denoise.data import NARROW_CUTOFFS_HZ
+
+    source = _source(narrow_input=1.0)
+    plain = _source()
+    for index in range(6):
+        noisy, target = source.segment(0, 0, index)
+        wide_noisy, wide_target = plain.segment(0, 0, index)
+        edge = next(c for c in sorted(NARROW_CUTOFFS_HZ) if _band_energy(noisy, c, 8000) < 1e-9 * _band_energy(
+            noisy, 0, c - 250))
+        assert _band_energy(target, edge, 8000) < 1e-9 * _band_energy(target, 0, edge - 250)
+        assert _band_energy(wide_noisy, edge, 8000) > 1e-3 * _band_energy(wide_noisy, 0, edge - 250)
+        np.testing.assert_allclose(_band_energy(noisy, 0, 3000), _band_energy(wide_noisy, 0, 3000), rtol=1e-3)
+    with pytest.raises(DlspError, match="narrow_input is a probability"):
+        _source(narrow_input=-0.1)

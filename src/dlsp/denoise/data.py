@@ -22,7 +22,8 @@ What a mixing source teaches (all of it set in `DenoiseDataConfig`, documented f
   a file of theirs in proportion to its length, and each noise from a noise kind chosen uniformly: minutes of
   speech and kinds of noise count, not file counts, so one-second words or one talkative corpus cannot dominate.
 - `babble`, `reverb` and `clipping` are probabilities of babble noise (3-8 training utterances summed), a
-  simulated room (target: the early reflections, `dlsp.audio.rooms`) and a clipped input (target unclipped).
+  simulated room (target: the early reflections, `dlsp.audio.rooms`) and a clipped input (target unclipped);
+  `narrow_input` of a whole mixture, input and target, low-passed at a telephone-to-wideband cutoff.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ CACHE_DIRS = {"train": "train", "val": "validation", "test": "test"}
 NARROWBAND_POLICIES = ("limit", "exclude", "keep")
 BALANCE_MODES = ("files", "corpus")
 MIN_NOISE_SECONDS = 0.1  # shorter noise files are skipped (a few samples looped are a tone, not a noise)
+NARROW_CUTOFFS_HZ = (3400.0, 4000.0, 5500.0)  # telephone, 8 kHz recordings, wideband codecs at low rates
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class DenoiseDataConfig:
     babble: float = 0.0
     reverb: float = 0.0
     clipping: float = 0.0
+    # Probability that a training mixture, input and target alike, is low-passed at a random telephone-to-wideband
+    # cutoff (NARROW_CUTOFFS_HZ): what an 8 kHz or band-limited recording looks like to the model.
+    narrow_input: float = 0.0
     reverb_rooms: int = 96  # simulated rooms in the training bank (about 0.3 s each to make)
 
 
@@ -142,7 +147,8 @@ class MixingSource:
                  segment_samples: int, sample_rate: int, augment_noise: bool = False,
                  speech_speed: float = 0.0, noise_speed: float = 0.0, noise_eq: float = 0.0,
                  speech_eq: float = 0.0, balance: str = "files", narrowband: str = "keep", babble: float = 0.0,
-                 rirs: Sequence[np.ndarray] = (), reverb: float = 0.0, clipping: float = 0.0) -> None:
+                 rirs: Sequence[np.ndarray] = (), reverb: float = 0.0, clipping: float = 0.0,
+                 narrow_input: float = 0.0) -> None:
         if not len(clean) or not len(noise):
             raise DlspError("a mixing source needs clean speech and noise")
         for name, value in (("speech_speed", speech_speed), ("noise_speed", noise_speed)):
@@ -153,7 +159,8 @@ class MixingSource:
                 raise DlspError(f"{name} must be in [0, 24] dB, got {value}")
         _check_choice("balance", balance, BALANCE_MODES)
         _check_choice("narrowband", narrowband, NARROWBAND_POLICIES)
-        for name, value in (("babble", babble), ("reverb", reverb), ("clipping", clipping)):
+        for name, value in (("babble", babble), ("reverb", reverb), ("clipping", clipping),
+                            ("narrow_input", narrow_input)):
             if not 0.0 <= value <= 1.0:
                 raise DlspError(f"{name} is a probability in [0, 1], got {value}")
         if reverb and not len(rirs):
@@ -163,7 +170,7 @@ class MixingSource:
         self.augment_noise, self.speech_speed = augment_noise, speech_speed
         self.noise_speed, self.noise_eq, self.speech_eq = noise_speed, noise_eq, speech_eq
         self.balance, self.narrowband, self.babble = balance, narrowband, babble
-        self.rirs, self.reverb, self.clipping = list(rirs), reverb, clipping
+        self.rirs, self.reverb, self.clipping, self.narrow_input = list(rirs), reverb, clipping, narrow_input
         self.full_band = NARROWBAND_FRACTION * sample_rate / 2
         if balance == "corpus":
             self._corpora = _CorpusSampler(clean)
@@ -186,6 +193,11 @@ class MixingSource:
         mix = mix_at_snr(clean, noise, self.snr.sample(rng), rng=rng, level_db=level)
         noisy = mix.noisy
         target = mix.clean if early is None else (early.astype(np.float64) * mix.gain).astype(np.float32)
+        if self.narrow_input and rng.random() < self.narrow_input:
+            cutoff = min(float(rng.choice(NARROW_CUTOFFS_HZ)), band)
+            if cutoff < self.sample_rate / 2:
+                noisy = band_limit(noisy, self.sample_rate, cutoff)
+                target = band_limit(target, self.sample_rate, cutoff)
         if self.clipping and rng.random() < self.clipping:
             # A recorder driven too hard: the input is clipped at 30-90% of its peak; the target is not.
             limit = float(np.max(np.abs(noisy))) * rng.uniform(0.3, 0.9)
@@ -422,6 +434,7 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
             options |= dict(augment_noise=config.augment_noise, speech_speed=config.speech_speed,
                             noise_speed=config.noise_speed, noise_eq=config.noise_eq, speech_eq=config.speech_eq,
                             babble=config.babble, clipping=config.clipping, reverb=config.reverb,
+                            narrow_input=config.narrow_input,
                             rirs=room_bank(config.reverb_rooms, config.sample_rate, seed, progress)
                             if config.reverb else ())
         sources[split] = MixingSource(clean_pool, noise_pool, snr, level, segment, config.sample_rate, **options)
