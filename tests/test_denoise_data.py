@@ -402,7 +402,7 @@ def test_narrow_input_low_passes_input_and_target_alike_at_a_listed_cutoff():
     plain = _source()
     for index in range(6):
         noisy, target = source.segment(0, 0, index)
-        wide_noisy, wide_target = plain.segment(0, 0, index)
+        wide_noisy, _ = plain.segment(0, 0, index)
         edge = next(c for c in sorted(NARROW_CUTOFFS_HZ) if _band_energy(noisy, c, 8000) < 1e-9 * _band_energy(
             noisy, 0, c - 250))
         assert _band_energy(target, edge, 8000) < 1e-9 * _band_energy(target, 0, edge - 250)

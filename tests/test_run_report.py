@@ -69,12 +69,57 @@ def test_single_run_page_embeds_everything(tmp_path, cli):
     code, _, err = cli("report", run)
     assert code == 0, err
     page = (run / "report.html").read_text()
-    for heading in ("Results", "Curves", "Figures", "Audio examples", "Epochs", "Config"):
-        assert f"<h2>{heading}</h2>" in page
+    headings = ("Summary", "Curves", "Figures", "Audio examples", "Raw values")
+    assert all(f"<h2>{heading}</h2>" in page for heading in headings)
+    assert [page.index(f"<h2>{heading}</h2>") for heading in headings] == sorted(
+        page.index(f"<h2>{heading}</h2>") for heading in headings)
+    assert all(f"<h3>{name}</h3>" in page for name in ("results.json", "metrics.jsonl", "config.yaml"))
     sources = re.findall(r'src="([^"]*)"', page)
     assert len(sources) == 1 + 1 + 3 + 1  # curves, loss.png, 3 players, the example's spectrogram
     assert all(s.startswith(("data:image/png;base64,", "data:audio/wav;base64,")) for s in sources)
     assert "sample_1" in page and "0.001" in page
+
+
+def test_page_opens_on_a_readable_summary_and_ends_on_raw_values(tmp_path, cli):
+    run = make_run(tmp_path, audio=False)
+    (run / "results.json").write_text(json.dumps({
+        "best_epoch": 7, "epochs": 12, "stopped": "early stopping", "val_loss": -15.2, "val_si_sdr": 15.234,
+        "val_si_sdr_improvement": 7.085, "model": "gru"}))
+    assert cli("report", run)[0] == 0
+    page = html.unescape((run / "report.html").read_text())
+    assert page.index("<h2>Summary</h2>") < page.index("<h2>Curves</h2>") < page.index("<h2>Raw values</h2>")
+    summary = page[page.index("<h2>Summary</h2>"):page.index("<h2>Curves</h2>")]
+    for label, value in (("validation SI-SDR (dB)", "15.23"), ("validation SI-SDR gain (dB)", "7.08"),
+                         ("best epoch", "7"), ("stopped by", "early stopping")):
+        assert f"<td>{label}</td><td>{value}</td>" in summary
+    assert "val_si_sdr" not in summary and "val_si_sdr_improvement" in page  # raw keys only at the end
+    assert page.index("SI-SDR (dB)") < page.index("<h2>Raw values</h2>") < page.index("val_si_sdr_improvement")
+
+
+def test_classification_and_speaker_results_read_well(tmp_path, cli):
+    from dlsp.report.run_report import metric_label
+
+    run = make_run(tmp_path, audio=False)
+    labels = ["dog", "cat", "bird"]
+    matrix = [[5, 1, 0], [0, 6, 0], [1, 0, 4]]
+    test = {"accuracy": 0.8, "clip_accuracy": 0.85, "macro_f1": 0.84, "labels": labels, "confusion_matrix": matrix,
+            "per_class": {name: {"precision": 0.8, "recall": 0.9, "f1": 0.85, "support": 6} for name in labels}}
+    (run / "results.json").write_text(json.dumps({"best_epoch": 3, "epochs": 4, "val_accuracy": 0.9,
+                                                  "clips": {"train": 40, "test": 17}, "test": test}))
+    assert cli("report", run)[0] == 0
+    page = html.unescape((run / "report.html").read_text())
+    assert "[[" not in page and "[5, 1, 0]" not in page
+    assert "<td>test clip accuracy (%)</td><td>85.00</td>" in page and "<td>test macro F1</td><td>0.84</td>" in page
+    assert "<th>precision</th>" in page  # per-class scores: one table, not one row per number
+    assert "<th>dog</th>" in page  # the confusion matrix as a table headed by the class names
+    loss_png = run / "loss.png"
+    loss_png.rename(run / "confusion.png")
+    assert cli("report", run)[0] == 0
+    page = html.unescape((run / "report.html").read_text())
+    assert "[[" not in page and "shown in confusion.png" in page
+    assert metric_label("val_eer") == "validation EER (%)"
+    assert metric_label("val_eer_fsdd") == "validation EER, fsdd (%)"
+    assert metric_label("cohort_size") == "cohort size"
 
 
 def test_compare_shows_results_and_only_differing_config(tmp_path, cli):
@@ -84,6 +129,7 @@ def test_compare_shows_results_and_only_differing_config(tmp_path, cli):
     page = html.unescape((tmp_path / "cmp.html").read_text())
     assert "Config differences" in page and "train.lr" in page and "model.args.hidden" not in page
     assert "<th>a</th>" in page and "<th>b</th>" in page
+    assert "<td>best epoch</td><td>3</td><td>3</td>" in page and "<td>validation loss</td>" in page
 
 
 def test_bad_report_requests_are_one_clear_line(tmp_path, cli):

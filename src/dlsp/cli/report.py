@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dlsp report runs/gru                      # writes runs/gru/report.html\n"
         "dlsp report runs/gru -o gru.html\n"
         "dlsp report --compare runs/gru runs/cnn1d runs/unet -o compare.html",
-        description="Results, every metric's curve, the task's figures (spectrograms, confusion matrix, DET "
-                    "curve, embedding maps...), audio players for the examples in samples/, and the config, "
+        description="A summary of the metrics that matter (readable names and units), every metric's curve, the "
+                    "task's figures (spectrograms, confusion matrix, DET curve, embedding maps...), audio players "
+                    "for the examples in samples/, and last the raw values (results.json, metrics.jsonl, config), "
                     "with images and audio embedded so the single file can be shared. --compare shows several "
                     "runs' results, config differences and curves together.",
     )

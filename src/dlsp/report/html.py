@@ -20,8 +20,12 @@ audio { width: 260px; }
 """
 
 
+class Html(str):
+    """Markup that a table cell shows as it is (not escaped), e.g. a nested table."""
+
+
 def table_html(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """An HTML table; floats are shown with 3 decimals."""
+    """An HTML table; floats are shown with 3 decimals, `Html` cells unescaped."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -46,6 +50,8 @@ def write_report(path: str | os.PathLike[str], title: str, sections: Sequence[tu
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, Html):
+        return str(value)
     if isinstance(value, float):
         return f"{value:.3f}"
     return html.escape(str(value))

@@ -3,9 +3,10 @@
 Everything is embedded (PNG images and WAV audio as data URIs), so the file can be mailed or archived alone.
 A run folder is anything a task wrote: `config.yaml`, `metrics.jsonl`, `results.json`, PNG figures (curves,
 confusion matrices, DET curves, embedding maps, spectrograms) and audio examples under `samples/`. The page
-shows the final results, every metric's curve, the task's figures, audio players (noisy / denoised / clean for
-denoising runs) and the config; `--compare` puts the results, config differences and curves of several runs
-together.
+opens on a summary (the few results that matter for the run's task, with readable names and units: see
+`METRIC_LABELS`), then every metric's curve, the task's figures, audio players (noisy / denoised / clean for
+denoising runs), and ends with the raw values (results.json, every epoch, the config). `--compare` puts the
+results (same readable names), config differences and curves of several runs together.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import yaml
 
 from dlsp.errors import DlspError
-from dlsp.report.html import STYLE, table_html
+from dlsp.report.html import STYLE, Html, table_html
 from dlsp.train.tracking import flatten
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "results.json")
@@ -32,6 +33,47 @@ MAX_AUDIO_FILES = 24
 MAX_AUDIO_SECONDS = 15.0
 MAX_IMAGES = 40
 SKIPPED_FOLDERS = ("wandb", "mlartifacts")  # other tools' files, not the task's figures
+
+# Readable names of results.json / metrics.jsonl keys (flattened: `test.macro_f1`). A label ending in "(%)" marks a
+# fraction shown as a percentage. A key that extends a labelled one with a unit (`val_eer_fsdd`) reads
+# "validation EER, fsdd (%)"; any other key is shown with its underscores turned into spaces.
+METRIC_LABELS = {
+    "model": "model",
+    "val_si_sdr": "validation SI-SDR (dB)",
+    "val_si_sdr_improvement": "validation SI-SDR gain (dB)",
+    "si_sdr": "SI-SDR (dB)",
+    "si_sdr_improvement": "SI-SDR gain (dB)",
+    "test.clip_accuracy": "test clip accuracy (%)",
+    "test.accuracy": "test segment accuracy (%)",
+    "test.macro_f1": "test macro F1",
+    "test_accuracy": "test accuracy (%)",
+    "val_clip_accuracy": "validation clip accuracy (%)",
+    "val_accuracy": "validation accuracy (%)",
+    "accuracy": "accuracy (%)",
+    "macro_f1": "macro F1",
+    "val_eer": "validation EER (%)",
+    "val_threshold": "validation EER threshold",
+    "score_eer": "normalized-score EER (%)",
+    "score_threshold": "normalized-score EER threshold",
+    "cosine_eer": "cosine EER (%)",
+    "score_far": "normalized-score false acceptance rate (%)",
+    "score_frr": "normalized-score false rejection rate (%)",
+    "best_epoch": "best epoch",
+    "epochs": "epochs",
+    "stopped": "stopped by",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+    "train_seconds": "training time (s)",
+    "seconds": "run time (s)",
+    "seconds_per_epoch": "seconds per epoch",
+    "params": "parameters",
+}
+# The summary's rows, in this order, among those results.json has (a run with none of them: its first scalars).
+HEADLINE_KEYS = ("model", "val_si_sdr", "val_si_sdr_improvement", "test.clip_accuracy", "test.accuracy",
+                 "test.macro_f1", "test_accuracy", "val_clip_accuracy", "val_accuracy", "val_eer", "val_threshold",
+                 "best_epoch", "epochs", "stopped")
+MAX_FALLBACK_HEADLINE = 8
+UNITS = (" (dB)", " (%)", " (s)")
 
 
 def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -68,25 +110,31 @@ def build_report(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
 
 def _single(run: dict[str, Any]) -> list[tuple[str, str]]:
     sections = []
-    if run["results"]:
-        rows = [[key, _value(value)] for key, value in flatten(run["results"]).items()]
-        sections.append(("Results", table_html(["result", "value"], rows)))
+    figures = [p for p in run["images"] if p.parent.name != "samples"]
+    headline = _headline(run["results"])
+    if headline:
+        sections.append(("Summary", table_html(["", "value"], headline)))
     if run["history"]:
         sections.append(("Curves", _image(_curves_png([run]), "metric curves")))
-    figures = [p for p in run["images"] if p.parent.name != "samples"]
     if figures:
         sections.append(("Figures", "".join(_figure(p, run["folder"]) for p in figures)))
     if run["audio"]:
         sections.append(("Audio examples", _audio_examples(run)))
+    raw = []
+    if run["results"]:
+        confusion_png = next((p.name for p in figures if "confusion" in p.stem.lower()), None)
+        raw.append("<h3>results.json</h3>" + table_html(["key", "value"], _raw_rows(run["results"], confusion_png)))
     if run["history"]:
         keys = _metric_keys([run])
         rows = [[record.get("epoch", i) + 1 if isinstance(record.get("epoch"), int) else i + 1,
                  *[record.get(k) for k in keys]] for i, record in enumerate(run["history"])]
-        sections.append(("Epochs", "<details><summary>every epoch</summary>"
-                         + table_html(["epoch", *keys], [[_value(v) for v in row] for row in rows])
-                         + "</details>"))
+        raw.append("<h3>metrics.jsonl</h3><details><summary>every epoch</summary>"
+                   + table_html(["epoch", *keys], [[_value(v) for v in row] for row in rows]) + "</details>")
     if run["config"] is not None:
-        sections.append(("Config", f"<pre>{html.escape(yaml.safe_dump(run['config'], sort_keys=False))}</pre>"))
+        raw.append("<h3>config.yaml</h3>"
+                   f"<pre>{html.escape(yaml.safe_dump(run['config'], sort_keys=False))}</pre>")
+    if raw:
+        sections.append(("Raw values", "".join(raw)))
     return sections
 
 
@@ -94,8 +142,9 @@ def _compare(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
     names = [run["name"] for run in runs]
     results = [flatten(run["results"]) for run in runs]
     keys = list(dict.fromkeys(key for result in results for key in result))
-    sections = [("Results", table_html(["result", *names],
-                                        [[key, *[_value(r.get(key, "")) for r in results]] for key in keys]))]
+    keys = [key for key in HEADLINE_KEYS if key in keys] + [key for key in keys if key not in HEADLINE_KEYS]
+    sections = [("Results", table_html(["result", *names], [
+        [metric_label(key), *[_shown(key, r[key]) if key in r else "" for r in results]] for key in keys]))]
     configs = [flatten(run["config"] or {}) for run in runs]
     config_keys = list(dict.fromkeys(key for config in configs for key in config))
     differing = [key for key in config_keys if len({json.dumps(c.get(key), default=str) for c in configs}) > 1]
@@ -109,6 +158,88 @@ def _compare(runs: list[dict[str, Any]]) -> list[tuple[str, str]]:
         if figures:
             sections.append((f"Figures: {run['name']}", "".join(_figure(p, run["folder"]) for p in figures)))
     return sections
+
+
+def metric_label(key: str) -> str:
+    """The readable name of a results/metrics key: `val_si_sdr` -> "validation SI-SDR (dB)" (see METRIC_LABELS)."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    base = max((k for k in METRIC_LABELS if key.startswith(f"{k}_") and METRIC_LABELS[k].endswith(UNITS)),
+               key=len, default=None)
+    if base is not None:
+        label = METRIC_LABELS[base]
+        name, unit = label.rsplit(" (", 1)
+        return f"{name}, {key[len(base) + 1:].replace('_', ' ')} ({unit}"
+    return key.replace("_", " ")
+
+
+def _is_percent(key: str) -> bool:
+    return metric_label(key).endswith(" (%)")
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A value as the summary shows it: fractions of "(%)" metrics as percentages, dB with 2 decimals."""
+    if not _finite(value) or (isinstance(value, int) and not _is_percent(key)):
+        return _cell(value)
+    if _is_percent(key):
+        return f"{100 * value:.2f}"
+    return f"{value:.2f}" if metric_label(key).endswith(" (dB)") else f"{value:.4g}"
+
+
+def _headline(results: dict[str, Any]) -> list[list[Any]]:
+    flat = flatten(results)
+    keys = [key for key in HEADLINE_KEYS if key in flat and flat[key] is not None]
+    if not any(key in keys for key in HEADLINE_KEYS if key not in ("model", "best_epoch", "epochs", "stopped")):
+        scalars = [key for key, value in results.items() if isinstance(value, str | int | float) and key not in keys]
+        keys += scalars[:MAX_FALLBACK_HEADLINE]
+    return [[metric_label(key), _shown(key, flat[key])] for key in keys]
+
+
+def _raw_rows(mapping: dict[str, Any], confusion_png: str | None, prefix: str = "") -> list[list[Any]]:
+    """results.json as (dotted key, value) rows; nested lists and tables of records as small tables."""
+    rows: list[list[Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and not _records(value):
+            rows.extend(_raw_rows(value, confusion_png, f"{name}."))
+        elif _is_matrix(value) and confusion_png and "confusion" in str(key):
+            rows.append([name, f"shown in {confusion_png}"])
+        else:
+            labels = mapping.get("labels") if _is_matrix(value) else None
+            rows.append([name, _cell(value, labels if isinstance(labels, list) else None)])
+    return rows
+
+
+def _records(value: Any) -> bool:
+    """A non-empty mapping of flat mappings (e.g. per-class precision/recall/F1), shown as one table."""
+    return (isinstance(value, dict) and bool(value) and all(isinstance(v, dict) and v for v in value.values())
+            and all(not isinstance(x, dict | list) for v in value.values() for x in v.values()))
+
+
+def _is_matrix(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(row, list) for row in value)
+
+
+def _cell(value: Any, labels: list[Any] | None = None) -> Any:
+    """A table cell: scalars as text, lists of scalars joined, matrices, records and lists of records as tables."""
+    if _records(value):
+        columns = list(dict.fromkeys(k for v in value.values() for k in v))
+        return Html(table_html(["", *columns], [[name, *[_value(v.get(c, "")) for c in columns]]
+                                                 for name, v in value.items()]))
+    if _is_matrix(value):
+        width = max(len(row) for row in value)
+        heads = labels if labels is not None and len(labels) == len(value) == width else list(range(width))
+        return Html(table_html(["", *map(str, heads)], [[heads[i] if i < len(heads) else i, *map(_value, row)]
+                                                         for i, row in enumerate(value)]))
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        columns = list(dict.fromkeys(k for v in value for k in v))
+        return Html("<details><summary>" + html.escape(f"{len(value)} rows") + "</summary>"
+                    + table_html(columns, [[_cell(v.get(c, "")) for c in columns] for v in value]) + "</details>")
+    if isinstance(value, list):
+        return ", ".join(str(_cell(v)) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    return _value(value)
 
 
 def _audio_examples(run: dict[str, Any]) -> str:
@@ -140,12 +271,13 @@ def _curves_png(runs: list[dict[str, Any]]) -> bytes:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False, layout="constrained")
     for ax, key in zip(axes.flat, keys, strict=False):
         for run in runs:
-            points = [(i + 1, r[key]) for i, r in enumerate(run["history"]) if _finite(r.get(key))]
+            scale = 100 if _is_percent(key) else 1
+            points = [(i + 1, scale * r[key]) for i, r in enumerate(run["history"]) if _finite(r.get(key))]
             if points:
                 ax.plot(*zip(*points, strict=True), label=run["name"], marker="." if len(points) < 30 else None)
         if "loss" in key and all(v > 0 for run in runs for r in run["history"] if _finite(v := r.get(key))):
             ax.set_yscale("log")
-        ax.set_title(key)
+        ax.set_title(metric_label(key))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if len(runs) > 1:
@@ -255,5 +387,5 @@ def _value(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list | dict):
-        return json.dumps(value)
+        return json.dumps(value) if not value else _cell(value)
     return "" if value is None else value
