@@ -79,13 +79,32 @@ def test_predict_prints_the_top_three(cli, trained, tmp_path, write_wav):
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=2e-3)
 
 
-def test_predict_reports_a_bad_file_and_goes_on(cli, trained, tmp_path, write_wav):
+def test_predict_skips_and_lists_a_bad_file_and_exits_1(cli, trained, tmp_path, write_wav):
     out, _ = trained
     good = write_wav("g.wav", toy_clip("chirp", 1.0, 8000, np.random.default_rng(1)), 8000)
-    code, stdout, stderr = cli("classify", "predict", out, tmp_path / "missing.wav", good)
-    assert code == 2
-    assert "missing.wav" in stderr and "Traceback" not in stderr
-    assert stdout.startswith(str(good))
+    (tmp_path / "empty.wav").write_bytes(b"")
+    code, stdout, stderr = cli("classify", "predict", out, tmp_path / "missing.wav", good, tmp_path / "empty.wav")
+    assert code == 1
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3 and "Traceback" not in stderr
+    assert "missing.wav" in lines[0] and "skipped" in lines[0] and "empty.wav" in lines[1]
+    assert "2 of 3 files skipped" in lines[2]
+    assert stdout.startswith(str(good)) and len(stdout.strip().splitlines()) == 1
+
+
+def test_predict_a_single_bad_file_is_an_error(cli, trained, tmp_path):
+    out, _ = trained
+    code, stdout, stderr = cli("classify", "predict", out, tmp_path / "missing.wav")
+    assert code == 2 and stdout == ""
+    assert len(stderr.strip().splitlines()) == 1 and "missing.wav" in stderr and "error" in stderr
+
+
+def test_predict_with_no_good_file_exits_2(cli, trained, tmp_path):
+    out, _ = trained
+    code, stdout, stderr = cli("classify", "predict", out, tmp_path / "a.wav", tmp_path / "b.wav")
+    assert code == 2 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3 and "a.wav" in lines[0] and "b.wav" in lines[1] and "none of the 2 files" in lines[2]
 
 
 def test_resume_continues_the_run(cli, genres, tmp_path):

@@ -247,6 +247,44 @@ def test_cli_skips_non_audio_files_and_exits_1(cli, tmp_path, rng, write_wav, mo
     assert "denoised 1 of 2" in out and "1 failed" in out and "1 non-audio" in out
 
 
+def test_cli_a_single_bad_file_is_an_error_and_writes_nothing(cli, tmp_path, model_file):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    for output in (tmp_path / "out.wav", tmp_path / "new" / "out.wav", tmp_path / "out"):
+        code, out, err = cli("denoise", "run", tmp_path / "empty.wav", "-o", output, "--model", model_file)
+        assert code == 2 and out == "" and "Traceback" not in err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("dlsp: error:") and "empty.wav" in lines[0]
+        assert _tree(tmp_path) == {"empty.wav", "model.pt"} and not (tmp_path / "new").exists()
+        assert not (tmp_path / "out").exists()
+
+
+def test_cli_good_and_bad_files_denoise_the_good_list_the_bad_and_exit_1(cli, tmp_path, rng, write_wav,
+                                                                        model_file):
+    good = write_wav("good.wav", noise(rng, 8000), 16000)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    code, out, err = cli("denoise", "run", good, tmp_path / "bad.wav", tmp_path / "missing.wav", "-o",
+                         tmp_path / "out", "--model", model_file)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert any("missing.wav" in line and "does not exist" in line for line in lines)
+    assert any("bad.wav" in line and "skipped" in line for line in lines)
+    assert "denoised 1 of 2" in out and "1 failed" in out and "1 missing" in out
+    assert _tree(tmp_path / "out") == {"good.wav"}
+
+
+def test_cli_no_file_denoised_exits_2_and_writes_nothing(cli, tmp_path, rng, write_wav, model_file):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "a.wav").write_bytes(b"RIFF garbage")
+    (tmp_path / "in" / "b.wav").write_bytes(b"")
+    code, out, err = cli("denoise", "run", tmp_path / "in", "-o", tmp_path / "out", "--model", model_file)
+    assert code == 2 and out == "" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and "a.wav" in lines[0] + lines[1] and "b.wav" in lines[0] + lines[1]
+    assert lines[2].startswith("dlsp: error:") and "none of the 2 audio files" in lines[2]
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_refuses_a_bad_model_file(cli, tmp_path, rng, write_wav):
     src = write_wav("a.wav", noise(rng, 8000), 16000)
     (tmp_path / "model.pt").write_text("not a model")

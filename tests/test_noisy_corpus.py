@@ -198,7 +198,7 @@ def test_all_clean_files_unusable_aborts(tmp_path):
         _write(tmp_path / "quiet" / speaker / "a.wav", np.zeros(800), 8000)
     with pytest.warns(UserWarning), pytest.raises(DlspError, match="no usable clean file"):
         make_noisy_corpus(tmp_path / "quiet", noise, tmp_path / "out", count=3, progress=False)
-    assert not (tmp_path / "out" / "manifest.csv").exists()
+    assert not (tmp_path / "out").exists()  # what the failed run created is gone
 
 
 def test_split_counts():
@@ -279,6 +279,55 @@ def test_cli_mix_prints_a_summary(cli, inputs, tmp_path):
     assert "6 mixtures" in out and "train" in out and "test noise unseen" in out
     assert str(tmp_path / "out" / "manifest.csv") in out
     assert [r["split"] for r in _rows(tmp_path / "out" / "manifest.csv")].count("train") == 3
+
+
+def test_cli_mix_skips_and_lists_an_unreadable_clean_file_and_exits_1(cli, inputs, tmp_path):
+    clean, noise = inputs
+    broken = clean / "alice" / "alice_900.wav"
+    broken.write_bytes(b"RIFF garbage")
+    code, out, err = cli("data", "mix", "--clean", clean, "--noise", noise, "--out", tmp_path / "out",
+                         "--count", "6", "--no-progress")
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(broken) in lines[0] and "skipped" in lines[0] and "Traceback" not in err
+    assert "skipped 1 clean file and 0 noise files" in out
+    rows = _rows(tmp_path / "out" / "manifest.csv")
+    assert len(rows) == 6 and str(broken) not in {r["source_clean"] for r in rows}
+
+
+@pytest.mark.parametrize("noise_kind", ["unreadable", "silent"])
+def test_cli_mix_with_no_usable_noise_exits_2_and_creates_nothing(cli, inputs, tmp_path, noise_kind):
+    clean, _ = inputs
+    bad = tmp_path / "bad_noise"
+    for name in ("a.wav", "b.wav"):
+        if noise_kind == "unreadable":
+            bad.mkdir(exist_ok=True)
+            (bad / name).write_bytes(b"RIFF garbage")
+        else:
+            _write(bad / name, np.zeros(16000), 16000)
+    code, _, err = cli("data", "mix", "--clean", clean, "--noise", bad, "--out", tmp_path / "out", "--count", "3",
+                       "--no-progress")
+    assert code == 2 and "Traceback" not in err
+    assert "dlsp: error:" in err.strip().splitlines()[-1] and "noise" in err.strip().splitlines()[-1]
+    if noise_kind == "unreadable":
+        assert all(name in err for name in ("a.wav", "b.wav"))
+    assert not (tmp_path / "out").exists()
+    # An existing empty output folder is left as it was.
+    (tmp_path / "empty_out").mkdir()
+    code, _, _ = cli("data", "mix", "--clean", clean, "--noise", bad, "--out", tmp_path / "empty_out", "--count",
+                     "3", "--no-progress")
+    assert code == 2 and list((tmp_path / "empty_out").iterdir()) == []
+
+
+def test_cli_mix_with_no_readable_clean_file_exits_2_and_creates_nothing(cli, inputs, tmp_path):
+    _, noise = inputs
+    for speaker in ("s1", "s2"):
+        (tmp_path / "bad_clean" / speaker).mkdir(parents=True)
+        (tmp_path / "bad_clean" / speaker / "a.wav").write_bytes(b"")
+    code, _, err = cli("data", "mix", "--clean", tmp_path / "bad_clean", "--noise", noise, "--out",
+                       tmp_path / "out", "--count", "3", "--no-progress")
+    assert code == 2 and "none of the 2 clean audio files" in err
+    assert not (tmp_path / "out").exists()
 
 
 def _bad_case(tmp_path: Path, inputs: tuple[Path, Path], case: str):

@@ -1,8 +1,17 @@
-"""Helpers shared by the command modules: help formatting and argument types."""
+"""Helpers shared by the command modules: help formatting, argument types and reporting skipped inputs.
+
+Failures follow one rule in every command that takes input files. One input file named and it fails: one line
+naming it and the problem, exit code 2, no output created. Several inputs or a folder: each bad file is
+skipped and listed on stderr (one line naming the file and the problem), the others are processed, a final
+line counts the skipped ones, and the exit code is 1 (0 when none was skipped); if no file succeeded, the exit
+code is 2 and no output is created. A failure never leaves half-created output behind.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -55,3 +64,13 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-uri", metavar="URI",
                         help="MLflow tracking URI (sqlite:///path.db, http://server:5000) or wandb mode "
                              "(offline, online)")
+
+
+def skip_warning(path: str | os.PathLike[str], problem: str) -> None:
+    """List one skipped input on stderr: `dlsp: warning: PATH: PROBLEM; skipped`."""
+    print(f"dlsp: warning: {os.fspath(path)}: {problem}; skipped", file=sys.stderr)
+
+
+def count_noun(number: int, noun: str) -> str:
+    """`1 file`, `2 files`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from dlsp.cli.common import add_command
+from dlsp.cli.common import add_command, count_noun, skip_warning
 
 EXAMPLES = """
 dlsp data mix --clean corpus/speech --noise corpus/noise --out noisy
@@ -20,7 +20,8 @@ Mix clean speech with noise at random SNRs into a corpus for speech enhancement 
 Writes OUT/clean, OUT/noise and OUT/noisy (16-bit wav; noisy = clean + noise, never clipped), OUT/README.md
 and, last, OUT/manifest.csv. Speakers are disjoint across train/val/test, and so are the noise files when
 there are at least 3, so the test split holds unseen speakers and unseen noise. The same seed gives the same
-corpus."""
+corpus. Unusable clean or noise files are skipped and listed (exit code 1); with no usable clean or no usable
+noise file nothing is written (exit code 2)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,11 +58,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.data.noisy_corpus import corpus_summary, make_noisy_corpus, parse_split_fractions
 
+    skipped = {"clean": 0, "noise": 0}
+
+    def on_skip(path, kind: str, problem: str) -> None:
+        skipped[kind] += 1
+        skip_warning(path, f"{problem} ({kind} file)")
+
     manifest = make_noisy_corpus(
         args.clean, args.noise, args.out, snr=args.snr, count=args.count, hours=args.hours,
         sample_rate=args.sr, seed=args.seed, splits=parse_split_fractions(args.split),
         clip_seconds=args.clip_seconds, clean_format=args.clean_format, progress=not args.no_progress,
-        level_db=args.level_db,
+        level_db=args.level_db, on_skip=on_skip,
     )
     summary = corpus_summary(manifest)
     print(f"{summary['mixtures']} mixtures, {summary['hours']:.3f} h at {summary['sample_rate']} Hz "
@@ -73,4 +80,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"SNR {summary['snr_min']:.1f} to {summary['snr_max']:.1f} dB; speakers disjoint; "
           f"noise files {noise}")
     print(f"manifest: {manifest}")
+    if skipped["clean"] or skipped["noise"]:
+        print(f"skipped {count_noun(skipped['clean'], 'clean file')} and {count_noun(skipped['noise'], 'noise file')}"
+              " (listed above)")
+        return 1
     return 0

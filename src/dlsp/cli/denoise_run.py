@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlsp.cli.common import add_command, positive_float
+from dlsp.cli.common import add_command, count_noun, positive_float, skip_warning
 from dlsp.errors import DlspError
 
 EXAMPLES = """
@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(subparsers, "run", "denoise audio files or folders with a trained denoiser", EXAMPLES,
                          description="Denoise audio files or folders (recursively; the output mirrors the "
                                      "subfolders). Each file keeps its sample rate, channels and format; outputs "
-                                     "are written atomically.")
+                                     "are written atomically. A single input file that fails is an error (exit "
+                                     "code 2); with several inputs or a folder, bad files are skipped and listed "
+                                     "(exit code 1; 2 if none could be denoised, and then nothing is written).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="audio files or folders")
     parser.add_argument("-o", "--output", required=True, type=Path,
                         help="output folder, or an audio file when INPUT is a single file")
@@ -53,19 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def plan_jobs(inputs: list[Path], output: Path, suffix: str = "") -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """Pair every input audio file with its output path; return `(jobs, non_audio_files)`.
+def plan_jobs(inputs: list[Path], output: Path, suffix: str = ""
+              ) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """Pair every input audio file with its output path; return `(jobs, skipped)`, `skipped` holding
+    `(path, problem)` for non-audio files in folders and, when there are several inputs, for named inputs that
+    are missing or not audio files.
 
     A single input file with an output ending in an audio extension writes that file; otherwise the output is a
     folder: files go directly into it, and a folder's tree is mirrored into it (into a subfolder named after
-    the input folder when there are several inputs). Raises `DlspError` for missing inputs, outputs inside an
-    input folder, outputs that would overwrite an input, and two inputs mapping to one output.
+    the input folder when there are several inputs). Raises `DlspError` for a single input that is missing or
+    not audio, outputs inside an input folder, outputs that would overwrite an input, and two inputs mapping
+    to one output.
     """
     from dlsp.audio.io import AUDIO_EXTENSIONS
 
-    for path in inputs:
-        if not path.exists():
-            raise DlspError("input does not exist", path)
+    skipped: list[tuple[Path, str]] = []
+    if len(inputs) == 1 and not inputs[0].exists():
+        raise DlspError("input does not exist", inputs[0])
+    skipped += [(path, "input does not exist") for path in inputs if not path.exists()]
+    inputs = [path for path in inputs if path.exists()]
     output_is_file = output.suffix.lower() in AUDIO_EXTENSIONS
     if output_is_file and not (len(inputs) == 1 and inputs[0].is_file()):
         raise DlspError("output ends in an audio extension, but only a single input file can go to a file; "
@@ -73,73 +81,116 @@ def plan_jobs(inputs: list[Path], output: Path, suffix: str = "") -> tuple[list[
     if not output_is_file and output.exists() and not output.is_dir():
         raise DlspError("output exists and is not a folder", output)
     jobs: list[tuple[Path, Path]] = []
-    non_audio: list[Path] = []
+    several = len(inputs) + len(skipped) > 1
     for path in inputs:
         if path.is_file():
             if path.suffix.lower() not in AUDIO_EXTENSIONS:
-                raise DlspError(f"not an audio file (use {', '.join(AUDIO_EXTENSIONS)})", path)
+                problem = f"not an audio file (use {', '.join(AUDIO_EXTENSIONS)})"
+                if not several:
+                    raise DlspError(problem, path)
+                skipped.append((path, problem))
+                continue
             jobs.append((path, output if output_is_file else output / _renamed(path.name, suffix)))
             continue
         _refuse_output_inside(path, output)
-        target = output / path.resolve().name if len(inputs) > 1 else output
+        target = output / path.resolve().name if several else output
         for file in _visible_files(path):
             relative = file.relative_to(path)
             if file.suffix.lower() in AUDIO_EXTENSIONS:
                 jobs.append((file, target / relative.parent / _renamed(file.name, suffix)))
             else:
-                non_audio.append(file)
+                skipped.append((file, "not an audio file"))
     _refuse_collisions(jobs)
-    return jobs, non_audio
+    return jobs, skipped
 
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.denoise.enhance import Denoiser
 
-    jobs, non_audio = plan_jobs(args.inputs, args.output, args.suffix)
+    jobs, skipped = plan_jobs(args.inputs, args.output, args.suffix)
+    if not jobs:
+        for path, problem in skipped:
+            skip_warning(path, problem)
+        raise DlspError("no audio files to denoise", args.inputs[0] if len(args.inputs) == 1 else None)
+    single = len(args.inputs) == 1 and args.inputs[0].is_file()
     denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
                                   strength=args.strength, atten_limit_db=args.atten_limit,
                                   engine=None if args.engine == "auto" else args.engine,
                                   link_channels=not args.independent_channels)
-    _prepare_output(args.output, jobs)  # after the model loaded: a bad model leaves no output folder behind
-    for path in non_audio:
-        _warn(f"{path}: not an audio file, skipped")
+    _prepare_output(args.output)  # after the model loaded; creates nothing: folders appear with their files
+    new_dirs = _missing_dirs(dst for _, dst in jobs)
+    for path, problem in skipped:
+        skip_warning(path, problem)
     block_seconds = None
     if args.stream:
         stream = denoiser.stream()
         block_seconds = denoiser.model.stft.hop_length / denoiser.sample_rate
         print(f"streaming in blocks of {block_seconds * 1000:.1f} ms, latency {stream.latency_seconds * 1000:.1f} "
               f"ms at {denoiser.sample_rate} Hz")
-    done, existing, failed = _process(denoiser, jobs, args.skip_existing, block_seconds)
-    parts = [f"denoised {done} of {_count(len(jobs), 'audio file')} into {args.output}"]
+    try:
+        done, existing, failed = _process(denoiser, jobs, args.skip_existing, block_seconds, single)
+    finally:
+        _remove_empty(new_dirs)  # folders made for outputs that failed
+    if done + existing == 0:
+        raise DlspError(f"none of the {count_noun(len(jobs), 'audio file')} could be denoised; nothing written")
+    non_audio = sum(problem.startswith("not an audio file") for _, problem in skipped)
+    parts = [f"denoised {done} of {count_noun(len(jobs), 'audio file')} into {args.output}"]
     if existing:
         parts.append(f"{existing} skipped (output exists)")
     if failed:
         parts.append(f"{failed} failed")
     if non_audio:
-        parts.append(f"{_count(len(non_audio), 'non-audio file')} skipped")
+        parts.append(f"{count_noun(non_audio, 'non-audio file')} skipped")
+    if len(skipped) > non_audio:
+        parts.append(f"{len(skipped) - non_audio} missing")
     print(", ".join(parts))
-    return 1 if failed or non_audio else 0
+    return 1 if failed or skipped else 0
 
 
-def _prepare_output(output: Path, jobs: list[tuple[Path, Path]]) -> None:
+def _prepare_output(output: Path) -> None:
     """Fail early (exit 2) on an unwritable output, and clear what killed earlier runs left there.
 
     Outputs appear only complete (renamed from a temporary file), so after a kill the only debris is hidden
     temporary files; those of dead processes go, those of concurrent runs into the same folder stay.
     """
     from dlsp.audio.io import AUDIO_EXTENSIONS
-    from dlsp.fileio import ensure_dir, remove_stale_temp_files
+    from dlsp.fileio import check_writable, remove_stale_temp_files
 
     folder = output.parent if output.suffix.lower() in AUDIO_EXTENSIONS else output
-    ensure_dir(folder if str(folder) else Path("."))
+    folder = folder if str(folder) else Path(".")
+    check_writable(folder, folder=True)
+    if not folder.is_dir():
+        return
     removed = remove_stale_temp_files(folder, recursive=folder == output)
     if removed:
-        _warn(f"removed {_count(removed, 'temporary file')} left by an interrupted run in {folder}")
+        _warn(f"removed {count_noun(removed, 'temporary file')} left by an interrupted run in {folder}")
 
 
-def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block_seconds: float | None
-             ) -> tuple[int, int, int]:
-    """Denoise every job; a bad input is skipped with a warning, an unwritable output stops the run."""
+def _missing_dirs(outputs) -> list[Path]:
+    """The folders that do not exist yet on the way to `outputs`, deepest first."""
+    missing: set[Path] = set()
+    for dst in outputs:
+        folder = Path(dst).parent
+        while str(folder) and folder not in missing and not folder.exists() and folder != folder.parent:
+            missing.add(folder)
+            folder = folder.parent
+    return sorted(missing, key=lambda p: len(p.absolute().parts), reverse=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of `folders` (deepest first) that exist and are empty."""
+    for folder in folders:
+        try:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:
+            pass
+
+
+def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block_seconds: float | None,
+             single: bool = False) -> tuple[int, int, int]:
+    """Denoise every job; a bad input is skipped and listed (raised when it is the `single` input), an
+    unwritable output stops the run."""
     from tqdm import tqdm
 
     from dlsp.audio.io import audio_info
@@ -158,10 +209,14 @@ def _process(denoiser, jobs: list[tuple[Path, Path]], skip_existing: bool, block
             done += 1
         except WriteError as exc:
             # Disk full or no permission: every later file would fail the same way.
-            raise WriteError(f"{exc.problem}; stopped after denoising {done} of {_count(len(jobs), 'file')}",
+            if single:
+                raise
+            raise WriteError(f"{exc.problem}; stopped after denoising {done} of {count_noun(len(jobs), 'file')}",
                              exc.path) from None
         except DlspError as exc:
-            _warn(f"{exc}; skipped")
+            if single:
+                raise
+            skip_warning(exc.path or src, exc.problem)
             failed += 1
     return done, existing, failed
 
@@ -193,10 +248,6 @@ def _refuse_collisions(jobs: list[tuple[Path, Path]]) -> None:
         if resolved in seen:
             raise DlspError(f"inputs {seen[resolved]} and {src} would both be written here", dst)
         seen[resolved] = src
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _warn(message: str) -> None:

@@ -8,6 +8,10 @@ Speakers are disjoint across train/val/test (the clean dataset's own splits are 
 by take, not by speaker), and so are the noise files when there are at least 3, so the test split holds
 speakers and noise recordings the model never heard. Every mixture draws from its own generator, derived from
 the seed with `numpy.random.SeedSequence`, so mixture k is the same whatever happened before it.
+
+Unusable input files (unreadable, empty, silent) are skipped and reported one by one through `on_skip`; headers
+are checked before anything is written, and a run that fails (no usable clean or noise file left) removes
+what it created, so a failure leaves no half-made corpus.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 import sys
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,7 @@ from dlsp.audio.io import is_silent, list_audio_files, load_audio, save_audio
 from dlsp.audio.mixing import SnrSpec, crop_or_pad, mix_at_snr, parse_snr_spec
 from dlsp.data import index as dataset_index
 from dlsp.data.index import AudioItem
+from dlsp.data.manifests import nonempty_info
 from dlsp.errors import DlspError
 from dlsp.fileio import TEMP_PREFIX, ensure_dir, write_text
 
@@ -60,6 +65,7 @@ def make_noisy_corpus(
     clean_format: str = "auto",
     progress: bool = True,
     level_db: str | SnrSpec | None = None,
+    on_skip: Callable[[Path, str, str], None] | None = None,
 ) -> Path:
     """Mix the speech under `clean_dir` with the noise under `noise_dir` into a corpus under `out_dir`.
 
@@ -76,12 +82,15 @@ def make_noisy_corpus(
         progress: show a progress bar on stderr.
         level_db: optionally set each mixture's RMS level, drawn from `LO:HI` or `V,V,...` dBFS (natural
             loudness variation); `None` keeps the recordings' own levels.
+        on_skip: called as `on_skip(path, kind, problem)` (kind "clean" or "noise") for every input file that
+            is skipped as unusable; by default each one is a `UserWarning`.
 
     Returns:
         The path of the manifest.
 
     Raises:
-        DlspError: for any bad input, before anything is written.
+        DlspError: for bad settings and folders, or when no usable clean or noise file remains: before
+            anything is written, or else after removing what this run wrote.
     """
     snr_spec = snr if isinstance(snr, SnrSpec) else parse_snr_spec(snr)
     level_spec = level_db if level_db is None or isinstance(level_db, SnrSpec) else parse_snr_spec(level_db,
@@ -89,24 +98,35 @@ def make_noisy_corpus(
     fractions = _check_fractions(splits)
     _check_settings(count, hours, sample_rate, clip_seconds, clean_format, fractions)
     clean_dir, noise_dir, out_dir = Path(clean_dir), Path(noise_dir), Path(out_dir)
-    if not list_audio_files(clean_dir):
+    skip = on_skip or _warn_skipped
+    clean_files = list_audio_files(clean_dir)
+    if not clean_files:
         raise DlspError("clean folder has no audio files", clean_dir)
     noise_files = list_audio_files(noise_dir)
     if not noise_files:
         raise DlspError("noise folder has no audio files", noise_dir)
     _check_output_dir(out_dir, (clean_dir, noise_dir))
+    # Headers first: unreadable or empty files are skipped, and nothing is created unless both kinds remain.
+    bad_clean = _unreadable(clean_files, "clean", skip)
+    if len(bad_clean) == len(clean_files):
+        raise DlspError(f"none of the {len(clean_files)} clean audio files is usable", clean_dir)
+    bad_noise = _unreadable(noise_files, "noise", skip)
+    noise_files = [path for path in noise_files if path not in bad_noise]
+    if not noise_files:
+        raise DlspError(f"none of the {len(bad_noise)} noise audio files is usable", noise_dir)
 
-    items = dataset_index.index_dataset(clean_dir, format=clean_layout(clean_dir, clean_format))
+    items = _index_clean(clean_dir, clean_layout(clean_dir, clean_format), bad_clean)
     clean_splits = assign_clean_splits(items, fractions, seed, clean_dir)
     noise_splits, noise_disjoint = assign_noise_splits(noise_files, fractions, seed)
     clip_samples = None if clip_seconds is None else max(1, round(clip_seconds * sample_rate))
-    mixer = _Mixer(clean_splits, noise_splits, snr_spec, level_spec, sample_rate, clip_samples, seed)
+    mixer = _Mixer(clean_splits, noise_splits, snr_spec, level_spec, sample_rate, clip_samples, seed, skip)
     if hours is not None:
         counts = {name: mixer.count_for_seconds(name, hours * 3600 * f) if f > 0 else 0
                   for name, f in zip(SPLITS, fractions, strict=True)}
     else:
         counts = split_counts(DEFAULT_COUNT if count is None else count, fractions)
 
+    created = not out_dir.exists()
     _clear_previous_output(out_dir)
     for sub in AUDIO_DIRS:
         ensure_dir(out_dir / sub)
@@ -114,10 +134,15 @@ def make_noisy_corpus(
 
     rows, seconds = [], []
     jobs = [(name, k) for name in SPLITS for k in range(counts[name])]
-    for name, k in progress_bar(jobs, desc="mixing", unit="mix", file=sys.stderr, disable=not progress):
-        row, duration = mixer.make(name, k, out_dir)
-        rows.append(row)
-        seconds.append(duration)
+    try:
+        for name, k in progress_bar(jobs, desc="mixing", unit="mix", file=sys.stderr, disable=not progress):
+            row, duration = mixer.make(name, k, out_dir)
+            rows.append(row)
+            seconds.append(duration)
+    except DlspError:
+        # Every usable-looking file turned out silent: take back what this run wrote.
+        _remove_output(out_dir, created)
+        raise
     summary = summarize(rows, seconds)
     write_text(out_dir / "README.md", _readme(summary, snr_spec, level_spec, noise_disjoint, seed, clean_dir,
                                               noise_dir))
@@ -282,9 +307,11 @@ class _Mixer:
     """Makes mixture k of a split from its own generator; skips (with a warning) files that cannot be used."""
 
     def __init__(self, clean: dict[str, list[AudioItem]], noise: dict[str, list[Path]], snr: SnrSpec,
-                 level: SnrSpec | None, sample_rate: int, clip_samples: int | None, seed: int) -> None:
+                 level: SnrSpec | None, sample_rate: int, clip_samples: int | None, seed: int,
+                 on_skip: Callable[[Path, str, str], None] | None = None) -> None:
         self.clean, self.noise, self.snr, self.level = clean, noise, snr, level
         self.sample_rate, self.clip_samples, self.seed = sample_rate, clip_samples, seed
+        self.on_skip = on_skip or _warn_skipped
         self.bad: set[Path] = set()
         self._orders: dict[tuple[int, str, int], np.ndarray] = {}
         self._noise_cache: OrderedDict[Path, np.ndarray] = OrderedDict()
@@ -357,7 +384,7 @@ class _Mixer:
             return audio
         except DlspError as exc:
             self.bad.add(path)
-            warnings.warn(f"skipped {kind} file {exc}", stacklevel=2)
+            self.on_skip(path, kind, exc.problem)
             return None
 
     def _position(self, stream: int, split: str, j: int, n: int) -> int:
@@ -367,6 +394,44 @@ class _Mixer:
         if key not in self._orders:
             self._orders[key] = _rng(self.seed, stream, SPLITS.index(split), epoch).permutation(n)
         return int(self._orders[key][j % n])
+
+
+def _warn_skipped(path: Path, kind: str, problem: str) -> None:
+    warnings.warn(f"skipped {kind} file {path}: {problem}", stacklevel=3)
+
+
+def _unreadable(files: list[Path], kind: str, on_skip: Callable[[Path, str, str], None]) -> set[Path]:
+    """The files whose header cannot be read or that hold no samples, each reported through `on_skip`."""
+    bad = set()
+    for path in files:
+        try:
+            nonempty_info(path)
+        except DlspError as exc:
+            bad.add(path)
+            on_skip(path, kind, exc.problem)
+    return bad
+
+
+def _index_clean(clean_dir: Path, layout: str, bad: set[Path]) -> list[AudioItem]:
+    """`index_dataset` of the clean folder without the files in `bad`."""
+    if not bad:
+        return dataset_index.index_dataset(clean_dir, format=layout)
+    layouts = dataset_index._LAYOUTS
+    if layout not in layouts:  # pairs and manifests list their own files; a bad one stays an error
+        return dataset_index.index_dataset(clean_dir, format=layout)
+    files = [(path, parts) for path, parts in dataset_index._scan(clean_dir) if path not in bad]
+    return sorted(layouts[layout](clean_dir, files), key=lambda item: item.path)
+
+
+def _remove_output(out_dir: Path, created: bool) -> None:
+    """Remove this run's mixtures and audio folders, and `out_dir` itself if this run created it."""
+    _clear_previous_output(out_dir)
+    for sub in AUDIO_DIRS:
+        folder = out_dir / sub
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
