@@ -34,8 +34,8 @@ bench: $(BIN)/dlsp
 
 # Retrain the default denoiser shipped in src/dlsp/pretrained/: stages 1-3 on FSDD + Arabic Speech Commands
 # (recipes/denoise_default.yaml, _finetune, _augment), then stage 4 on wideband speech from many more voices and
-# noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), stage 5
-# with babble noise (recipes/denoise_default_babble.yaml) and stage 6 with band-limited mixtures (_narrow).
+# noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), and stage 5
+# with babble noise (recipes/denoise_default_babble.yaml).
 SHARED := ../shared/data
 OLD_CLEAN := $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands
 OLD_NOISE := $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background
@@ -52,9 +52,7 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_wideband
 	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_babble.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_babble
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_narrow.yaml --clean $(WIDE_CLEAN) \
-	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_narrow
-	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_narrow/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml, recipes/denoise_default_babble.yaml and recipes/denoise_default_narrow.yaml')"
+	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_babble/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml and recipes/denoise_default_babble.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet): recipes/denoise_unet_bundled.yaml on FSDD + Arabic,
 # then recipes/denoise_unet_wideband.yaml on the wideband data of stage 4 above.
