@@ -10,6 +10,7 @@ are agreed on with a collective, and only rank 0 writes files and logs.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -34,7 +35,15 @@ def init_from_env(device: str = "auto") -> bool:
     except (RuntimeError, ValueError) as exc:
         raise DlspError(f"cannot join the process group ({str(exc).splitlines()[0][:160]}); start with torchrun "
                         "or dlsp run --nproc K") from None
+    # Leave the group before the interpreter tears down: a gloo group destroyed during shutdown can abort the
+    # process ("terminate called without an active exception") after training finished.
+    atexit.register(_leave_group)
     return True
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:
