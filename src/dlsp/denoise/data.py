@@ -413,6 +413,7 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
     level = None if config.level_db is None else parse_snr_spec(config.level_db, "level")
     segment = round(config.segment_seconds * config.sample_rate)
     corpus_of = {str(Path(d)): Path(d).resolve().name for d in clean_dirs}
+    noise_corpus_of = {str(Path(d)): Path(d).resolve().name for d in noise_dirs}
     sources, files = {}, {}
     for split in SPLITS:
         items = clean_splits[split]
@@ -423,8 +424,7 @@ def mixing_data(clean_dirs: Sequence[str | os.PathLike[str]], noise_dirs: Sequen
                                speakers=[dataset_index._speaker_key(item) for item in items])
         clean_pool = _apply_narrowband_policy(clean_pool, config, split, log)
         noise_pool = load_pool(noise_splits[split], config.sample_rate, cache, f"{split}-noise", progress,
-                               corpora=[_corpus(path, {str(Path(d)): Path(d).resolve().name for d in noise_dirs})
-                                        for path in noise_splits[split]],
+                               corpora=[_corpus(path, noise_corpus_of) for path in noise_splits[split]],
                                min_seconds=MIN_NOISE_SECONDS)
         if split == "train" and config.synthetic_noise_files:
             noise_pool = _with_synthetic_noise(noise_pool, config.synthetic_noise_files, config.sample_rate, seed)
