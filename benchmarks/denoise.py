@@ -50,6 +50,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # One thread for every method, BLAS included: OpenBLAS reads this when numpy loads, so it is set before the import.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -457,11 +458,11 @@ class DeepFilterNet3:
 
 
 class DlspModel:
-    def __init__(self, path: Path | None, engine: str | None) -> None:
+    def __init__(self, path: Path | None, engine: str | None, **options: Any) -> None:
         from dlsp.denoise.enhance import Denoiser
         from dlsp.denoise.streaming import StreamingDenoiser
 
-        self.denoiser = Denoiser.from_file(path, device="cpu", engine=engine, onnx_threads=1)
+        self.denoiser = Denoiser.from_file(path, device="cpu", engine=engine, onnx_threads=1, **options)
         self.sample_rate = self.denoiser.sample_rate
         self.latency = f"{StreamingDenoiser(self.denoiser.model).latency_seconds * 1000:.1f}"
 

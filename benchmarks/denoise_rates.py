@@ -57,7 +57,8 @@ reported the same way as extra lines); SI-SDR of output vs clean input (16 kHz) 
 clipped output samples.
 
 Methods: dlsp default (`Denoiser.from_file(None, device="cpu", onnx_threads=1)`: what `dlsp denoise run` runs,
-onnxruntime engine), each `--model NAME=PATH`, and the peers of benchmarks/denoise.py (noisereduce at any rate;
+onnxruntime engine), the same shown its input as it is (`dlsp default, level floor none`: no input level follower,
+`dlsp.denoise.input_level`), each `--model NAME=PATH`, and the peers of benchmarks/denoise.py (noisereduce at any rate;
 RNNoise and DeepFilterNet3, 48 kHz models, resample any rate to 48 kHz and back, delay removed).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/denoise_rates.py
@@ -228,6 +229,9 @@ def main() -> int:
 # ---------------------------------------------------------------------------------------------------- material
 
 
+AS_IS = "dlsp default, level floor none"
+
+
 def build_methods(extra: list[str], no_peers: bool) -> list[Method]:
     """The noisy input (identity), the peers unless `no_peers`, the dlsp default and each `NAME=PATH`."""
     from denoise import DFN3, DeepFilterNet3, DlspModel, NoiseReduce, RNNoise  # benchmarks/denoise.py
@@ -248,6 +252,8 @@ def build_methods(extra: list[str], no_peers: bool) -> list[Method]:
     for name, path in models:
         model = DlspModel(path, None)  # Denoiser.from_file(path, device="cpu", engine=None, onnx_threads=1)
         methods.append(Method(name, model.enhance, dlsp=True, stereo=True))
+    # Ablation: the default model shown its input as it is (no input level follower, `--level-floor none`).
+    methods.append(Method(AS_IS, DlspModel(None, None, level_floor_db=None).enhance, dlsp=True, stereo=True))
     return methods
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ dlsp denoise run a.flac b.wav -o out/ --strength 0.8 --atten-limit 18
 dlsp denoise run talks/ -o out/ --skip-existing --suffix _denoised
 dlsp denoise run noisy.wav -o clean.wav --model model.onnx
 dlsp denoise run noisy.wav -o clean.wav --stream   # block by block through the streaming engine
+dlsp denoise run quiet.wav -o clean.wav --level-floor none   # show the network the input as it is
 """
 # Files longer than this get a progress bar of their own.
 LONG_FILE_SECONDS = 120.0
@@ -38,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dry/wet mix: 1 fully denoised, 0 the input unchanged")
     parser.add_argument("--atten-limit", type=float, default=None, metavar="DB",
                         help="attenuate no time-frequency bin by more than DB decibels (default: no limit)")
+    parser.add_argument("--level-floor", type=level_floor, default=argparse.SUPPRESS, metavar="DB",
+                        help="show the network quiet input raised until its loud frames reach DB dB re full scale "
+                             "(the output keeps the input's level; the models train on speech at -35 to -15 "
+                             "dBFS); 'none' shows the input as it is (default: -30, where speech of -35 dBFS "
+                             "active level peaks)")
     parser.add_argument("--independent-channels", action="store_true",
                         help="denoise each channel with its own gains (default: channels share one gain per "
                              "time-frequency bin, so a centred source stays centred)")
@@ -53,6 +60,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-existing", action="store_true", help="skip outputs that already exist")
     parser.add_argument("--suffix", default="", help="text added to each output file name before its extension")
     parser.set_defaults(func=run)
+
+
+def level_floor(text: str) -> float | None:
+    """`--level-floor`: a level in dB, or none."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a level in dB or 'none', got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite level in dB or 'none', got {text!r}")
+    return value
 
 
 def plan_jobs(inputs: list[Path], output: Path, suffix: str = ""
@@ -116,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     denoiser = Denoiser.from_file(args.model, device=args.device, chunk_seconds=args.chunk_seconds,
                                   strength=args.strength, atten_limit_db=args.atten_limit,
                                   engine=None if args.engine == "auto" else args.engine,
-                                  link_channels=not args.independent_channels)
+                                  link_channels=not args.independent_channels,
+                                  **({"level_floor_db": args.level_floor} if "level_floor" in args else {}))
     _prepare_output(args.output)  # after the model loaded; creates nothing: folders appear with their files
     new_dirs = _missing_dirs(dst for _, dst in jobs)
     for path, problem in skipped:

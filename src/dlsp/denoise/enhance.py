@@ -35,6 +35,7 @@ import torch
 
 from dlsp.audio.io import SILENT_PEAK, AudioInfo, ClippingWarning, _format_for, audio_info, is_silent
 from dlsp.denoise.fullband import QUALITY, UpperBand
+from dlsp.denoise.input_level import DEFAULT_FLOOR_DB, check_floor
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser
 from dlsp.denoise.streaming import StreamingDenoiser, check_options
 from dlsp.device import resolve_device
@@ -66,12 +67,16 @@ class Denoiser:
         link_channels: channels of a multichannel input share one gain per time-frequency bin (and per frame in
             the band above the model's rate), so a centred source stays centred (`StreamingDenoiser`); `False`
             denoises each channel on its own.
+        level_floor_db: quiet input is shown to the network raised until its loud frames reach this level (a
+            causal gain undone on the output, `dlsp.denoise.input_level`); `None` shows the input as it is.
     """
 
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", chunk_seconds: float = 20.0,
                  strength: float = 1.0, atten_limit_db: float | None = None, *, engine: str | None = None,
-                 onnx_threads: int | None = None, full_band: bool = True, link_channels: bool = True) -> None:
+                 onnx_threads: int | None = None, full_band: bool = True, link_channels: bool = True,
+                 level_floor_db: float | None = DEFAULT_FLOOR_DB) -> None:
         check_options(strength, atten_limit_db)
+        check_floor(level_floor_db)
         if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
             raise DlspError(f"chunk_seconds must be positive, got {chunk_seconds}")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -93,6 +98,7 @@ class Denoiser:
         self.model, self.engine = model, engine
         self.chunk_seconds, self.strength, self.atten_limit_db = float(chunk_seconds), float(strength), atten_limit_db
         self.full_band, self.link_channels = bool(full_band), bool(link_channels)
+        self.level_floor_db = level_floor_db
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto", **options: Any
@@ -118,7 +124,7 @@ class Denoiser:
     def stream(self, channels: int = 1) -> StreamingDenoiser:
         """A `StreamingDenoiser` at the model's rate with this denoiser's settings."""
         return StreamingDenoiser(self.model, self.device, channels=channels, strength=self.strength,
-                                 link_channels=self.link_channels,
+                                 link_channels=self.link_channels, level_floor_db=self.level_floor_db,
                                  atten_limit_db=self.atten_limit_db, chunk_frames=self.chunk_frames)
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -227,7 +233,8 @@ class _Pipeline:
         self.stream = StreamingDenoiser(denoiser.model, denoiser.device, channels=channels,
                                         atten_limit_db=denoiser.atten_limit_db, chunk_frames=denoiser.chunk_frames,
                                         on_frames=self.band.observe if self.band else None,
-                                        link_channels=denoiser.link_channels)
+                                        link_channels=denoiser.link_channels,
+                                        level_floor_db=denoiser.level_floor_db)
         self.strength = denoiser.strength
         self.dry = np.zeros((channels, 0), np.float32)  # input not yet matched by output
         self.wet = np.zeros((channels, 0), np.float32)  # output not yet matched by input (rounding)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dlsp.audio.stft import NOLA_FLOOR, from_magphase, magphase, resolve_window
+from dlsp.denoise.input_level import DEFAULT_FLOOR_DB, LevelFollower, check_floor
 from dlsp.denoise.model_file import DenoiserModel
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
@@ -42,6 +43,9 @@ class StreamingDenoiser:
             sum_c noisy_c^2)` (energy-weighted over channels, like a stereo-linked compressor), so a source keeps
             its place in the stereo image even when the noise differs between channels; `False` lets each channel
             keep its own mask.
+        level_floor_db: show the network quiet input raised until its loud frames reach this frame level (dB re
+            full scale), a causal gain undone on the estimate (`dlsp.denoise.input_level`), so recordings far
+            below the training levels are denoised as well as those in range; `None` feeds the input as is.
         strength: dry/wet mix in [0, 1] (applied to magnitudes, which equals mixing the signals: 0 returns the
             input, 1 the fully denoised signal).
         atten_limit_db: never attenuate a bin by more than this many dB (a floor on the effective mask);
@@ -56,8 +60,9 @@ class StreamingDenoiser:
                  strength: float = 1.0, atten_limit_db: float | None = None,
                  chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                  on_frames: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-                 link_channels: bool = True) -> None:
+                 link_channels: bool = True, level_floor_db: float | None = DEFAULT_FLOOR_DB) -> None:
         check_options(strength, atten_limit_db)
+        check_floor(level_floor_db)
         if channels < 1 or chunk_frames < 1:
             raise DlspError(f"channels and chunk_frames must be positive, got {channels} and {chunk_frames}")
         stft = model.stft
@@ -80,6 +85,9 @@ class StreamingDenoiser:
         self.blocks_per_frame = -(-self.n_fft // self.hop)
         frame_window = torch.nn.functional.pad(self.window, (0, self.blocks_per_frame * self.hop - self.n_fft))
         self.window_blocks = frame_window.reshape(self.blocks_per_frame, self.hop)
+        self.follower = None if level_floor_db is None else LevelFollower(
+            float(level_floor_db), self.hop / model.sample_rate, self.n_fft, float(self.window.square().sum()),
+            linked=self.link_channels or channels == 1)
         self.reset()
 
     @property
@@ -104,6 +112,10 @@ class StreamingDenoiser:
         self._state = None  # a recurrent network's state after the last output frame
         self._spec = torch.zeros(self.channels, self.n_fft // 2 + 1, 0, dtype=torch.complex64, device=self.device)
         self._spec_start = 0  # global index of the first cached STFT frame
+        rows = 1 if self.follower is None or self.follower.linked else self.channels
+        self._gain = torch.ones(rows, 1, 0, device=self.device)  # network-input gain of each cached frame
+        if self.follower is not None:
+            self.follower.reset()
         self._next_frame = 0  # next output frame
         self._emitted = 0  # output samples returned so far
         self._tail = torch.zeros(self.channels, self.blocks_per_frame - 1, self.hop, device=self.device)
@@ -203,6 +215,8 @@ class StreamingDenoiser:
             signal = torch.from_numpy(self._segment(cached_stop, stop, n_total)).to(self.device)
             new = torch.stft(signal, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
             self._spec = torch.cat([self._spec, new], dim=-1)
+            if self.follower is not None:
+                self._gain = torch.cat([self._gain, self.follower.gains(new)], dim=-1)
         return self._spec[..., first - self._spec_start:stop - self._spec_start]
 
     # Network and overlap-add --------------------------------------------------------------------------------
@@ -217,8 +231,13 @@ class StreamingDenoiser:
             spec = self._frames(context_start, context_stop, n_total)
             magnitude, phase = magphase(spec)
             keep = slice(first - context_start, stop - context_start)
-            estimate = self._run_stateful(magnitude, stop - first) if self.stateful else self.network(magnitude)
-            estimate = self._effective(estimate[..., keep], magnitude[..., keep])
+            gain = None
+            if self.follower is not None:
+                gain = self._gain[..., context_start - self._spec_start:context_stop - self._spec_start]
+            shown = magnitude if gain is None else magnitude * gain
+            estimate = self._run_stateful(shown, stop - first) if self.stateful else self.network(shown)
+            estimate = estimate[..., keep] if gain is None else estimate[..., keep] / gain[..., keep]
+            estimate = self._effective(estimate, magnitude[..., keep])
             if self.on_frames is not None:
                 self.on_frames(estimate, magnitude[..., keep])
             outputs.append(self._overlap_add(from_magphase(estimate, phase[..., keep]), first, n_total))
@@ -226,6 +245,7 @@ class StreamingDenoiser:
             drop = max(0, stop - self.past) // self.multiple * self.multiple - self._spec_start
             if drop > 0:
                 self._spec = self._spec[..., drop:]
+                self._gain = self._gain[..., drop:]
                 self._spec_start += drop
         return np.concatenate(outputs, axis=1)
 
