@@ -36,7 +36,8 @@ bench: $(BIN)/dlsp
 # (recipes/denoise_default.yaml, _finetune, _augment), then stage 4 on wideband speech from many more voices and
 # noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), and stage 5
 # with babble noise (recipes/denoise_default_babble.yaml).
-SHARED := ../shared/data
+# The data folder: $DLSP_DATA (its first entry) when set, else ../shared/data beside the project.
+SHARED ?= $(or $(firstword $(subst :, ,$(DLSP_DATA))),../shared/data)
 OLD_CLEAN := $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands
 OLD_NOISE := $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background
 WIDE_CLEAN := $(SHARED)/speech/speechocean762 $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "compress", "replace a model's linear layers by rank-D factors (truncated SVD, optional "
                                 "fine-tuning)",
         "dlsp compress runs/mnist_mlp/best.pt --rank 20 -o mnist_rank20.pt\n"
-        "dlsp compress runs/mnist_mlp/best.pt --rank 20 --finetune 3 --data ../shared/data/images/mnist -o m20.pt\n"
+        "dlsp compress runs/mnist_mlp/best.pt --rank 20 --finetune 3 --data $DLSP_DATA/images/mnist -o m20.pt\n"
         "dlsp compress runs/denoise_dense/best.pt --rank 32 -o dense_rank32.pt   # any dlsp model file",
         description="Every linear layer W (out x in) where rank D saves parameters becomes U V^T from its "
                     "truncated SVD; smaller layers stay dense. The output is the same kind of model file (it "

@@ -10,7 +10,7 @@ from dlsp.cli.common import HelpFormatter
 EXAMPLES = """\
 dlsp data synth --out synth/
 dlsp data mix --clean synth/speech --noise synth/noise --out mixes/ --snr -5:20 --count 500
-dlsp data index ../shared/data/speech/fsdd -o fsdd.csv"""
+dlsp data index $DLSP_DATA/speech/fsdd -o fsdd.csv"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 from dlsp.cli.common import add_command
 
 EXAMPLES = """
-dlsp data index ../shared/data/speech/fsdd
-dlsp data index ../shared/data/speech/arabic_commands --split 0.8,0.1,0.1 --seed 1 -o commands.csv
+dlsp data index $DLSP_DATA/speech/fsdd
+dlsp data index $DLSP_DATA/speech/arabic_commands --split 0.8,0.1,0.1 --seed 1 -o commands.csv
 dlsp data index my_sounds --format folders --split 0.7,0.15,0.15 --ignore-existing
 dlsp data index voicebank --format pairs -o voicebank/pairs.csv
 dlsp data index index.csv --allow-outside

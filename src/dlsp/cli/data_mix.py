@@ -9,7 +9,7 @@ from dlsp.cli.common import add_command, count_noun, skip_warning
 
 EXAMPLES = """
 dlsp data mix --clean corpus/speech --noise corpus/noise --out noisy
-dlsp data mix --clean ../shared/data/speech/fsdd --noise ../shared/data/noise/household_street \\
+dlsp data mix --clean $DLSP_DATA/speech/fsdd --noise $DLSP_DATA/noise/household_street \\
     --out noisy --hours 1
 dlsp data mix --clean speech --noise noise --out noisy --snr -5:20 --count 2000 --clip-seconds 3
 dlsp data mix --clean speech --noise noise --out noisy --snr 0,5,10 --split 0.7,0.15,0.15 --sr 8000

@@ -23,7 +23,7 @@ dlsp speaker identify unknown.wav --db speakers.db --top 3
 dlsp speaker calibrate --db speakers.db --data my_speakers/ --far 0.01
 dlsp speaker list --db speakers.db
 dlsp speaker embed a.wav b.flac -o emb.npy
-dlsp speaker eval --data ../shared/data/speech/arabic_commands --split val
+dlsp speaker eval --data $DLSP_DATA/speech/arabic_commands --split val
 dlsp speaker train --data speakers/ --out runs/speaker"""
 
 

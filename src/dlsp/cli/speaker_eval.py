@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = add_command(
         subparsers, "eval", "EER and minDCF of a speaker encoder on unseen speakers, with DET and t-SNE plots",
-        "dlsp speaker eval --data ../shared/data/speech/arabic_commands --split val\n"
-        "dlsp speaker eval --data ../shared/data/speech/fsdd --speakers nicolas theo --json fsdd.json\n"
+        "dlsp speaker eval --data $DLSP_DATA/speech/arabic_commands --split val\n"
+        "dlsp speaker eval --data $DLSP_DATA/speech/fsdd --speakers nicolas theo --json fsdd.json\n"
         "dlsp speaker eval --model runs/speaker/best.pt --data test_speakers/ --format speakers --out eval/",
         description="Embed every selected recording (too short or silent ones are skipped and counted), build "
                     "all target trials (same speaker) and a sampled set of non-target trials (all of them when "

@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers, "train", "train a speaker encoder (data folders -> run folder with best.pt)",
         "dlsp speaker train --data speakers/ --format speakers --out runs/speaker\n"
-        "dlsp speaker train --recipe recipes/speaker_default.yaml --data ../shared/data/speech/arabic_commands "
-        "../shared/data/speech/fsdd --out runs/speaker_default\n"
+        "dlsp speaker train --recipe recipes/speaker_default.yaml --data $DLSP_DATA/speech/arabic_commands "
+        "$DLSP_DATA/speech/fsdd --out runs/speaker_default\n"
         "dlsp speaker train --data LibriSpeech/ --out runs/libri --set train.objective=bce --epochs 20\n"
         "dlsp speaker train --out runs/speaker --resume   # continue after an interruption",
         description="Train a bidirectional-GRU speaker encoder. Speakers are split disjointly into training and "

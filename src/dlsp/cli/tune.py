@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "tune", "tune a recipe's hyperparameters with Optuna (search space in its tune: section)",
         "dlsp tune recipes/tune_denoise.yaml --trials 20 --input clean=speech/ --input noise=noise/ --out runs/t\n"
         "dlsp tune R.yaml --trials 40 --workers 2 --input clean=s/ --input noise=n/ --out runs/t   # 2 processes\n"
-        "dlsp tune R.yaml --trials 100 --storage postgresql://dlsp@db-host/optuna --study lr-search ...\n"
+        "dlsp tune R.yaml --trials 100 --storage postgresql://dlsp@db-host/optuna --study lr-search --out runs/t\n"
         "dlsp tune R.yaml --trials 4 --quick --input clean=s/ --input noise=n/ --out runs/t --report",
         description="Each trial samples the recipe's tune.params, trains the recipe's task with them into "
                     "OUT/trial_NNNN/ and reports tune.metric every epoch, so the pruner (median by default) "

@@ -8,9 +8,9 @@ from dlsp.cli import vision_eval, vision_train
 from dlsp.cli.common import HelpFormatter
 
 EXAMPLES = """\
-dlsp vision train recipes/vision_mnist_mlp.yaml --data ../shared/data/images/mnist --out runs/mnist_mlp
+dlsp vision train recipes/vision_mnist_mlp.yaml --data $DLSP_DATA/images/mnist --out runs/mnist_mlp
 dlsp vision train recipes/vision_compression.yaml --quick --out runs/compress_quick
-dlsp vision train recipes/vision_cifar_augment.yaml --data ../shared/data/images/cifar10 --out runs/cifar_aug
+dlsp vision train recipes/vision_cifar_augment.yaml --data $DLSP_DATA/images/cifar10 --out runs/cifar_aug
 dlsp vision eval runs/mnist_mlp"""
 
 

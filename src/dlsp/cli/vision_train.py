@@ -10,10 +10,10 @@ from dlsp.cli.common import add_command, positive_int
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers, "train", "run an image study from a recipe (table + PNGs + results.json in the run folder)",
-        "dlsp vision train recipes/vision_mnist_mlp.yaml --data ../shared/data/images/mnist --out runs/mnist\n"
-        "dlsp vision train recipes/vision_compression.yaml --data ../shared/data/images/mnist --out runs/lowrank "
+        "dlsp vision train recipes/vision_mnist_mlp.yaml --data $DLSP_DATA/images/mnist --out runs/mnist\n"
+        "dlsp vision train recipes/vision_compression.yaml --data $DLSP_DATA/images/mnist --out runs/lowrank "
         "--set compression.base_model=runs/mnist/best.pt\n"
-        "dlsp vision train recipes/vision_ssl.yaml --data ../shared/data/images/cifar10 --out runs/ssl "
+        "dlsp vision train recipes/vision_ssl.yaml --data $DLSP_DATA/images/cifar10 --out runs/ssl "
         "--set ssl.pretext=rotnet\n"
         "dlsp vision train recipes/vision_cifar_augment.yaml --quick --out /tmp/smoke   # digits, < 1 minute",
         description="Run a study: mnist_mlp (MLP, best examples, PCA/t-SNE of every layer), compression (low-rank "
