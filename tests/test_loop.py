@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dlsp.errors import DlspError
-from dlsp.train.loop import expected_epochs, fit
+from dlsp.train.loop import epoch_postfix, expected_epochs, fit
 
 
 def _regression():
@@ -127,3 +127,11 @@ def test_quiet_training_prints_nothing(capsys):
     model, step, batches = _regression()
     fit(model, step, torch.optim.SGD(model.parameters(), lr=0.01), lambda e: batches, epochs=3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_bar_shows_validation_loss_only_when_there_is_one_and_the_figure_that_picks_the_best_epoch():
+    record = {"epoch": 3, "train_loss": 0.51234, "val_loss": 0.51234, "val_eer": 0.08}
+    # Speaker training validates by EER, with no validation batches: val_loss only repeats the training loss.
+    assert epoch_postfix(record, "val_eer", has_val_loss=False) == {"train": "0.5123", "val_eer": "0.08"}
+    record["val_loss"] = 0.6
+    assert epoch_postfix(record, "val_loss", has_val_loss=True) == {"train": "0.5123", "val": "0.6"}

@@ -110,7 +110,8 @@ def fit(
         if max_seconds is not None:
             bar.total = expected_epochs(epochs, first, epoch + 1, record["seconds"], max_seconds)
         # Epochs are counted from 1 wherever people read them (bars, printed lines, results.json).
-        bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=result.best_epoch + 1, refresh=False)
+        bar.set_postfix(epoch_postfix(record, monitor, has_val_loss=bool(val_batches))
+                        | {"best": result.best_epoch + 1}, refresh=False)
         bar.update(1)
         if patience is not None and epoch - result.best_epoch >= patience:
             result.stopped = "early stopping"  # every process sees the same validation: no need to agree
@@ -161,6 +162,17 @@ def _train_epoch(model: nn.Module, step: StepFn, optimizer: torch.optim.Optimize
 
 
 @torch.no_grad()
+def epoch_postfix(record: dict[str, Any], monitor: str, has_val_loss: bool) -> dict[str, str]:
+    """What the bar shows of an epoch: the training loss, the validation loss when there is one (without
+    validation batches `val_loss` only repeats the training loss) and the figure that picks the best epoch."""
+    shown = {"train": f"{record['train_loss']:.4g}"}
+    if has_val_loss:
+        shown["val"] = f"{record['val_loss']:.4g}"
+    if monitor not in ("train_loss", "val_loss"):
+        shown[monitor] = f"{record[monitor]:.4g}"
+    return shown
+
+
 def evaluate_loss(model: nn.Module, step: StepFn, batches: Iterable[Any], epoch: int | None = None) -> float:
     """Mean of `step` over `batches` in eval mode without gradients.
 
