@@ -53,7 +53,7 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_wideband
 	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_babble.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_babble
-	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_default_babble/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml and recipes/denoise_default_babble.yaml')"
+	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_default_babble/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml and recipes/denoise_default_babble.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet): recipes/denoise_unet_bundled.yaml on FSDD + Arabic,
 # then recipes/denoise_unet_wideband.yaml on the wideband data of stage 4 above.
@@ -62,13 +62,13 @@ pretrained-denoiser-unet: $(BIN)/dlsp
 	  --cache runs/cache --out runs/denoise_unet_bundled
 	$(BIN)/dlsp denoise train --recipe recipes/denoise_unet_wideband.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_unet_wideband
-	$(BIN)/python -c "from dlsp.denoise.model_file import publish_default; publish_default('runs/denoise_unet_wideband/best.pt', name='unet', recipe='recipes/denoise_unet_bundled.yaml, fine-tuned by recipes/denoise_unet_wideband.yaml')"
+	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_unet_wideband/best.pt', name='unet', recipe='recipes/denoise_unet_bundled.yaml, fine-tuned by recipes/denoise_unet_wideband.yaml')"
 
 # Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_default.yaml, ../shared/data).
 pretrained-speaker: $(BIN)/dlsp
 	$(BIN)/dlsp speaker train --recipe recipes/speaker_default.yaml \
 	  --data $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd --out runs/speaker_default
-	$(BIN)/python -c "from dlsp.speaker.model_file import publish_default; publish_default('runs/speaker_default/best.pt')"
+	$(BIN)/python -c "from dlsp.release import publish_speaker; publish_speaker('runs/speaker_default/best.pt')"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

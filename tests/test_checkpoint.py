@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dlsp.errors import DlspError
-from dlsp.models.denoisers import MODELS, LinearDenoiser
+from dlsp.models.denoisers import MODELS
+from dlsp.models.linear_denoisers import LinearDenoiser
 from dlsp.train.checkpoint import (
     average_state_dicts,
     build_from_checkpoint,

@@ -13,8 +13,9 @@ from dlsp.audio.mixing import mix_at_snr
 from dlsp.audio.noises import synth_noise
 from dlsp.audio.synthetic import make_speakers, synth_utterance
 from dlsp.denoise import Denoiser, StreamingDenoiser
-from dlsp.denoise.model_file import MAX_DEFAULT_BYTES, default_model_path, load_denoiser
+from dlsp.denoise.model_file import default_model_path, load_denoiser
 from dlsp.metrics.enhancement import si_sdr
+from dlsp.release import MAX_DENOISER_BYTES
 
 
 def _mixture(snr_db: float = 0.0, seconds: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +28,7 @@ def _mixture(snr_db: float = 0.0, seconds: float = 3.0) -> tuple[np.ndarray, np.
 
 def test_default_model_is_small_plain_data_and_loads_with_weights_only():
     path = default_model_path()
-    assert path.stat().st_size <= MAX_DEFAULT_BYTES
+    assert path.stat().st_size <= MAX_DENOISER_BYTES
     payload = torch.load(path, map_location="cpu", weights_only=True)  # plain data: no code can run
     assert payload["task"] == "denoise" and "provenance" in payload
     loaded = load_denoiser(None)
@@ -40,7 +41,7 @@ def test_default_model_ships_its_onnx_export_which_runs_it_on_the_cpu():
 
     path = default_model_path()
     onnx_path = path.with_suffix(".onnx")
-    assert path.stat().st_size + onnx_path.stat().st_size <= MAX_DEFAULT_BYTES  # weights stored as float16
+    assert path.stat().st_size + onnx_path.stat().st_size <= MAX_DENOISER_BYTES  # weights stored as float16
     loaded = load_denoiser(None)
     exported = companion_onnx(loaded, threads=1)
     assert exported is not None and exported.model.weights_id == weights_id(loaded.model)
@@ -83,7 +84,7 @@ def test_bundled_unet_is_found_by_name_and_improves_an_unseen_mixture(tmp_path, 
 
     assert "unet" in bundled_models()
     path = bundled_models()["unet"]
-    assert path.stat().st_size + path.with_suffix(".onnx").stat().st_size <= MAX_DEFAULT_BYTES
+    assert path.stat().st_size + path.with_suffix(".onnx").stat().st_size <= MAX_DENOISER_BYTES
     assert Denoiser.from_file("unet", device="cpu").engine == "onnx"  # its export ships beside it too
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["model"] == "unet" and "denoise_unet_bundled.yaml" in payload["provenance"]

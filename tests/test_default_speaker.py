@@ -9,13 +9,14 @@ import torch
 
 from dlsp.audio.io import save_audio
 from dlsp.audio.synthetic import make_speakers, synth_utterance
+from dlsp.release import MAX_SPEAKER_BYTES
 from dlsp.speaker import SpeakerEmbedder, load_speaker_model
-from dlsp.speaker.model_file import MAX_DEFAULT_BYTES, default_model_path, weights_id
+from dlsp.speaker.model_file import default_model_path, weights_id
 
 
 def test_default_model_is_small_plain_data_and_calibrated():
     path = default_model_path()
-    assert path.stat().st_size <= MAX_DEFAULT_BYTES
+    assert path.stat().st_size <= MAX_SPEAKER_BYTES
     payload = torch.load(path, map_location="cpu", weights_only=True)  # plain data: no code can run
     assert payload["task"] == "speaker" and "provenance" in payload
     loaded = load_speaker_model(None)

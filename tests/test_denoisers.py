@@ -1,4 +1,4 @@
-"""dlsp.models.denoisers and conv_denoisers: shapes, receptive fields, causality, rebuilding, learning."""
+"""The denoiser registry and models (linear, conv): shapes, receptive fields, causality, rebuilding, learning."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from dlsp.models.denoisers import MODELS, LinearDenoiser, build_denoiser
+from dlsp.models.denoisers import MODELS, build_denoiser
+from dlsp.models.linear_denoisers import LinearDenoiser
 
 
 @pytest.mark.parametrize("output", ["mask", "magnitude"])
@@ -36,10 +37,10 @@ def test_causal_model_ignores_future_frames():
 
 
 def test_context_frames_are_the_neighbours():
-    from dlsp.models.denoisers import _context_frames
+    from dlsp.models.denoiser_base import context_frames
 
     x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
-    frames = _context_frames(x, context=1, causal=False)  # (B, T, F*3)
+    frames = context_frames(x, context=1, causal=False)  # (B, T, F*3)
     assert frames.shape == (2, 4, 9)
     # Frame t=1 holds frames 0, 1, 2, window-major.
     torch.testing.assert_close(frames[0, 1].reshape(3, 3), x[0, :, 0:3].T)  # (window, F)
@@ -295,7 +296,7 @@ def test_noise_summary_reaches_exactly_noise_frames_back(causal):
 
 
 def test_noise_summary_is_the_running_minimum_and_mean():
-    from dlsp.models.denoisers import _noise_summary
+    from dlsp.models.linear_denoisers import _noise_summary
 
     features = torch.tensor([[[3.0, 1.0, 2.0, 5.0, 4.0]]])  # (B=1, F=1, T=5)
     summary = _noise_summary(features, frames=3)  # (1, T, 2)

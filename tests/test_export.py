@@ -21,7 +21,8 @@ onnx = pytest.importorskip("onnx", reason="ONNX tests need onnx (pip install 'dl
 pytest.importorskip("onnxruntime", reason="ONNX tests need onnxruntime (pip install 'dlsp[onnx]')")
 pytest.importorskip("onnxscript", reason="ONNX export tests need onnxscript (pip install 'dlsp[onnx]')")
 
-from dlsp.denoise.export import compare_engines, export_onnx, load_onnx_denoiser  # noqa: E402
+from dlsp.denoise.export import export_onnx, load_onnx_denoiser  # noqa: E402
+from dlsp.release import compare_engines  # noqa: E402
 
 SR = 8000
 STFT = StftConfig(n_fft=128, hop_length=32)
@@ -122,11 +123,11 @@ def test_weights_stored_as_float16_export_as_float16(tmp_path, rng):
 
 
 def test_publishing_writes_a_half_size_model_and_its_export_and_enforces_the_size_limit(tmp_path, monkeypatch):
-    from dlsp.denoise import model_file
+    from dlsp import release
 
     trained = save_denoiser(tmp_path / "run" / "best.pt", tiny_network("gru", hidden=32, layers=2), "gru",
                             sample_rate=SR, stft=STFT, config=CONFIG)
-    target = model_file.publish_default(trained, target=tmp_path / "pkg" / "denoiser.pt", recipe="recipes/x.yaml")
+    target = release.publish_denoiser(trained, target=tmp_path / "pkg" / "denoiser.pt", recipe="recipes/x.yaml")
     assert sorted(p.name for p in target.parent.iterdir()) == ["denoiser.onnx", "denoiser.pt"]
     payload = torch.load(target, map_location="cpu", weights_only=True)
     assert payload["state_dict"]["gru.weight_hh_l0"].dtype == torch.float16
@@ -135,9 +136,9 @@ def test_publishing_writes_a_half_size_model_and_its_export_and_enforces_the_siz
     before = {p.name: p.read_bytes() for p in target.parent.iterdir()}
     other = save_denoiser(tmp_path / "run2" / "best.pt", tiny_network("gru", seed=3, hidden=32, layers=2), "gru",
                           sample_rate=SR, stft=STFT, config=CONFIG)
-    monkeypatch.setattr(model_file, "MAX_DEFAULT_BYTES", 10_000)
+    monkeypatch.setattr(release, "MAX_DENOISER_BYTES", 10_000)
     with pytest.raises(DlspError, match="at most 5 MB"):
-        model_file.publish_default(other, target=target)
+        release.publish_denoiser(other, target=target)
     assert {p.name: p.read_bytes() for p in target.parent.iterdir()} == before  # the published pair is untouched
 
 

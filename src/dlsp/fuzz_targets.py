@@ -178,7 +178,7 @@ def tiny_checkpoints(folder: Path) -> dict[str, Path]:
     """Small valid model files of each kind (denoiser, speaker encoder, image classifier) in `folder`."""
     from dlsp.audio.stft import StftConfig
     from dlsp.denoise.model_file import save_denoiser
-    from dlsp.models.denoisers import LinearDenoiser
+    from dlsp.models.linear_denoisers import LinearDenoiser
     from dlsp.models.speaker import SpeakerEncoder
     from dlsp.models.vision import MLPClassifier
     from dlsp.speaker.model_file import save_speaker_model

@@ -66,6 +66,19 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
                              "(offline, online)")
 
 
+def add_speaker_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model and --device, shared by the `dlsp speaker` subcommands that embed audio."""
+    parser.add_argument("--model", metavar="MODEL", default=None,
+                        help="speaker model file (best.pt of 'dlsp speaker train'); default: the encoder shipped "
+                             "with dlsp")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def add_speaker_db_option(parser: argparse.ArgumentParser, help_text: str = "speaker database (SQLite)") -> None:
+    """The required --db FILE of the `dlsp speaker` subcommands that use an enrolment database."""
+    parser.add_argument("--db", required=True, metavar="FILE", help=help_text)
+
+
 def skip_warning(path: str | os.PathLike[str], problem: str) -> None:
     """List one skipped input on stderr: `dlsp: warning: PATH: PROBLEM; skipped`."""
     print(f"dlsp: warning: {os.fspath(path)}: {problem}; skipped", file=sys.stderr)

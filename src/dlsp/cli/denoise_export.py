@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.denoise.export import compare_engines, export_onnx, load_onnx_denoiser
+    from dlsp.denoise.export import export_onnx, load_onnx_denoiser
     from dlsp.denoise.model_file import load_denoiser
+    from dlsp.release import compare_engines
 
     if args.output.suffix.lower() != ".onnx":
         raise DlspError("ONNX model files must end in .onnx", args.output)

@@ -47,10 +47,3 @@ def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
 
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model and --device, shared by the subcommands that embed audio."""
-    parser.add_argument("--model", metavar="MODEL", default=None,
-                        help="speaker model file (best.pt of 'dlsp speaker train'); default: the encoder shipped "
-                             "with dlsp")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

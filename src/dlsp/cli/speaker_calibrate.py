@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options, positive_int
 
 if TYPE_CHECKING:
     from dlsp.speaker.database import Calibration
@@ -17,8 +17,6 @@ DEFAULT_FAR = 0.01
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "calibrate", "set a speaker database's threshold from your own labelled recordings",
         "dlsp speaker calibrate --db speakers.db --data my_speakers/ --format speakers\n"
@@ -33,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Use recordings like the ones the database will see, of several people (at least 1/FAR "
                     "non-target pairs measure the rate; with fewer the threshold rejects every one of them).",
     )
-    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite; created if missing)")
+    add_speaker_db_option(parser, "speaker database (SQLite; created if missing)")
     parser.add_argument("--data", metavar="DIR", help="folder (or manifest CSV) of speaker-labelled recordings")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of --data")
     parser.add_argument("--far", type=float, default=DEFAULT_FAR, metavar="RATE",
@@ -44,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clear", action="store_true", help="remove the database's calibration")
     parser.add_argument("--json", metavar="FILE", help="also write the calibration as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

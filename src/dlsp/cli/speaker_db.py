@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command
+from dlsp.cli.common import add_command, add_speaker_db_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,19 +12,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "dlsp speaker list --db speakers.db\ndlsp speaker list --db speakers.db --json",
                           description="Everyone enrolled, with the number of recordings and when last changed, "
                                       "and the model the database belongs to.")
-    listing.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=run_list)
     remove = add_command(subparsers, "remove", "remove a person from a speaker database",
                          "dlsp speaker remove alice --db speakers.db")
     remove.add_argument("name", help="enrolled name")
-    remove.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(remove)
     remove.set_defaults(func=run_remove)
     check = add_command(subparsers, "check", "check a speaker database for damage",
                         "dlsp speaker check --db speakers.db",
                         description="Run SQLite's integrity check and check every stored embedding. Exit 0 "
                                     "when the database is healthy, 2 (with the problems) when it is not.")
-    check.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(check)
     check.set_defaults(func=run_check)
 
 

@@ -6,12 +6,10 @@ import argparse
 import json
 import sys
 
-from dlsp.cli.common import add_command
+from dlsp.cli.common import add_command, add_speaker_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "embed", "speaker embeddings of audio files (.npy and/or JSON)",
         "dlsp speaker embed a.wav b.flac -o emb.npy\n"
@@ -27,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("-o", "--output", metavar="FILE.npy", help="write the embeddings as .npy")
     parser.add_argument("--json", metavar="FILE", help="write the embeddings as JSON ('-': stdout)")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command
+from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "enroll", "enroll a person from recordings into an SQLite speaker database",
         "dlsp speaker enroll alice alice1.wav alice2.wav --db speakers.db\n"
@@ -23,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="the person's name")
     parser.add_argument("files", nargs="+", metavar="FILE", help="recordings of the person")
-    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(parser)
     parser.add_argument("--replace", action="store_true", help="replace the person's enrolment")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

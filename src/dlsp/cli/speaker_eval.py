@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.common import add_command, add_speaker_model_options, positive_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,8 +19,6 @@ FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "librispeec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "eval", "EER and minDCF of a speaker encoder on unseen speakers, with DET and t-SNE plots",
         "dlsp speaker eval --data $DLSP_DATA/speech/arabic_commands --split val\n"
@@ -52,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                                           "summary.json")
     parser.add_argument("--json", metavar="FILE", help="also write the summary JSON to FILE")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

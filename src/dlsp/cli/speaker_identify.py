@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 
-from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options, positive_int
 
 IDENTIFIED, UNKNOWN = 0, 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "identify", "rank every enrolled person against a recording and name the speaker or 'unknown'",
         "dlsp speaker identify unknown.wav --db speakers.db\n"
@@ -28,13 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "false accept in verify. --margin sets it directly. Exit code: 0 named, 1 unknown, 2 error.",
     )
     parser.add_argument("file", metavar="FILE", help="recording to identify")
-    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(parser)
     parser.add_argument("--top", type=positive_int, default=5, metavar="K", help="list the K best (default 5)")
     parser.add_argument("--threshold", type=float, help="1:1 threshold (default: the database's, else the model's)")
     parser.add_argument("--margin", type=float, help="score the best must clear the threshold by (default: the "
                                                      "1:N margin from the rate table)")
     parser.add_argument("--json", metavar="FILE", help="also write the ranking and the decision as JSON")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from dlsp.cli.common import add_command
+from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options
 
 if TYPE_CHECKING:
     from dlsp.speaker.decision import ThresholdChoice
@@ -14,8 +14,6 @@ ACCEPT, REJECT = 0, 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.speaker import add_model_options
-
     parser = add_command(
         subparsers, "verify", "score a recording against an enrolled person and accept or reject it",
         "dlsp speaker verify alice unknown.wav --db speakers.db\n"
@@ -33,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="enrolled name")
     parser.add_argument("file", metavar="FILE", help="recording to verify")
-    parser.add_argument("--db", required=True, metavar="FILE", help="speaker database (SQLite)")
+    add_speaker_db_option(parser)
     parser.add_argument("--threshold", type=float,
                         help="accept when score >= this (default: the database's calibration, else the model's)")
     parser.add_argument("--json", metavar="FILE", help="also write {name, file, score, threshold, accepted, "
                                                        "score_kind, threshold_source, expected_far}")
-    add_model_options(parser)
+    add_speaker_model_options(parser)
     parser.set_defaults(func=run)
 
 

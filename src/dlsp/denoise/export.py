@@ -174,17 +174,6 @@ def companion_onnx(model: DenoiserModel, threads: int | None = None) -> Denoiser
     return exported if same else None
 
 
-def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: float = 2.0, seed: int = 0) -> float:
-    """Max absolute difference between the torch and ONNX denoisers on a random signal (on the CPU)."""
-    from dlsp.denoise.enhance import Denoiser
-
-    rng = np.random.default_rng(seed)
-    signal = (0.1 * rng.standard_normal(max(1, round(seconds * model.sample_rate)))).astype(np.float32)
-    with_torch = Denoiser(model, "cpu", engine="torch").enhance(signal, model.sample_rate)
-    with_onnx = Denoiser(onnx_model, "cpu", engine="onnx").enhance(signal, model.sample_rate)
-    return float(np.max(np.abs(with_torch - with_onnx)))
-
-
 def onnx_metadata(model: DenoiserModel) -> dict[str, str]:
     """The `metadata_props` an exported file carries: strings, JSON for structured values."""
     from dlsp import __version__

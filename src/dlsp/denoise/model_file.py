@@ -17,13 +17,7 @@ from dlsp.audio.stft import StftConfig
 from dlsp.errors import DlspError
 from dlsp.models.denoisers import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.train.checkpoint import (
-    average_state_dicts,
-    build_from_checkpoint,
-    load_checkpoint,
-    round_to_half,
-    save_checkpoint,
-)
+from dlsp.train.checkpoint import average_state_dicts, build_from_checkpoint, load_checkpoint, save_checkpoint
 
 DEFAULT_MODEL_NAME = "denoiser.pt"
 
@@ -114,48 +108,3 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
         return bundled_models()[str(model)]
     return path
 
-
-MAX_DEFAULT_BYTES = 5 * 1024 * 1024
-DEFAULT_PROVENANCE = (
-    "Trained by recipes/denoise_default.yaml on ../shared/data: speech from the Free Spoken Digit Dataset "
-    "(CC BY-SA 4.0), Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021) and speechocean762 (Zhang et al. "
-    "2021; Apache 2.0); noise from Timgrau/Projektarbeit-1 household/street clips (CC0), the Speech Commands "
-    "background noises (CC BY 4.0, Warden 2018) and moodist's ambient recordings (Pixabay Content License / CC0). "
-    "Never trained on: the cross-corpus benchmark's speakers and noise kinds (dlsp.data.holdout, @crosscorpus)."
-)
-
-
-def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
-                    name: str | None = None, recipe: str = "recipes/denoise_default.yaml") -> Path:
-    """Copy a trained model file into the package as the default denoiser (or, with `name`, as the bundled
-    model of that name), with its provenance and its ONNX export beside it (`model.onnx`, which the CPU runs
-    with onnxruntime; see `dlsp.denoise.export.companion_onnx`).
-
-    Weights are stored as float16 (the model computes with the rounded weights; evaluate the published file).
-    Refuses models whose two files together exceed 5 MB (the package must stay small). Needs `dlsp[onnx]`.
-    """
-    from dlsp.denoise.export import export_onnx
-
-    loaded = load_denoiser(source)
-    if target is None:
-        target = PRETRAINED_DIR / (f"denoiser_{name}.pt" if name else DEFAULT_MODEL_NAME)
-    target = Path(target)
-    provenance = DEFAULT_PROVENANCE.replace("recipes/denoise_default.yaml", recipe)
-    round_to_half(loaded.model)  # the export below then holds exactly the weights the float16 file will
-    # Both files are written beside the target first and renamed only when both exist and fit: a failed export or
-    # an oversized model leaves the published pair as it was.
-    staged_onnx = export_onnx(loaded, target.with_name(f".{target.stem}.publishing.onnx"))
-    staged = target.with_name(f".{target.name}.publishing")
-    try:
-        save_denoiser(staged, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
-                      config=loaded.config, provenance=provenance, half=True)
-        size = staged.stat().st_size + staged_onnx.stat().st_size
-        if size > MAX_DEFAULT_BYTES:
-            raise DlspError(f"model and its ONNX export are {size / 2**20:.1f} MB; a bundled model must be at most "
-                            f"5 MB", source)
-        os.replace(staged, target)
-        os.replace(staged_onnx, target.with_suffix(".onnx"))
-    finally:
-        staged.unlink(missing_ok=True)
-        staged_onnx.unlink(missing_ok=True)
-    return target

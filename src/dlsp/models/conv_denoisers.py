@@ -1,7 +1,7 @@
 """Convolutional spectral denoisers: a per-frame 1-D CNN along frequency, a 2-D CNN and a U-Net on spectrograms.
 
-Same contract as `dlsp.models.denoisers.LinearDenoiser`: noisy magnitude `(batch, freq, frames)` in, clean estimate
-of the same shape out; `get_model_args()`, `receptive_field`, `time_multiple`, `causal` and a `normalizer`.
+Same contract as every denoiser (`dlsp.models.denoiser_base`): noisy magnitude `(batch, freq, frames)` in, clean
+estimate of the same shape out; `get_model_args()`, `receptive_field`, `time_multiple`, `causal` and a `normalizer`.
 Convolutions pad with zeros in the normalised domain: symmetric in frequency, symmetric in time or only before
 the frame (causal). Nothing is normalised over time, so chunked inference with margins of at least the receptive
 field (and, for the U-Net, chunk starts on multiples of `time_multiple`) reproduces the unchunked output (up to
@@ -10,7 +10,7 @@ float rounding: matrix products of other sizes may sum in another order).
 Parameter counts are for n_freqs=513 with the default arguments; real-time factors (RTF) are single-thread
 forward times of 10 s of 16 kHz audio divided by 10 s, at n_fft 1024 / hop 512 (313 frames) and n_fft 512 /
 hop 128 (1251 frames of 257 bins), best of 5 on the 2-core development machine (other jobs running).
-Importing this module registers `cnn1d`, `cnn2d` and `unet` in `dlsp.models.denoisers.MODELS`.
+Registered as `cnn1d`, `cnn2d` and `unet` in `dlsp.models.denoisers.MODELS`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlsp.models.denoisers import (
+from dlsp.models.denoiser_base import (
     ACTIVATIONS,
-    MODELS,
     SpectralDenoiser,
     SpectralNormalizer,
-    _context_frames,
     apply_head,
     check_head,
+    context_frames,
     time_padding,
 )
 
@@ -85,7 +84,7 @@ class Cnn1dDenoiser(SpectralDenoiser):
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         batch, n_freqs, n_frames = magnitude.shape
-        frames = _context_frames(self.normalizer(magnitude), self.context, self.causal)  # (B, T, window * F)
+        frames = context_frames(self.normalizer(magnitude), self.context, self.causal)  # (B, T, window * F)
         frames = frames.reshape(batch * n_frames, self.window, n_freqs)
         raw = self.dense(self.features(frames).flatten(1))  # (B * T, F)
         return apply_head(raw.reshape(batch, n_frames, n_freqs).transpose(1, 2), magnitude, self.output,
@@ -284,6 +283,3 @@ def unet_receptive_field(depth: int, time_kernel: int, convs_per_level: int, cau
         past += (2 ** (level + 1) if causal else 2**level) + convs_per_level * before * 2**level
         future += (0 if causal else 2**level) + convs_per_level * after * 2**level
     return past, future
-
-
-MODELS.update(cnn1d=Cnn1dDenoiser, cnn2d=Cnn2dDenoiser, unet=UNetDenoiser)

@@ -1,6 +1,6 @@
 """A recurrent spectral denoiser: a causal GRU over STFT frames that carries its state through a stream.
 
-Same contract as `dlsp.models.denoisers.LinearDenoiser` for training and offline use (noisy magnitude
+Same contract as every denoiser (`dlsp.models.denoiser_base`) for training and offline use (noisy magnitude
 `(batch, freq, frames)` in, estimate of the same shape out), plus `stateful = True` and `forward_stateful`, which
 the chunked/streaming engine (`dlsp.denoise.streaming`) uses instead of past margins: a recurrent model sees the
 whole past, so its receptive field is unbounded and chunks are joined by handing the GRU state from one chunk to
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlsp.models.denoisers import MODELS, SpectralDenoiser, SpectralNormalizer, apply_head, check_head
+from dlsp.models.denoiser_base import SpectralDenoiser, SpectralNormalizer, apply_head, check_head
 
 
 class GruDenoiser(SpectralDenoiser):
@@ -132,6 +132,3 @@ class GruDenoiser(SpectralDenoiser):
         hidden, state = self.gru(self.project(features), state)
         raw = self.head(hidden).transpose(1, 2)  # (B, F, frames)
         return apply_head(raw, magnitude[..., :frames], self.output, self.mask_max), state
-
-
-MODELS["gru"] = GruDenoiser

@@ -32,15 +32,8 @@ from dlsp.speaker.scoring import KINDS, RateTable, Scorer
 from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint, weights_id
 
 DEFAULT_MODEL_NAME = "speaker.pt"
-MAX_DEFAULT_BYTES = 10 * 1024 * 1024
 WINDOW_SECONDS, HOP_SECONDS = 3.0, 1.5
 MAX_TOP_K = 100_000
-DEFAULT_PROVENANCE = (
-    "Trained by recipes/speaker_default.yaml on ../shared/data: the 18 training speakers of Arabic Speech "
-    "Commands (CC BY 4.0, Ghandoura et al. 2021; its 6 validation speakers select the checkpoint and set the "
-    "threshold) and 3 of the 5 Free Spoken Digit Dataset speakers (george, jackson, lucas; CC BY-SA 4.0), "
-    "nicolas and theo held out for evaluation."
-)
 
 
 @dataclass
@@ -162,23 +155,3 @@ def default_model_path() -> Path:
                         "'dlsp speaker train')", path)
     return path
 
-
-def publish_default(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
-                    **extra: Any) -> Path:
-    """Copy a trained model file into the package as the default speaker encoder, with its provenance.
-
-    `extra` adds plain-data fields (e.g. held-out results). Refuses models over 10 MB.
-    """
-    loaded = load_speaker_model(source)
-    target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_MODEL_NAME
-    payload = torch.load(Path(source), map_location="cpu", weights_only=True)
-    kept = {k: payload[k] for k in ("val_eer", "epoch") if k in payload}
-    path = save_speaker_model(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate,
-                              threshold=loaded.threshold, trim_db=loaded.trim_db, config=loaded.config,
-                              scorer=loaded.scorer, window_seconds=loaded.window_seconds,
-                              hop_seconds=loaded.hop_seconds, provenance=DEFAULT_PROVENANCE, **kept, **extra)
-    size = path.stat().st_size
-    if size > MAX_DEFAULT_BYTES:
-        path.unlink()
-        raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 10 MB", source)
-    return path

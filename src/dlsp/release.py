@@ -1,0 +1,105 @@
+"""Release tools: publishing trained models into the package (`make pretrained-*`) and checking an ONNX export
+against torch (`dlsp denoise export --check`).
+
+They use model files, ONNX export and inference together, so they live above all three: the modules below never
+import each other back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlsp.denoise.enhance import Denoiser
+from dlsp.denoise.export import export_onnx
+from dlsp.denoise.model_file import DEFAULT_MODEL_NAME as DEFAULT_DENOISER_NAME
+from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
+from dlsp.errors import DlspError
+from dlsp.paths import PRETRAINED_DIR
+from dlsp.speaker.model_file import DEFAULT_MODEL_NAME as DEFAULT_SPEAKER_NAME
+from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.train.checkpoint import round_to_half
+
+MAX_DENOISER_BYTES = 5 * 1024 * 1024
+DENOISER_PROVENANCE = (
+    "Trained by recipes/denoise_default.yaml on ../shared/data: speech from the Free Spoken Digit Dataset "
+    "(CC BY-SA 4.0), Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021) and speechocean762 (Zhang et al. "
+    "2021; Apache 2.0); noise from Timgrau/Projektarbeit-1 household/street clips (CC0), the Speech Commands "
+    "background noises (CC BY 4.0, Warden 2018) and moodist's ambient recordings (Pixabay Content License / CC0). "
+    "Never trained on: the cross-corpus benchmark's speakers and noise kinds (dlsp.data.holdout, @crosscorpus)."
+)
+MAX_SPEAKER_BYTES = 10 * 1024 * 1024
+SPEAKER_PROVENANCE = (
+    "Trained by recipes/speaker_default.yaml on ../shared/data: the 18 training speakers of Arabic Speech "
+    "Commands (CC BY 4.0, Ghandoura et al. 2021; its 6 validation speakers select the checkpoint and set the "
+    "threshold) and 3 of the 5 Free Spoken Digit Dataset speakers (george, jackson, lucas; CC BY-SA 4.0), "
+    "nicolas and theo held out for evaluation."
+)
+
+
+def publish_denoiser(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
+                     name: str | None = None, recipe: str = "recipes/denoise_default.yaml") -> Path:
+    """Copy a trained model file into the package as the default denoiser (or, with `name`, as the bundled
+    model of that name), with its provenance and its ONNX export beside it (`model.onnx`, which the CPU runs
+    with onnxruntime; see `dlsp.denoise.export.companion_onnx`).
+
+    Weights are stored as float16 (the model computes with the rounded weights; evaluate the published file).
+    Refuses models whose two files together exceed 5 MB (the package must stay small). Needs `dlsp[onnx]`.
+    """
+    loaded = load_denoiser(source)
+    if target is None:
+        target = PRETRAINED_DIR / (f"denoiser_{name}.pt" if name else DEFAULT_DENOISER_NAME)
+    target = Path(target)
+    provenance = DENOISER_PROVENANCE.replace("recipes/denoise_default.yaml", recipe)
+    round_to_half(loaded.model)  # the export below then holds exactly the weights the float16 file will
+    # Both files are written beside the target first and renamed only when both exist and fit: a failed export or
+    # an oversized model leaves the published pair as it was.
+    staged_onnx = export_onnx(loaded, target.with_name(f".{target.stem}.publishing.onnx"))
+    staged = target.with_name(f".{target.name}.publishing")
+    try:
+        save_denoiser(staged, loaded.model, loaded.name, sample_rate=loaded.sample_rate, stft=loaded.stft,
+                      config=loaded.config, provenance=provenance, half=True)
+        size = staged.stat().st_size + staged_onnx.stat().st_size
+        if size > MAX_DENOISER_BYTES:
+            raise DlspError(f"model and its ONNX export are {size / 2**20:.1f} MB; a bundled model must be at most "
+                            f"5 MB", source)
+        os.replace(staged, target)
+        os.replace(staged_onnx, target.with_suffix(".onnx"))
+    finally:
+        staged.unlink(missing_ok=True)
+        staged_onnx.unlink(missing_ok=True)
+    return target
+
+
+def publish_speaker(source: str | os.PathLike[str], target: str | os.PathLike[str] | None = None,
+                    **extra: Any) -> Path:
+    """Copy a trained model file into the package as the default speaker encoder, with its provenance.
+
+    `extra` adds plain-data fields (e.g. held-out results). Refuses models over 10 MB.
+    """
+    loaded = load_speaker_model(source)
+    target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_SPEAKER_NAME
+    payload = torch.load(Path(source), map_location="cpu", weights_only=True)
+    kept = {k: payload[k] for k in ("val_eer", "epoch") if k in payload}
+    path = save_speaker_model(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate,
+                              threshold=loaded.threshold, trim_db=loaded.trim_db, config=loaded.config,
+                              scorer=loaded.scorer, window_seconds=loaded.window_seconds,
+                              hop_seconds=loaded.hop_seconds, provenance=SPEAKER_PROVENANCE, **kept, **extra)
+    size = path.stat().st_size
+    if size > MAX_SPEAKER_BYTES:
+        path.unlink()
+        raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 10 MB", source)
+    return path
+
+
+def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: float = 2.0, seed: int = 0) -> float:
+    """Max absolute difference between the torch and ONNX denoisers on a random signal (on the CPU)."""
+    rng = np.random.default_rng(seed)
+    signal = (0.1 * rng.standard_normal(max(1, round(seconds * model.sample_rate)))).astype(np.float32)
+    with_torch = Denoiser(model, "cpu", engine="torch").enhance(signal, model.sample_rate)
+    with_onnx = Denoiser(onnx_model, "cpu", engine="onnx").enhance(signal, model.sample_rate)
+    return float(np.max(np.abs(with_torch - with_onnx)))
