@@ -36,6 +36,8 @@ bench: $(BIN)/dlsp
 # (recipes/denoise_default.yaml, _finetune, _augment), then stage 4 on wideband speech from many more voices and
 # noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), and stage 5
 # with babble noise (recipes/denoise_default_babble.yaml).
+# Retraining starts each stage's run folder afresh; RUN_FLAGS=--resume continues interrupted ones instead.
+RUN_FLAGS ?= --overwrite
 # The data folder: $DLSP_DATA (its first entry) when set, else ../shared/data beside the project.
 SHARED ?= $(or $(firstword $(subst :, ,$(DLSP_DATA))),../shared/data)
 OLD_CLEAN := $(SHARED)/speech/fsdd $(SHARED)/speech/arabic_commands
@@ -43,30 +45,30 @@ OLD_NOISE := $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_ba
 WIDE_CLEAN := $(SHARED)/speech/speechocean762 $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd
 WIDE_NOISE := $(SHARED)/noise/moodist $(SHARED)/noise/household_street $(SHARED)/noise/speech_commands_background
 pretrained-denoiser: $(BIN)/dlsp
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
 	  --cache runs/cache --out runs/denoise_default
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_finetune.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_finetune.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
 	  --cache runs/cache --out runs/denoise_default_finetune
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_augment.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_augment.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
 	  --cache runs/cache --out runs/denoise_default_augment
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_wideband.yaml --clean $(WIDE_CLEAN) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_wideband.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_wideband
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_default_babble.yaml --clean $(WIDE_CLEAN) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_babble.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_babble
 	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_default_babble/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml and recipes/denoise_default_babble.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet): recipes/denoise_unet_bundled.yaml on FSDD + Arabic,
 # then recipes/denoise_unet_wideband.yaml on the wideband data of stage 4 above.
 pretrained-denoiser-unet: $(BIN)/dlsp
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_unet_bundled.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_unet_bundled.yaml --clean $(OLD_CLEAN) --noise $(OLD_NOISE) \
 	  --cache runs/cache --out runs/denoise_unet_bundled
-	$(BIN)/dlsp denoise train --recipe recipes/denoise_unet_wideband.yaml --clean $(WIDE_CLEAN) \
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_unet_wideband.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_unet_wideband
 	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_unet_wideband/best.pt', name='unet', recipe='recipes/denoise_unet_bundled.yaml, fine-tuned by recipes/denoise_unet_wideband.yaml')"
 
 # Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_default.yaml, ../shared/data).
 pretrained-speaker: $(BIN)/dlsp
-	$(BIN)/dlsp speaker train --recipe recipes/speaker_default.yaml \
+	$(BIN)/dlsp speaker train $(RUN_FLAGS) --recipe recipes/speaker_default.yaml \
 	  --data $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd --out runs/speaker_default
 	$(BIN)/python -c "from dlsp.release import publish_speaker; publish_speaker('runs/speaker_default/best.pt')"
 

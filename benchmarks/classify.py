@@ -90,7 +90,7 @@ def run_dlsp(model: str, folder: Path, overrides: list[str], out: Path, cache: s
 
     config = load_config(ClassifyConfig, ROOT / "recipes" / f"classify_{model}.yaml", overrides)
     data = load_data(config, folder, cache_dir=cache, progress=False)
-    _, _, results = train_run(config, data, out, progress=False, log=lambda line: None)
+    _, _, results = train_run(config, data, out, overwrite=True, progress=False, log=lambda line: None)
     classifier = Classifier.from_file(out / "best.pt", device="cpu")
     test = data.sets["test"]
     clips_per_second = _throughput(lambda: classifier.probabilities(test.features), len(test))

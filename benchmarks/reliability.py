@@ -334,7 +334,9 @@ def train_kill_trial(work: Path, corpus: Path, epochs: int = 6, *, delay: float 
     trial.problems += run_folder_problems(out)
     resumable = (out / "last.pt").exists()
     saved = _saved_epochs(out / "last.pt") if resumable else 0
-    again = run(train_command(corpus, out, epochs, *(["--resume"] if resumable else [])), work / "logs" / "resume")
+    # Killed before its first epoch was saved: the folder holds its config, so it is started over.
+    again = run(train_command(corpus, out, epochs, "--resume" if resumable else "--overwrite"),
+                work / "logs" / "resume")
     if again.code != 0:
         trial.problems.append(f"{'resume' if resumable else 'restart'} exit {again.code}: {again.err.strip()[-300:]}")
         return trial

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             print(f"== {study}", flush=True)
             run_study(load_config(VisionConfig, ROOT / "recipes" / recipe), out / study, overrides=overrides,
-                      progress=False, log=lambda *a: print(*a, flush=True))
+                      progress=False, log=lambda *a: print(*a, flush=True), overwrite=True)
             print(f"   {time.perf_counter() - start:.0f} s", flush=True)
     print(table(out, studies))
     return 0

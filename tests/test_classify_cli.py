@@ -111,11 +111,20 @@ def test_resume_continues_the_run(cli, genres, tmp_path):
     out = tmp_path / "run"
     assert cli("classify", "train", "--data", genres, "--model", "mlp", "--out", out, "--epochs", "2",
                "--set", "train.patience=null", "--no-cache", *FAST)[0] == 0
+    # An existing run is refused (and left as it was) unless it is continued or started over.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    code, _, stderr = cli("classify", "train", "--data", genres, "--model", "mlp", "--out", out, "--no-cache", *FAST)
+    assert code == 2 and "use --resume to continue it or --overwrite" in stderr and stderr.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     code, stdout, _ = cli("classify", "train", "--data", genres, "--out", out, "--resume", "--epochs", "4",
                           "--no-cache", "--quiet")
     assert code == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert "4 epochs" in stdout
+    code, stdout, _ = cli("classify", "train", "--data", genres, "--model", "mlp", "--out", out, "--overwrite",
+                          "--epochs", "1", "--no-cache", *FAST)
+    assert code == 0 and "1 epochs" in stdout
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 def test_study_optimizers_writes_plot_and_table(cli, genres, tmp_path):

@@ -83,10 +83,19 @@ def test_training_step_works_with_every_loss(loss):
 
 def test_cli_trains_and_reports(corpus, tmp_path, cli):
     sets = [a for item in TINY for a in ("--set", item)]
-    code, out, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
-                         tmp_path / "r", "--epochs", "1", "--quiet", *sets)
+    data = ["--clean", corpus / "speech", "--noise", corpus / "noise", "--out", tmp_path / "r", "--quiet"]
+    code, out, err = cli("denoise", "train", *data, "--epochs", "1", *sets)
     assert code == 0, err
     assert "val SI-SDR" in out and (tmp_path / "r" / "best.pt").exists()
+    # The folder rule of every training command: an existing run is refused, and left as it was...
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
+    code, _, err = cli("denoise", "train", *data, "--epochs", "1", *sets)
+    assert code == 2 and "use --resume to continue it or --overwrite" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
+    # ...unless it is started over (or continued: --resume, tests/test_reliability.py).
+    assert cli("denoise", "train", *data, "--overwrite", "--epochs", "2", *sets)[0] == 0
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["epochs"] == 2
 
 
 def test_cli_tracks_the_run_in_mlflow(corpus, tmp_path, cli):

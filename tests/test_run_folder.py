@@ -45,3 +45,25 @@ def test_missing_or_foreign_state_is_one_clear_error(tmp_path):
         resume_state(tmp_path, model, torch.optim.SGD(model.parameters(), lr=0.1))
     clear_run_files(tmp_path, ("extra.png",))
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_an_existing_run_folder_needs_resume_or_overwrite(tmp_path):
+    from dlsp.train.run_folder import check_run_folder
+
+    run = tmp_path / "run"
+    check_run_folder(run)  # a new folder
+    run.mkdir()
+    (run / "wandb").mkdir()  # what a tracker wrote before training starts is no previous run
+    check_run_folder(run)
+    (run / "config.yaml").write_text("{}")
+    with pytest.raises(DlspError, match="use --resume to continue it or --overwrite to start over") as error:
+        check_run_folder(run)
+    assert str(run) in str(error.value)
+    check_run_folder(run, overwrite=True)
+    with pytest.raises(DlspError, match="nothing to resume"):
+        check_run_folder(run, resume=True)
+    (run / "last.pt").write_bytes(b"")
+    check_run_folder(run, resume=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DlspError, match="not a directory"):
+        check_run_folder(tmp_path / "file", overwrite=True)

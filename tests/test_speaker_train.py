@@ -183,6 +183,20 @@ def test_cli_train_and_bad_input(corpus, tmp_path, cli):
                          "--quiet", *sets)
     assert code == 0, err
     assert "validation EER" in out and (tmp_path / "r" / "best.pt").exists()
+    # An existing run is refused (and left as it was) unless it is continued or started over.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
+    code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r", "--quiet", *sets)
+    assert code == 2 and "use --resume to continue it or --overwrite" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
+    code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r", "--quiet",
+                       "--resume", "--epochs", "2")
+    assert code == 0, err
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
+    code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r", "--quiet",
+                       "--overwrite", "--epochs", "1", *sets)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["epochs"] == 1
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 1
     code, _, err = cli("speaker", "train", "--out", tmp_path / "r2")
     assert code == 2 and "--data" in err
     code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r3", "--quiet",

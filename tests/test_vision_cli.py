@@ -85,11 +85,14 @@ def test_ssl_quick_rotnet(cli, tmp_path):
     lines = (out / "metrics_transfer.jsonl").read_text().splitlines()
     assert len(lines) == 4
 
-    # Transfer again from the saved pretext model, keeping only its first stage: no pretext training.
+    # Transfer again from the saved pretext model, keeping only its first stage: no pretext training. Over an
+    # earlier study (--overwrite): its results and logs go first.
     again = tmp_path / "again"
+    again.mkdir()
+    (again / "metrics_pretext.jsonl").write_text("{}\n")
     code, stdout, _ = cli("vision", "train", RECIPES / "vision_ssl_rotnet.yaml", "--quick", "--out", again, *FAST,
                           "--set", "ssl.transfer_epochs=2", "--set", f"ssl.pretext_model={out / 'pretext.pt'}",
-                          "--set", "ssl.transfer_stages=1")
+                          "--set", "ssl.transfer_stages=1", "--overwrite")
     assert code == 0, stdout
     reused = _results(again)
     assert reused["pretext_training"] == {"pretext_model": str(out / "pretext.pt")}
@@ -156,6 +159,11 @@ def test_compress_and_train_bad_input(cli, tmp_path, mnist_run):
     assert code == 2 and "no MNIST IDX files" in err
     code, _, err = cli("vision", "eval", tmp_path)
     assert code == 2 and "not a finished vision run" in err
+    # An existing study is refused, and left as it was (--overwrite starts over; a study does not resume).
+    before = {p: p.stat().st_mtime_ns for p in mnist_run.rglob("*")}
+    code, _, err = cli("vision", "train", RECIPES / "vision_mnist_mlp.yaml", "--quick", "--out", mnist_run)
+    assert code == 2 and "not empty; use --overwrite to start over" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in mnist_run.rglob("*")} == before
     code, _, err = cli("vision", "train", RECIPES / "vision_mnist_mlp.yaml", "--quick", "--out", tmp_path / "r",
                        "--set", "study=gan")
     assert code == 2 and "unknown study" in err

@@ -33,6 +33,7 @@ from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json, write_text
 from dlsp.train.loop import fit
+from dlsp.train.run import make_optimizer
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -76,7 +77,7 @@ def study_optimizers(config: ClassifyConfig, data: ClassifyData, seconds: float,
         model = copy.deepcopy(initial)
         rate = lr if lr is not None else (config.train.lr if optimizer == "adam" else 0.01)
         opt = (torch.optim.SGD(model.parameters(), lr=rate) if optimizer == "sgd"
-               else torch.optim.Adam(model.parameters(), lr=rate))
+               else make_optimizer(model.parameters(), rate))
         batches = BatchMaker(data, config, model.mean.detach().cpu())
         log(f"{name}: batch {batch_size}, {optimizer} lr {rate:g}, {seconds:g} s")
         # fit's "epochs" are rounds of about 1/evals_per_epoch of a pass, so slow passes still give curves.

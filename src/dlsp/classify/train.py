@@ -23,16 +23,14 @@ from dlsp.classify.augment import AugmentSection, NoiseMixer, spec_masks, time_s
 from dlsp.classify.data import DataSection, common_rate, index_clips, split_clips
 from dlsp.classify.evaluate import confusion_plot, score, segment_probabilities
 from dlsp.classify.features import FeatureConfig, cached_features, fixed_length
-from dlsp.config import save_config, to_dict
-from dlsp.device import resolve_device
+from dlsp.config import to_dict
 from dlsp.errors import DlspError
-from dlsp.fileio import ensure_dir, write_json
 from dlsp.models.classifiers import MfccClassifier, build_classifier
-from dlsp.train.checkpoint import save_checkpoint
-from dlsp.train.distributed import is_main
-from dlsp.train.loop import FitResult, fit
-from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import Tracker, tracked_run
+from dlsp.models.lowrank import count_parameters
+from dlsp.train.checkpoint import load_checkpoint, save_checkpoint
+from dlsp.train.loop import FitResult
+from dlsp.train.run import Training, TrainSection, make_optimizer, train_in_folder
+from dlsp.train.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -42,16 +40,12 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class TrainSection:
+class ClassifyTrainSection(TrainSection):
     lr: float = 1e-4
-    batch_size: int = 32
     epochs: int = 50
     patience: int | None = 10
-    max_seconds: float | None = None
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,7 @@ class ClassifyConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     data: DataSection = field(default_factory=DataSection)
     augment: AugmentSection = field(default_factory=AugmentSection)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: ClassifyTrainSection = field(default_factory=ClassifyTrainSection)
 
 
 @dataclass
@@ -231,58 +225,48 @@ def validation_scores(model: nn.Module, clips: ClipSet, labels: list[str], devic
 
 
 def train_run(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool = False,
-              progress: bool = True, log: Callable[[str], None] = print,
+              overwrite: bool = False, progress: bool = True, log: Callable[[str], None] = print,
               tracker: Tracker | None = None) -> tuple[nn.Module, FitResult, dict]:
-    """Train into the run folder `out` (resuming from `out/last.pt` if asked).
+    """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
+    previous run with `overwrite`).
 
-    Returns the best model, the fit result and the results written to `results.json`. `tracker`
-    (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the run's files.
+    Returns the best model, the fit result and the results written to `results.json` (empty on ranks other than 0:
+    rank 0 alone scores the test split).
     """
-    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
-                       ("best.pt", "curves.png", "confusion.png", "config.yaml", "results.json"),
-                       lambda value: value[2])
+    out = Path(out)
 
+    def setup(device: torch.device) -> Training:
+        if len(data.sets["train"]) == 0:
+            raise DlspError("the training split is empty")
+        model = build_model(config, data).to(device)
+        val = data.sets["val"] if len(data.sets["val"]) else data.sets["train"]
+        x, y = val.segments()
+        val_batches = [(x[i:i + 256], y[i:i + 256]) for i in range(0, len(y), 256)]
+        batches = BatchMaker(data, config, model.mean.detach().cpu())
+        meta = _model_meta(config, data)
 
-def _train(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool, progress: bool,
-           log: Callable[[str], None], tracker: Tracker) -> tuple[nn.Module, FitResult, dict]:
-    out = ensure_dir(out)
-    tracker.log_params(to_dict(config))
-    device = resolve_device(config.train.device)
-    if len(data.sets["train"]) == 0:
-        raise DlspError("the training split is empty")
-    model = build_model(config, data).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    resumed = resume_state(out, model, optimizer) if resume else None
-    if resumed is None and is_main():
-        _start_run_folder(out, config, data)
-    log(f"training {config.model.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {device}"
-        + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
-    holder = resumed or FitResult()
-    val = data.sets["val"] if len(data.sets["val"]) else data.sets["train"]
-    val_batches = [(x, y) for x, y in _chunks(*val.segments(), 256)]
-    batches = BatchMaker(data, config, model.mean.detach().cpu())
-    meta = _model_meta(config, data)
-
-    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
-        append_metrics(out, record)
-        if improved:
+        def save_best(record: dict[str, float]) -> None:
             save_checkpoint(out / "best.pt", model, config.model.name, epoch=int(record["epoch"]), **meta)
-        save_resume_state(out, model, optimizer, holder)
 
-    result = fit(model, make_step(device), optimizer,
-                 train_batches=lambda epoch: batches(epoch, config.train.batch_size),
-                 val_batches=lambda: iter(val_batches), epochs=config.train.epochs, patience=config.train.patience,
-                 max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
-                 on_epoch_end=on_epoch_end, resume=holder,
-                 val_metrics=lambda m: validation_scores(m, val, data.labels, device), tracker=tracker)
-    # Under torchrun only rank 0 scores the test split and writes the run folder.
-    results = _finish_run(out, model, result, config, data, device) if is_main() else {}
-    return model.eval(), result, results
+        def load_best() -> nn.Module:  # after a resume the weights in memory may be a later epoch's
+            model.load_state_dict(load_checkpoint(out / "best.pt")["state_dict"])
+            return model
 
+        return Training(
+            model, make_optimizer(model.parameters(), config.train.lr, config.train.weight_decay), make_step(device),
+            lambda epoch: batches(epoch, config.train.batch_size), save_best,
+            lambda best, result, record: _finish(out, best, result, record, config, data, device),
+            f"training {config.model.name} ({count_parameters(model):,} parameters) on {device}",
+            val_batches=lambda: iter(val_batches), val_metrics=lambda m: validation_scores(m, val, data.labels, device),
+            load_best=load_best)
 
-def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for start in range(0, len(y), size):
-        yield x[start:start + size], y[start:start + size]
+    splits = {"root": str(data.root.resolve()), "format": data.format, "labels": data.labels,
+              "sample_rate": data.sample_rate, **{name: [str(p) for p in clips.paths]
+                                                  for name, clips in data.sets.items()}, "skipped": data.skipped}
+    model, result, results = train_in_folder(out, config, setup, splits=splits,
+                                             artifacts=("curves.png", "confusion.png"), resume=resume,
+                                             overwrite=overwrite, progress=progress, log=log, tracker=tracker)
+    return model, result, results or {}
 
 
 def _model_meta(config: ClassifyConfig, data: ClassifyData) -> dict[str, Any]:
@@ -290,24 +274,13 @@ def _model_meta(config: ClassifyConfig, data: ClassifyData) -> dict[str, Any]:
             "sample_rate": data.sample_rate, "config": to_dict(config)}
 
 
-def _start_run_folder(out: Path, config: ClassifyConfig, data: ClassifyData) -> None:
-    clear_run_files(out, ("confusion.png", "curves.png"))
-    save_config(out / "config.yaml", config)
-    write_json(out / "splits.json", {"root": str(data.root.resolve()), "format": data.format,
-                                     "labels": data.labels, "sample_rate": data.sample_rate,
-                                     **{name: [str(p) for p in clips.paths] for name, clips in data.sets.items()},
-                                     "skipped": data.skipped})
-
-
-def _finish_run(out: Path, model: nn.Module, result: FitResult, config: ClassifyConfig, data: ClassifyData,
-                device: torch.device) -> dict[str, Any]:
+def _finish(out: Path, model: nn.Module, result: FitResult, best: dict[str, float], config: ClassifyConfig,
+            data: ClassifyData, device: torch.device) -> dict[str, Any]:
+    """results.json's figures (test scores when there is a test split), curves.png and confusion.png."""
     from dlsp.classify.plots import training_curves
 
-    best = result.history[result.best_epoch] if result.history else {}
     results: dict[str, Any] = {
-        # best_epoch counts from 1, as printed (metrics.jsonl's epoch from 0)
-        "model": config.model.name, "best_epoch": result.best_epoch + 1, "epochs": len(result.history),
-        "stopped": result.stopped, "train_seconds": result.seconds, "val_loss": result.best_val_loss,
+        "model": config.model.name, "train_seconds": result.seconds, "val_loss": result.best_val_loss,
         "val_accuracy": best.get("val_accuracy"), "val_clip_accuracy": best.get("val_clip_accuracy"),
         "clips": {name: len(clips) for name, clips in data.sets.items()}, "skipped": len(data.skipped),
     }
@@ -317,6 +290,5 @@ def _finish_run(out: Path, model: nn.Module, result: FitResult, config: Classify
         results["test"] = scores
         confusion_plot(out / "confusion.png", scores["confusion_matrix"], data.labels,
                        f"{config.model.name}: test clips, accuracy {scores['clip_accuracy']:.1%}")
-    write_json(out / "results.json", results)
     training_curves(out / "curves.png", result.history, title=f"{config.model.name} classifier")
     return results

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.classify_common import add_config_arguments, add_data_arguments, cache_dir, load_classify_config
+from dlsp.cli.classify_common import add_data_arguments, cache_dir
 from dlsp.cli.common import add_command, positive_float
+from dlsp.cli.train_common import add_config_flags, config_from_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,17 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="update rule for every method")
     parser.add_argument("--lr", type=positive_float, help="learning rate (default 0.01 for sgd, train.lr for adam)")
     parser.add_argument("--out", required=True, help="folder for the plot and the table")
-    add_config_arguments(parser, seconds_help="wall-clock budget of each method, in seconds")
+    add_config_flags(parser, "classify", "train.lr=1e-3 or features.n_mfcc=20",
+                     seconds_help="wall-clock budget of each method, in seconds")
     parser.set_defaults(func=run, seconds=30.0)
 
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.classify.study import study_optimizers, write_study
-    from dlsp.classify.train import load_data
+    from dlsp.classify.train import ClassifyConfig, load_data
     from dlsp.fileio import check_writable
     from dlsp.report.tables import format_table
 
-    config = load_classify_config(args, args.recipe, [f"model.name={args.model}"])
+    config = config_from_flags(ClassifyConfig, args, [f"model.name={args.model}"])
     check_writable(args.out, folder=True)  # before the features and the trainings
     data = load_data(config, args.data, args.format, cache_dir(args), progress=not args.quiet)
     for line in data.report:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from dlsp.cli.classify_common import add_config_arguments, add_data_arguments, cache_dir, load_classify_config
+from dlsp.cli.classify_common import add_data_arguments, cache_dir
 from dlsp.cli.common import add_command
+from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
 
 MODELS = ("mlp", "cnn", "lstm")
 
@@ -24,30 +24,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "come from the training clips and pick the best epoch (early stopping). Features are cached "
                     "so a second run starts at once. The run folder gets config.yaml, metrics.jsonl, best.pt "
                     "(the model file), last.pt (for --resume), curves.png, splits.json, results.json and "
-                    "confusion.png (test clips).",
+                    "confusion.png (test clips). " + EXISTING_FOLDER,
     )
     add_data_arguments(parser)
     parser.add_argument("--model", choices=MODELS, help="architecture (model.name); default: the recipe's, or cnn")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    add_config_arguments(parser)
+    add_run_folder_flags(parser)
+    add_config_flags(parser, "classify", "train.lr=1e-3 or features.n_mfcc=20")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.classify.train import load_data, train_run
-    from dlsp.fileio import check_writable
+    from dlsp.classify.train import ClassifyConfig, load_data, train_run
+    from dlsp.train.run_folder import check_run_folder
 
-    recipe = args.recipe
-    if args.resume and recipe is None:
-        saved = Path(args.out) / "config.yaml"
-        recipe = str(saved) if saved.exists() else None  # a resumed run continues with its own config
-    config = load_classify_config(args, recipe, [f"model.name={args.model}"] if args.model else None)
-    check_writable(args.out, folder=True)  # before the features are computed and the model trains
+    config = config_from_flags(ClassifyConfig, args, [f"model.name={args.model}"] if args.model else None)
+    check_run_folder(args.out, args.resume, args.overwrite)  # before the features are computed and the model trains
     data = load_data(config, args.data, args.format, cache_dir(args), progress=not args.quiet)
     for line in data.report:
         print(line, flush=True)
-    _, _, results = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
+    _, _, results = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
+                              progress=not args.quiet)
     print(f"{results['epochs']} epochs ({results['stopped']}, {results['train_seconds']:.0f} s); best epoch "
           f"{results['best_epoch']}: val accuracy {results['val_accuracy']:.1%} (segments), "
           f"{results['val_clip_accuracy']:.1%} (clips)")

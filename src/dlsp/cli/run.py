@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dlsp.cli.common import add_command, add_tracking_flags, positive_int
+from dlsp.cli.train_common import EXISTING_FOLDER, add_run_folder_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,8 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Reads the recipe's task (task: NAME; recipes without one are denoising recipes), builds its "
                     "config (recipe, then --set overrides, type-checked), loads the data given by --data or "
                     "--input and trains into --out: config.yaml, metrics.jsonl, best.pt, last.pt, curves, "
-                    "results.json. An existing run folder is refused unless --resume (continue it from last.pt) "
-                    "or --overwrite (start over).",
+                    "results.json. " + EXISTING_FOLDER,
     )
     parser.add_argument("recipe", help="YAML recipe (recipes/*.yaml)")
     parser.add_argument("--data", metavar="DIR", help="the task's main data folder (denoise: a clean/noisy pair "
@@ -33,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override a config value, e.g. train.lr=3e-4")
     parser.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
     parser.add_argument("--quick", action="store_true", help="shrink the run to under a minute (smoke test)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    group.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    add_run_folder_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--nproc", type=positive_int, default=1,
                         help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPUs)")
@@ -49,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     from dlsp.config import apply_overrides, load_config, load_recipe
     from dlsp.errors import DlspError
-    from dlsp.fileio import check_writable
     from dlsp.tasks.registry import check_inputs, parse_inputs, recipe_task
     from dlsp.train import distributed
+    from dlsp.train.run_folder import check_run_folder
     from dlsp.train.tracking import make_tracker
 
     task = recipe_task(load_recipe(args.recipe), args.recipe)
@@ -63,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("runs") / Path(args.recipe).stem)
     distributed.init_from_env()
     main = distributed.is_main()
-    if main and out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
-        raise DlspError("run folder exists and is not empty; use --resume to continue it or --overwrite to "
-                        "start over", out)
+    check_run_folder(out, args.resume, args.overwrite, task.epochs_api)  # rank 0, before the data loads
     items = list(args.inputs) + ([f"{task.primary_input}={args.data}"] if args.data else [])
     inputs = parse_inputs(task, items)
     overrides = [*(task.quick_overrides if args.quick else ()), *args.overrides]
@@ -81,12 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if distributed.world()[1] > 1 and hasattr(train, "device"):
         # Each process on its own GPU (cuda:LOCAL_RANK); on the CPU nothing changes.
         config = apply_overrides(config, [f"train.device={distributed.local_device(train.device)}"])
-    if main:
-        check_writable(out, folder=True)  # before the data loads and the model trains
     check_inputs(task, inputs)
     data = task.load_data(config, inputs, not args.quiet and main)
     tracker = make_tracker(args.track, out, args.track_uri) if main else None
-    result = task.train(config, data, out, tracker, not args.quiet and main, resume=args.resume)
+    result = task.train(config, data, out, tracker, not args.quiet and main, resume=args.resume,
+                        overwrite=args.overwrite)
     if not main:
         return 0
     best = result.history[result.best_epoch] if result.history else {}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from dlsp.cli.common import add_command, positive_float, positive_int
+from dlsp.cli.common import add_command
+from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
 
 FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "librispeech", "manifest")
 
@@ -30,46 +30,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "score.cohort the model file also stores a cohort of training-speaker embeddings for AS-norm "
                     "scoring, its threshold on those scores and their false-accept table. The run folder gets "
                     "config.yaml, splits.json, metrics.jsonl, best.pt, last.pt (for --resume), curves.png and "
-                    "results.json.",
+                    "results.json. " + EXISTING_FOLDER,
     )
     parser.add_argument("--data", nargs="+", metavar="DIR", help="dataset folder(s) or manifest CSV(s)")
     parser.add_argument("--format", choices=FORMATS, default="auto", help="layout of the --data folders")
-    parser.add_argument("--recipe", help="YAML recipe (see recipes/speaker_*.yaml); defaults otherwise")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. train.lr=3e-4 or train.objective=bce")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    parser.add_argument("--epochs", type=positive_int, help="shortcut for --set train.epochs=N")
-    parser.add_argument("--seconds", type=positive_float, help="training time budget (train.max_seconds)")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_folder_flags(parser)
+    add_config_flags(parser, "speaker", "train.lr=3e-4 or train.objective=bce")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.config import load_config, load_recipe
     from dlsp.errors import DlspError
-    from dlsp.fileio import check_writable
     from dlsp.speaker.train import SpeakerTrainConfig, load_data, train_run
+    from dlsp.train.run_folder import check_run_folder
 
     if not args.data:
         raise DlspError("training data missing: give --data DIR [DIR ...]")
-    overrides = list(args.overrides)
-    overrides += [f"train.epochs={args.epochs}"] if args.epochs else []
-    overrides += [f"train.max_seconds={args.seconds}"] if args.seconds else []
-    overrides += [f"train.device={args.device}"] if args.device else []
-    if args.resume and not (Path(args.out) / "last.pt").exists():
-        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", args.out)
-    recipe = args.recipe
-    if args.resume and recipe is None:
-        saved = Path(args.out) / "config.yaml"  # a resumed run continues with the config it started with
-        recipe = str(saved) if saved.exists() else None
-    if recipe is not None:
-        load_recipe(recipe)  # fail on a bad recipe before loading any audio
-    config = load_config(SpeakerTrainConfig, recipe, overrides)
-    check_writable(args.out, folder=True)  # before the audio loads and the model trains
+    config = config_from_flags(SpeakerTrainConfig, args)
+    check_run_folder(args.out, args.resume, args.overwrite)  # before the audio loads and the model trains
     data = load_data(config, args.data, args.format, progress=not args.quiet)
-    _, result = train_run(config, data, args.out, resume=args.resume, progress=not args.quiet)
+    _, result = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
+                          progress=not args.quiet)
     best = result.history[result.best_epoch] if result.history else {}
     corpora = {k[len("val_eer_"):]: v for k, v in best.items() if k.startswith("val_eer_")}
     print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: validation EER "

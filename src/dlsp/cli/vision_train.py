@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.run import add_run_folder_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a study: mnist_mlp (MLP, best examples, PCA/t-SNE of every layer), compression (low-rank "
                     "SVD / scratch / fine-tune, accuracy vs rank), cifar_augment (original vs 4x augmented vs "
                     "on-the-fly), ssl (pretext task then transfer with 500 labels vs scratch). The run folder gets "
-                    "config.yaml, metrics*.jsonl, best.pt, the PNGs, results.md and results.json.",
+                    "config.yaml, metrics*.jsonl, best.pt, the PNGs, results.md and results.json. A run folder "
+                    "that is not empty is refused unless --overwrite (remove the previous study's results and "
+                    "start over); a study does not resume.",
     )
     parser.add_argument("recipe", help="YAML recipe (recipes/vision_*.yaml)")
     parser.add_argument("--out", required=True, help="run folder")
@@ -32,12 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=positive_int, help="shortcut for --set train.epochs=N")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_folder_flags(parser, resume=False)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_config, load_recipe
-    from dlsp.fileio import check_writable
+    from dlsp.train.run_folder import check_run_folder
     from dlsp.vision.config import VisionConfig
     from dlsp.vision.run import run_study
 
@@ -47,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     overrides += [f"train.epochs={args.epochs}"] if args.epochs else []
     overrides += [f"train.device={args.device}"] if args.device else []
     config = load_config(VisionConfig, args.recipe)
-    check_writable(args.out, folder=True)  # before the data loads and the models train
-    results = run_study(config, args.out, quick_mode=args.quick, overrides=overrides, progress=not args.quiet)
+    check_run_folder(args.out, overwrite=args.overwrite, resumable=False)  # before the data loads and the models train
+    results = run_study(config, args.out, quick_mode=args.quick, overrides=overrides, progress=not args.quiet,
+                        overwrite=args.overwrite)
     print(f"test accuracy {results['test_accuracy']:.4f}, {results['params']:,} parameters; "
           f"results: {args.out}/results.md, {args.out}/results.json")
     return 0

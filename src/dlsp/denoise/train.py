@@ -19,18 +19,16 @@ import torch
 from torch import nn
 
 from dlsp.audio.stft import StftConfig, from_magphase, magphase
-from dlsp.config import save_config, to_dict
+from dlsp.config import to_dict
 from dlsp.denoise.data import DenoiseData, DenoiseDataConfig, batches, mixing_data, pair_data
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
-from dlsp.device import resolve_device
 from dlsp.errors import DlspError
-from dlsp.fileio import ensure_dir, write_json
 from dlsp.models.denoisers import build_denoiser
 from dlsp.models.losses import compute_loss, parse_loss, si_sdr_db
-from dlsp.train.distributed import is_main
-from dlsp.train.loop import FitResult, fit
-from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import Tracker, read_results, tracked_run
+from dlsp.models.lowrank import count_parameters
+from dlsp.train.loop import FitResult
+from dlsp.train.run import Training, TrainSection, make_optimizer, train_in_folder
+from dlsp.train.tracking import Tracker
 
 SAMPLES = 3  # validation segments written as audio examples at the end of a run
 
@@ -49,16 +47,11 @@ class StftSection:
 
 
 @dataclass(frozen=True)
-class TrainSection:
-    loss: str = "mse"
-    lr: float = 1e-3
+class DenoiseTrainSection(TrainSection):
     batch_size: int = 16
-    epochs: int = 30
     patience: int | None = 8
-    max_seconds: float | None = None
+    loss: str = "mse"
     grad_clip: float | None = 5.0
-    seed: int = 0
-    device: str = "auto"
     init_from: str | None = None  # a denoiser file to fine-tune: the recipe's model and STFT (or a GRU, less lookahead)
 
 
@@ -69,7 +62,7 @@ class DenoiseConfig:
     model: ModelSection = field(default_factory=ModelSection)
     stft: StftSection = field(default_factory=StftSection)
     data: DenoiseDataConfig = field(default_factory=DenoiseDataConfig)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: DenoiseTrainSection = field(default_factory=DenoiseTrainSection)
 
     @property
     def stft_config(self) -> StftConfig:
@@ -123,65 +116,49 @@ def load_data(config: DenoiseConfig, *, clean: list[str] | None = None, noise: l
 
 
 def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool = False,
-              progress: bool = True, log=print, tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
-    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best model.
-
-    `tracker` (`dlsp.train.tracking.make_tracker`) also receives the config, every epoch's metrics, the final
-    results and the run's files; it is finished here, as failed if training raises.
-    """
-    # Only rank 0 writes results.json (and only it has a real tracker).
-    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
-                       ("best.pt", "loss.png", "config.yaml", "results.json", "samples"),
-                       lambda _: read_results(out) if is_main() else None)
-
-
-def _train(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[str], resume: bool, progress: bool,
-           log, tracker: Tracker) -> tuple[nn.Module, FitResult]:
-    out = ensure_dir(out)
-    tracker.log_params(to_dict(config))
-    device = resolve_device(config.train.device)
-    parse_loss(config.train.loss)  # a bad loss is a recipe mistake: say so before any work
-    torch.manual_seed(config.train.seed)
-    stft = config.stft_config
-    model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
-    seed, batch_size = config.train.seed, config.train.batch_size
+              overwrite: bool = False, progress: bool = True, log=print,
+              tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
+    """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
+    previous run with `overwrite`); returns the best model."""
+    out = Path(out)
+    stft, seed, batch_size = config.stft_config, config.train.seed, config.train.batch_size
     train_source, val_source = data.sources["train"], data.sources["val"]
-    val_list = list(batches(val_source, seed + 1, 0, config.data.val_segments, batch_size * 2))
-    if config.train.init_from is not None:
-        model = initial_weights(config.train.init_from, config, model)
-        log(f"fine-tuning {config.train.init_from}")
-    else:
-        model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-    resumed = resume_state(out, model, optimizer) if resume else None
-    if resumed is None and is_main():
-        _start_run_folder(out, config, data)
-    log(f"training {config.model.name} ({_count(model):,} parameters) on {device}"
-        + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
 
-    result_holder = resumed or FitResult()
+    def setup(device: torch.device) -> Training:
+        parse_loss(config.train.loss)  # a bad loss is a recipe mistake: say so before any work
+        torch.manual_seed(seed)
+        model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
+        val_list = list(batches(val_source, seed + 1, 0, config.data.val_segments, batch_size * 2))
+        if config.train.init_from is not None:
+            model = initial_weights(config.train.init_from, config, model)
+            log(f"fine-tuning {config.train.init_from}")
+        else:
+            model.normalizer.fit(_normalizer_batch(train_source, seed, stft))
+        model.to(device)
 
-    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
-        append_metrics(out, record)
-        if improved:
+        def save_best(record: dict[str, float]) -> None:
             save_denoiser(out / "best.pt", model, config.model.name, sample_rate=config.data.sample_rate,
                           stft=stft, config=to_dict(config), epoch=int(record["epoch"]))
-        save_resume_state(out, model, optimizer, result_holder)
 
-    result = fit(
-        model, make_step(config, device), optimizer,
-        train_batches=lambda epoch: batches(train_source, seed, epoch, config.data.segments_per_epoch, batch_size),
-        val_batches=lambda: iter(val_list), epochs=config.train.epochs, patience=config.train.patience,
-        max_seconds=config.train.max_seconds, grad_clip=config.train.grad_clip, progress=progress,
-        on_epoch_end=on_epoch_end, resume=result_holder,
-        val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device), tracker=tracker,
-    )
-    best = load_denoiser(out / "best.pt").model.to(device)
-    if is_main():  # under torchrun, one process writes the run folder
-        _finish_run(out, result, config)
-        write_samples(out / "samples", best.eval(), val_list, stft, config.data.sample_rate, device)
-    return best.eval(), result
+        def finish(best: nn.Module, result: FitResult, record: dict[str, float]) -> dict[str, Any]:
+            from dlsp.report.plots import loss_curves
+
+            loss_curves(out / "loss.png", result.history, title=f"{config.model.name} denoiser")
+            write_samples(out / "samples", best, val_list, stft, config.data.sample_rate, device)
+            return {"val_loss": result.best_val_loss, "val_si_sdr": record.get("val_si_sdr"),
+                    "val_si_sdr_improvement": record.get("val_si_sdr_improvement"), "model": config.model.name}
+
+        return Training(
+            model, make_optimizer(model.parameters(), config.train.lr), make_step(config, device),
+            lambda epoch: batches(train_source, seed, epoch, config.data.segments_per_epoch, batch_size),
+            save_best, finish, f"training {config.model.name} ({count_parameters(model):,} parameters) on {device}",
+            val_batches=lambda: iter(val_list), val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device),
+            load_best=lambda: load_denoiser(out / "best.pt").model.to(device))
+
+    best, result, _ = train_in_folder(out, config, setup, splits=data.files, artifacts=("loss.png", "samples"),
+                                      resume=resume, overwrite=overwrite, progress=progress, log=log,
+                                      tracker=tracker)
+    return best, result
 
 
 def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Module:
@@ -208,16 +185,6 @@ def _normalizer_batch(source, seed: int, stft: StftConfig) -> torch.Tensor:
     return stft.stft(torch.from_numpy(noisy)).abs()
 
 
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _start_run_folder(out: Path, config: DenoiseConfig, data: DenoiseData) -> None:
-    clear_run_files(out)
-    save_config(out / "config.yaml", config)
-    write_json(out / "splits.json", data.files)
-
-
 @torch.no_grad()
 def write_samples(folder: Path, model: nn.Module, val_batches: list[tuple[np.ndarray, np.ndarray]],
                   stft: StftConfig, sample_rate: int, device: torch.device, count: int = SAMPLES) -> None:
@@ -236,15 +203,3 @@ def write_samples(folder: Path, model: nn.Module, val_batches: list[tuple[np.nda
         for kind, audio in signals.items():
             save_audio(folder / f"{name}_{kind}.wav", audio, sample_rate, subtype="PCM_16", on_clip="normalize")
         spectrogram_panels(folder / f"{name}.png", list(signals.items()), sample_rate)
-
-
-def _finish_run(out: Path, result: FitResult, config: DenoiseConfig) -> None:
-    from dlsp.report.plots import loss_curves
-
-    best = result.history[result.best_epoch] if result.history else {}
-    write_json(out / "results.json", {  # best_epoch counts from 1, as printed (metrics.jsonl's epoch from 0)
-        "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
-        "val_loss": result.best_val_loss, "val_si_sdr": best.get("val_si_sdr"),
-        "val_si_sdr_improvement": best.get("val_si_sdr_improvement"), "model": config.model.name,
-    })
-    loss_curves(out / "loss.png", result.history, title=f"{config.model.name} denoiser")

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlsp.config import save_config, to_dict
-from dlsp.device import resolve_device
+from dlsp.config import to_dict
 from dlsp.errors import DlspError
-from dlsp.fileio import ensure_dir, write_json
+from dlsp.models.lowrank import count_parameters
 from dlsp.models.speaker import MODELS
 from dlsp.speaker.data import (
     SegmentSampler,
@@ -66,10 +65,9 @@ from dlsp.speaker.validation import (  # noqa: F401  (embed_clips, validation_ee
     scoring_line,
     validation_eer,
 )
-from dlsp.train.distributed import is_main
-from dlsp.train.loop import FitResult, fit
-from dlsp.train.run_folder import append_metrics, clear_run_files, resume_state, save_resume_state
-from dlsp.train.tracking import Tracker, read_results, tracked_run
+from dlsp.train.loop import FitResult
+from dlsp.train.run import Training, TrainSection, make_optimizer, train_in_folder
+from dlsp.train.tracking import Tracker
 
 MIN_LR_FRACTION = 0.05
 
@@ -83,20 +81,15 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class TrainSection:
-    objective: str = "amsoftmax"
-    lr: float = 1e-3
+class SpeakerTrainSection(TrainSection):
     batch_size: int = 64
-    epochs: int = 30
     patience: int | None = 10
-    max_seconds: float | None = None
+    objective: str = "amsoftmax"
     grad_clip: float | None = 5.0
     am_scale: float = 30.0
     am_margin: float = 0.2
     contrastive_margin: float = 0.3
     per_speaker: int = 4  # segments of each speaker in a batch (ge2e objectives)
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -105,7 +98,7 @@ class SpeakerTrainConfig:
 
     model: ModelSection = field(default_factory=ModelSection)
     data: SpeakerDataConfig = field(default_factory=SpeakerDataConfig)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: SpeakerTrainSection = field(default_factory=SpeakerTrainSection)
     score: ScoreSection = field(default_factory=ScoreSection)
 
 
@@ -179,114 +172,74 @@ def make_step(objective: str, device: torch.device):
     return step
 
 
-def lr_at(config: TrainSection, epoch: int) -> float:
+def lr_at(config: SpeakerTrainSection, epoch: int) -> float:
     """Cosine schedule from `lr` to `lr * MIN_LR_FRACTION` over the configured epochs."""
     progress = min(1.0, epoch / max(1, config.epochs - 1))
     return config.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_run(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool = False,
-              progress: bool = True, log=print, tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
-    """Train into the run folder `out` (resuming from `out/last.pt` if asked); returns the best encoder.
-
-    `tracker` (`dlsp.train.tracking`) also gets the config, every epoch's metrics, the results and the files.
-    """
-    return tracked_run(tracker, lambda t: _train(config, data, out, resume, progress, log, t), out,
-                       ("best.pt", "curves.png", "config.yaml", "results.json"), lambda _: read_results(out))
-
-
-def _train(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool,
-           progress: bool, log, tracker: Tracker) -> tuple[nn.Module, FitResult]:
-    out = ensure_dir(out)
-    tracker.log_params(to_dict(config))
-    device = resolve_device(config.train.device)
-    torch.manual_seed(config.train.seed)
-    encoder = build_encoder(config)
-    sampler = SegmentSampler(data.train, config.data, config.train.seed)
-    encoder.fit_normalizer(torch.from_numpy(np.stack(
-        [sampler.cut(int(i), np.random.default_rng(config.train.seed + i)) for i in range(min(256, len(
-            data.train)))])))
-    wrapped = EncoderWithLoss(encoder, build_loss(config, len(data.train.speakers), encoder.view_dim))
-    wrapped.to(device)
-    optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.train.lr)
-    resumed = resume_state(out, wrapped, optimizer) if resume else None
-    if resumed is None:
-        if is_main():
-            _start_run_folder(out, config, data)
-    elif is_main():
-        save_config(out / "config.yaml", config)  # overrides given on resuming (more epochs) are recorded
+              overwrite: bool = False, progress: bool = True, log=print,
+              tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
+    """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
+    previous run with `overwrite`); returns the best encoder."""
+    out, sr = Path(out), config.data.sample_rate
     objective, seed, batch_size = config.train.objective, config.train.seed, config.train.batch_size
-    log(f"training a {config.model.name} speaker encoder ({_count(encoder):,} parameters, {objective}) on "
-        f"{device}: {len(data.train)} clips of {len(data.train.speakers)} training speakers "
-        f"(with speed copies), validation {len(data.val)} clips of {len(data.val.speakers)} speakers"
-        + (f"; resuming after epoch {len(resumed.history)}" if resumed else ""))
-    result_holder = resumed or FitResult()
-    segments = config.data.segments_per_epoch
-
-    def train_batches(epoch: int):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(config.train, epoch)
-        if objective in PAIR_OBJECTIVES:
-            return sampler.pair_batches(seed, epoch, segments // 2, max(1, batch_size // 2))
-        if objective in GROUPED_OBJECTIVES:
-            return sampler.grouped_batches(seed, epoch, segments, batch_size // config.train.per_speaker,
-                                           config.train.per_speaker)
-        return sampler.class_batches(seed, epoch, segments, batch_size)
 
     def save_best(model: nn.Module, record: dict[str, float], scorer: Scorer | None = None) -> None:
-        save_speaker_model(out / "best.pt", model, config.model.name, sample_rate=config.data.sample_rate,
+        save_speaker_model(out / "best.pt", model, config.model.name, sample_rate=sr,
                            threshold=record["val_threshold"], trim_db=config.data.trim_db, config=to_dict(config),
                            scorer=scorer, window_seconds=config.score.window_seconds,
                            hop_seconds=config.score.hop_seconds, val_eer=record["val_eer"],
                            epoch=int(record["epoch"]))
 
-    def on_epoch_end(record: dict[str, float], improved: bool) -> None:
-        record["lr"] = lr_at(config.train, int(record["epoch"]))
-        append_metrics(out, record)
-        if improved:
-            save_best(encoder, record)
-        save_resume_state(out, wrapped, optimizer, result_holder)
+    def setup(device: torch.device) -> Training:
+        torch.manual_seed(seed)
+        encoder = build_encoder(config)
+        sampler = SegmentSampler(data.train, config.data, seed)
+        encoder.fit_normalizer(torch.from_numpy(np.stack(
+            [sampler.cut(int(i), np.random.default_rng(seed + i)) for i in range(min(256, len(data.train)))])))
+        wrapped = EncoderWithLoss(encoder, build_loss(config, len(data.train.speakers), encoder.view_dim))
+        wrapped.to(device)
+        optimizer = make_optimizer(wrapped.parameters(), config.train.lr)
+        segments, per_speaker = config.data.segments_per_epoch, config.train.per_speaker
 
-    sr = config.data.sample_rate
-    result = fit(
-        wrapped, make_step(objective, device), optimizer, train_batches=train_batches, val_batches=None,
-        epochs=config.train.epochs, patience=config.train.patience, max_seconds=config.train.max_seconds,
-        grad_clip=config.train.grad_clip, progress=progress, on_epoch_end=on_epoch_end, resume=result_holder,
-        val_metrics=lambda m: validation_eer(m.encoder, data.val, device, config.score, sr), monitor="val_eer",
-        tracker=tracker,
-    )
-    best = load_speaker_model(out / "best.pt").model.to(device)
-    scoring: dict[str, Any] = {}
-    if is_main() and result.history:
-        scorer, scoring = calibrate_scoring(best, data.train, data.val, config.score, device, sr, config.train.seed)
-        save_best(best, result.history[result.best_epoch], scorer)
-        log(scoring_line(scoring))
-    if is_main():
-        _finish_run(out, result, config, scoring)
-    return best.eval(), result
+        def train_batches(epoch: int):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(config.train, epoch)
+            if objective in PAIR_OBJECTIVES:
+                return sampler.pair_batches(seed, epoch, segments // 2, max(1, batch_size // 2))
+            if objective in GROUPED_OBJECTIVES:
+                return sampler.grouped_batches(seed, epoch, segments, batch_size // per_speaker, per_speaker)
+            return sampler.class_batches(seed, epoch, segments, batch_size)
 
+        def finish(best: nn.Module, result: FitResult, record: dict[str, float]) -> dict[str, Any]:
+            scorer, scoring = calibrate_scoring(best, data.train, data.val, config.score, device, sr, seed)
+            save_best(best, record, scorer)
+            log(scoring_line(scoring))
+            training_curves(out / "curves.png", result.history, f"{config.model.name} speaker encoder, {objective}")
+            return {"val_eer": record.get("val_eer"), "val_threshold": record.get("val_threshold"),
+                    **{k: v for k, v in record.items() if k.startswith("val_eer_")}, **scoring,
+                    "objective": objective, "model": config.model.name, "seconds": result.seconds}
 
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+        def val_metrics(model: nn.Module) -> dict[str, float]:
+            # The epoch's learning rate (set by train_batches) goes into its record beside the validation figures.
+            return {**validation_eer(model.encoder, data.val, device, config.score, sr),
+                    "lr": optimizer.param_groups[0]["lr"]}
 
+        return Training(
+            wrapped, optimizer, make_step(objective, device), train_batches,
+            lambda record: save_best(encoder, record), finish,
+            f"training a {config.model.name} speaker encoder ({count_parameters(encoder):,} parameters, {objective}) "
+            f"on {device}: {len(data.train)} clips of {len(data.train.speakers)} training speakers (with speed "
+            f"copies), validation {len(data.val)} clips of {len(data.val.speakers)} speakers",
+            val_metrics=val_metrics, monitor="val_eer",
+            load_best=lambda: load_speaker_model(out / "best.pt").model.to(device))
 
-def _start_run_folder(out: Path, config: SpeakerTrainConfig, data: SpeakerData) -> None:
-    clear_run_files(out)
-    save_config(out / "config.yaml", config)
-    write_json(out / "splits.json", data.splits)
-
-
-def _finish_run(out: Path, result: FitResult, config: SpeakerTrainConfig, scoring: dict[str, Any]) -> None:
-    best = result.history[result.best_epoch] if result.history else {}
-    write_json(out / "results.json", {
-        # Counted from 1, as every task's results.json and printout (metrics.jsonl's epoch is the 0-based index).
-        "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
-        "val_eer": best.get("val_eer"), "val_threshold": best.get("val_threshold"),
-        **{k: v for k, v in best.items() if k.startswith("val_eer_")}, **scoring,
-        "objective": config.train.objective, "model": config.model.name, "seconds": result.seconds,
-    })
-    training_curves(out / "curves.png", result.history, f"{config.model.name} speaker encoder, "
-                                                         f"{config.train.objective}")
+    best, result, _ = train_in_folder(out, config, setup, splits=data.splits, artifacts=("curves.png",),
+                                      resume=resume, overwrite=overwrite, progress=progress, log=log,
+                                      tracker=tracker)
+    return best, result
 
 
 def training_curves(path: str | os.PathLike[str], history: Sequence[dict[str, float]], title: str = "") -> Path:

@@ -15,7 +15,7 @@ from dlsp.audio.io import load_audio, save_audio
 from dlsp.config import to_dict
 from dlsp.data.pairs import index_pairs
 from dlsp.denoise.data import DenoiseDataConfig
-from dlsp.denoise.train import DenoiseConfig, ModelSection, TrainSection, load_data, train_run
+from dlsp.denoise.train import DenoiseConfig, DenoiseTrainSection, ModelSection, load_data, train_run
 from dlsp.device import resolve_device
 from dlsp.fileio import ensure_dir, write_json
 from dlsp.metrics.enhancement import enhancement_metrics
@@ -61,12 +61,12 @@ def run_demo(config: DemoConfig, progress: bool = True, log=print) -> dict[str, 
     train_config = DenoiseConfig(
         model=ModelSection("linear", {"hidden": [256], "context": 2, "output": "mask"}),
         data=DenoiseDataConfig(snr=config.snr, segments_per_epoch=256, val_segments=64),
-        train=TrainSection(loss="mse", epochs=config.epochs, patience=None, max_seconds=config.train_seconds,
-                           seed=config.seed, device=str(device)),
+        train=DenoiseTrainSection(loss="mse", epochs=config.epochs, patience=None,
+                                  max_seconds=config.train_seconds, seed=config.seed, device=str(device)),
     )
     data = load_data(train_config, clean=[str(synth / "speech")], noise=[str(synth / "noise")], progress=progress)
     log(f"[3/4] training a {train_config.model.name} denoiser for up to {config.train_seconds:.0f} s on {device}")
-    _, fit = train_run(train_config, data, out / "run", progress=progress, log=lambda *a: None)
+    _, fit = train_run(train_config, data, out / "run", overwrite=True, progress=progress, log=lambda *a: None)
     log(f"      {len(fit.history)} epochs in {fit.seconds:.0f} s, best validation loss {fit.best_val_loss:.4g} "
         f"(epoch {fit.best_epoch + 1}, stopped by {fit.stopped})")
     test = [p for p in index_pairs(manifest.parent) if p.split == "test"]

@@ -7,6 +7,7 @@ returning the epoch history with the best epoch. Task modules are imported only 
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ class Task:
     # Data locations the task reads: name -> help, given on the command line as `--input name=path`.
     inputs: Mapping[str, str]
     load_data: Callable[[Any, Mapping[str, Any], bool], Any]
-    # train(config, data, out, tracker, progress, resume) -> FitResult (history and best epoch)
+    # train(config, data, out, tracker, progress, resume, overwrite) -> FitResult (history and best epoch); an
+    # existing run folder is refused unless resume or overwrite (`dlsp.train.run_folder.check_run_folder`)
     train: Callable[..., Any]
     # `--set` overrides that shrink a run to under a minute on 2 cores (smoke tests, trying a recipe).
     quick_overrides: tuple[str, ...] = ()
@@ -58,12 +60,6 @@ def check_inputs(task: Task, inputs: Mapping[str, Any]) -> None:
                 raise DlspError(f"does not exist (the {name} input)", path)
 
 
-def _denoise_config() -> type:
-    from dlsp.denoise.train import DenoiseConfig
-
-    return DenoiseConfig
-
-
 def _denoise_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
     from dlsp.denoise.train import load_data
 
@@ -71,17 +67,21 @@ def _denoise_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any
                      pairs=inputs.get("pairs"), cache=inputs.get("cache"), progress=progress)
 
 
-def _denoise_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
-                   resume: bool = False) -> Any:
-    from dlsp.denoise.train import train_run
-
-    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
+def _attribute(module: str, name: str) -> Callable[[], Any]:
+    """`module.name`, imported when asked for (a task's config class)."""
+    return lambda: getattr(importlib.import_module(module), name)
 
 
-def _classify_config() -> type:
-    from dlsp.classify.train import ClassifyConfig
+def _trainer(module: str) -> Callable[..., Any]:
+    """The `train` of a task whose module's `train_run` trains through the run engine (`dlsp.train.run`)."""
 
-    return ClassifyConfig
+    def train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
+              resume: bool = False, overwrite: bool = False) -> Any:
+        run = importlib.import_module(module).train_run
+        return run(config, data, out, resume=resume, overwrite=overwrite, progress=progress, log=lambda *_: None,
+                   tracker=tracker)[1]
+
+    return train
 
 
 def _classify_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
@@ -92,38 +92,12 @@ def _classify_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> An
     return load_data(config, inputs["data"], inputs.get("format", "auto"), inputs.get("cache"), progress)
 
 
-def _classify_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
-                    resume: bool = False) -> Any:
-    from dlsp.classify.train import train_run
-
-    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
-
-
-def _speaker_config() -> type:
-    from dlsp.speaker.train import SpeakerTrainConfig
-
-    return SpeakerTrainConfig
-
-
 def _speaker_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
     from dlsp.speaker.train import load_data
 
     if "data" not in inputs:
         raise DlspError("training data missing: give --data DIR (speaker folders, FSDD, Speech Commands, ...)")
     return load_data(config, inputs["data"], inputs.get("format", "auto"), progress=progress)
-
-
-def _speaker_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
-                   resume: bool = False) -> Any:
-    from dlsp.speaker.train import train_run
-
-    return train_run(config, data, out, resume=resume, progress=progress, log=lambda *_: None, tracker=tracker)[1]
-
-
-def _vision_config() -> type:
-    from dlsp.vision.config import VisionConfig
-
-    return VisionConfig
 
 
 def _vision_data(config: Any, inputs: Mapping[str, Any], progress: bool) -> Any:
@@ -138,7 +112,7 @@ def _vision_quick(config: Any) -> Any:
 
 
 def _vision_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: Any, progress: bool,
-                  resume: bool = False) -> Any:
+                  resume: bool = False, overwrite: bool = False) -> Any:
     """Run the study; returns a one-record FitResult holding its final figures (a study is several trainings)."""
     import dataclasses
 
@@ -154,7 +128,7 @@ def _vision_train(config: Any, data: Any, out: str | os.PathLike[str], tracker: 
 
     def study(tracker: Any) -> dict:
         tracker.log_params(to_dict(config))
-        return run_study(config, out, progress=progress, log=lambda *_: None)
+        return run_study(config, out, progress=progress, log=lambda *_: None, overwrite=overwrite)
 
     results = tracked_run(tracker, study, out, ("*.png", "results.json", "best.pt"), lambda value: value)
     record = {key: float(value) for key, value in results.items()
@@ -170,33 +144,33 @@ def _paths(value: Any) -> list[str] | None:
 
 TASKS: dict[str, Task] = {
     "denoise": Task(
-        "denoise", _denoise_config,
+        "denoise", _attribute("dlsp.denoise.train", "DenoiseConfig"),
         {"clean": "clean speech folder(s)", "noise": "noise folder(s)", "pairs": "clean/noisy pair layout",
          "cache": "audio cache folder"},
-        _denoise_data, _denoise_train,
+        _denoise_data, _trainer("dlsp.denoise.train"),
         ("train.epochs=2", "train.max_seconds=20", "data.segments_per_epoch=64", "data.val_segments=16",
          "train.batch_size=16"),
         multiple=("clean", "noise"), primary_input="pairs", required=(("pairs",), ("clean", "noise")),
         existing=("clean", "noise", "pairs"),
     ),
     "classify": Task(
-        "classify", _classify_config,
+        "classify", _attribute("dlsp.classify.train", "ClassifyConfig"),
         {"data": "labelled audio folder", "format": "dataset layout (auto, folders, fsdd, speech-commands, gtzan, "
                                                     "manifest)", "cache": "feature cache folder"},
-        _classify_data, _classify_train,
+        _classify_data, _trainer("dlsp.classify.train"),
         ("train.epochs=2", "train.max_seconds=20", "train.patience=null"), required=(("data",),),
         existing=("data",),
     ),
     "speaker": Task(
-        "speaker", _speaker_config,
+        "speaker", _attribute("dlsp.speaker.train", "SpeakerTrainConfig"),
         {"data": "speaker-labelled audio folder(s)", "format": "dataset layout (auto, speakers, fsdd, "
                                                                "speech-commands, librispeech, manifest)"},
-        _speaker_data, _speaker_train,
+        _speaker_data, _trainer("dlsp.speaker.train"),
         ("train.epochs=2", "train.max_seconds=30", "train.patience=null", "data.segments_per_epoch=64"),
         multiple=("data",), required=(("data",),), existing=("data",),
     ),
     "vision": Task(
-        "vision", _vision_config,
+        "vision", _attribute("dlsp.vision.config", "VisionConfig"),
         {"data": "dataset folder: MNIST IDX files, cifar-10-batches-py, or train/<class>/ + test/<class>/ images"},
         _vision_data, _vision_train, quick_config=_vision_quick, epochs_api=False, existing=("data",),
     ),

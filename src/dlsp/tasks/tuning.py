@@ -99,7 +99,8 @@ def work(job: TuneJob, lock: Any = None) -> None:
         config = base_config(job, task, overrides)
         data = data_for(config)
         ensure_dir(trial_dir)
-        result = task.train(config, data, trial_dir, tracker, job.progress)
+        # A trial folder left by an earlier study in the same folder is started over.
+        result = task.train(config, data, trial_dir, tracker, job.progress, overwrite=True)
         record = result.history[result.best_epoch]
         if spec.metric not in record:
             raise DlspError(f"tune.metric {spec.metric!r} is not reported by task {task.name!r}")

@@ -4,6 +4,10 @@
 latest epoch, written atomically after `metrics.jsonl` got that epoch's line. A run killed at any moment resumes
 from the last complete epoch: `resume_state` drops log lines written after the state (killed between the writes).
 
+An existing folder (`check_run_folder`, every training command's rule): a folder that is not empty is refused
+unless the run is resumed (`--resume`: continue from its `last.pt`) or overwritten (`--overwrite`: the previous
+run's files are removed and training starts afresh). A tracker's own folder (`wandb/`) does not count.
+
 Epoch numbers: `metrics.jsonl`'s `epoch` is the 0-based index of the line; everything written for people counts
 from 1, like the printed summaries: `results.json`'s `best_epoch` is N for the Nth epoch (its line is
 `metrics.jsonl` line N, `"epoch": N - 1`), and the x axes of the curves start at 1.
@@ -20,19 +24,41 @@ import torch
 from torch import nn
 
 from dlsp.errors import DlspError
-from dlsp.fileio import append_json_line, atomic_path, remove_stale_temp_files, write_text
+from dlsp.fileio import append_json_line, atomic_path, check_writable, remove_stale_temp_files, write_text
+from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult
 
 RESUME_FORMAT = "dlsp-resume/1"
 METRICS = "metrics.jsonl"
 RESUME = "last.pt"
+TRACKER_FOLDERS = ("wandb",)  # what a tracker writes into the run folder before training starts
+
+
+def check_run_folder(out: str | os.PathLike[str], resume: bool = False, overwrite: bool = False,
+                     resumable: bool = True) -> None:
+    """Fail now, before any data loads, unless `out` can hold this run: a writable place for a new folder or an
+    empty one; a resumable run with `resume`; anything with `overwrite` (the refusal names --resume only for
+    `resumable` runs). Only rank 0 checks (the others would see its first files)."""
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if not is_main():
+        return
+    check_writable(out, folder=True)
+    out = Path(out)
+    if resume and not (out / RESUME).exists():
+        raise DlspError("nothing to resume (no last.pt); start a new run without --resume", out)
+    if not (resume or overwrite) and out.is_dir() and any(p.name not in TRACKER_FOLDERS for p in out.iterdir()):
+        flags = "--resume to continue it or --overwrite" if resumable else "--overwrite"
+        raise DlspError(f"run folder exists and is not empty; use {flags} to start over", out)
 
 
 def clear_run_files(out: str | os.PathLike[str], names: Sequence[str] = ()) -> None:
-    """Remove a previous run's log, checkpoints and results (and `names`) before a new run starts, and the
-    temporary files a killed run left."""
+    """Remove a previous run's log, checkpoints and results (and the files matching `names`, glob patterns)
+    before a new run starts, and the temporary files a killed run left."""
     for name in (METRICS, RESUME, "best.pt", "results.json", *names):
-        (Path(out) / name).unlink(missing_ok=True)
+        for path in Path(out).glob(name):
+            if path.is_file():
+                path.unlink()
     remove_stale_temp_files(out)
 
 

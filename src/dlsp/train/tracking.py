@@ -153,7 +153,8 @@ def tracked_run(tracker: Tracker | None, train: Callable[[Tracker], T], out: str
     """`train(tracker)`, then the run files of `out` matching `artifacts` (names or glob patterns; those that
     exist) go to the tracker and it finishes with `results(value)`; if training raises, it finishes as failed.
 
-    Every task's `train_run` ends this way, so a tracked run never stays open or loses its files.
+    Every training ends this way (`dlsp.train.run.train_in_folder`, vision studies), so a tracked run never stays
+    open or loses its files.
     """
     tracker = tracker or NullTracker()
     try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlsp.errors import DlspError
+from dlsp.train.run import TrainSection
 
 STUDIES = ("mnist_mlp", "compression", "cifar_augment", "ssl")
 
@@ -31,15 +32,10 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class TrainSection:
-    lr: float = 1e-3
+class VisionTrainSection(TrainSection):
     batch_size: int = 128
     epochs: int = 20
-    patience: int | None = None
-    max_seconds: float | None = None
     select: str = "accuracy"  # pick the best epoch by validation accuracy or by validation loss
-    seed: int = 0
-    device: str = "auto"
     threads: int | None = None  # torch CPU threads (None: torch's default)
     lr_schedule: str = "constant"  # or "cosine": decay towards 0 over the epochs (not in the studies)
 
@@ -96,7 +92,7 @@ class VisionConfig:
     study: str = "mnist_mlp"
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: VisionTrainSection = field(default_factory=VisionTrainSection)
     analysis: AnalysisSection = field(default_factory=AnalysisSection)
     compression: CompressionSection = field(default_factory=CompressionSection)
     augment: AugmentSection = field(default_factory=AugmentSection)

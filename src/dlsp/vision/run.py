@@ -20,30 +20,30 @@ from dlsp.device import resolve_device
 from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json, write_text
 from dlsp.report.tables import format_table
+from dlsp.train.run_folder import check_run_folder, clear_run_files
 from dlsp.vision.config import VisionConfig, quick, validate
 from dlsp.vision.data import describe, load_vision_data
 
-STALE = ("results.json", "results.md", "best.pt")
-
 
 def run_study(config: VisionConfig, out: str | os.PathLike[str], quick_mode: bool = False,
-              overrides: list[str] | None = None, progress: bool = True, log=print) -> dict[str, Any]:
+              overrides: list[str] | None = None, progress: bool = True, log=print,
+              overwrite: bool = False) -> dict[str, Any]:
     """Run `config`'s study into `out`; returns the results (also written to `out/results.json`).
 
     `quick_mode` shrinks the study (`dlsp.vision.config.quick`) before `overrides` apply, so `--set` still wins.
+    A folder that is not empty is refused unless `overwrite` (`dlsp.train.run_folder.check_run_folder`; a study
+    does not resume): then the previous study's results and logs are removed first.
     """
     config = validate(apply_overrides(quick(config) if quick_mode else config, overrides or []))
-    out = ensure_dir(out)
-    for name in STALE:
-        (out / name).unlink(missing_ok=True)
-    for stale in out.glob("metrics*.jsonl"):
-        stale.unlink()
-    save_config(out / "config.yaml", config)
+    check_run_folder(out, overwrite=overwrite, resumable=False)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = resolve_device(config.train.device)
     start = time.perf_counter()
-    data = load_vision_data(config.data)
+    data = load_vision_data(config.data)  # data that cannot load leaves no run folder behind
+    out = ensure_dir(out)
+    clear_run_files(out, ("results.md", "metrics*.jsonl"))
+    save_config(out / "config.yaml", config)
     log(describe(data))
     output = _study(config.study)(config, data, out, device, progress, log)
     output.results["wall_seconds"] = time.perf_counter() - start

@@ -27,6 +27,7 @@ from dlsp.fileio import append_json_line
 from dlsp.models.lowrank import count_parameters
 from dlsp.models.vision import build_classifier
 from dlsp.train.loop import fit
+from dlsp.train.run import make_optimizer
 from dlsp.vision.augment import pretext_batches, pretext_classes
 from dlsp.vision.config import VisionConfig
 from dlsp.vision.data import VisionData, split_off
@@ -165,7 +166,7 @@ def train_pretext(model: torch.nn.Module, unlabelled: np.ndarray, val_images: np
     def log_epoch(record: dict[str, float], improved: bool) -> None:
         append_json_line(metrics_path, record)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model.parameters(), lr)
     return fit(model, classification_step("accuracy"), optimizer,
                train_batches=lambda epoch: scheduled(
                    optimizer, [lr], lr_factor(lr_schedule, epoch, epochs),

@@ -23,6 +23,7 @@ from dlsp.data.images import ImageSplit
 from dlsp.errors import DlspError
 from dlsp.fileio import append_json_line
 from dlsp.train.loop import FitResult, fit
+from dlsp.train.run import make_optimizer
 from dlsp.vision.data import Transform, batches
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -92,7 +93,7 @@ def train_classifier(
     if lr_schedule not in LR_SCHEDULES:
         raise DlspError(f"unknown lr schedule {lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
     model.to(device)
-    optimizer = torch.optim.Adam(param_groups(model, lrs) if lrs else model.parameters(), lr=lr or 1e-3)
+    optimizer = make_optimizer(param_groups(model, lrs) if lrs else model.parameters(), lr or 1e-3)
     start_lrs = [group["lr"] for group in optimizer.param_groups]
     last = [time.perf_counter()]
 

@@ -1,0 +1,123 @@
+"""The run engine: every task trains into its run folder through `train_in_folder`, which calls `fit`.
+
+The engine owns the run folder, the same for `dlsp <task> train`, `dlsp run` and `dlsp tune`'s trials: the rule
+for an existing folder (`dlsp.train.run_folder.check_run_folder`); `config.yaml` (rewritten on resuming, so the
+overrides given then are recorded) and `splits.json` when a run starts; `metrics.jsonl`, `best.pt` and `last.pt`
+after every epoch; `results.json` at the end (`best_epoch` counted from 1, `epochs`, `stopped` and the task's
+figures); the tracker (`dlsp.train.tracking`); under torchrun, writing from rank 0 only. A task supplies what
+differs as a `Training`, built by its `setup(device)`: the module to train, its optimiser, step and batches, the
+validation figures, how to save its model file and what to add when training ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlsp.config import save_config, to_dict
+from dlsp.device import resolve_device
+from dlsp.fileio import ensure_dir, write_json
+from dlsp.train.distributed import is_main
+from dlsp.train.loop import FitResult, StepFn, fit
+from dlsp.train.run_folder import append_metrics, check_run_folder, clear_run_files, resume_state, save_resume_state
+from dlsp.train.tracking import Tracker, tracked_run
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """The `train:` keys of every task; each task's section extends it (its own defaults and keys)."""
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 30
+    patience: int | None = None
+    max_seconds: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+
+def make_optimizer(params: Iterable[Any], lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The optimiser every training uses: Adam (`params` may be groups with their own `lr`)."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+@dataclass
+class Training:
+    """What one task trains, as `train_in_folder` runs it."""
+
+    model: nn.Module  # what trains (with its loss head, if any) and what last.pt holds
+    optimizer: torch.optim.Optimizer
+    step: StepFn
+    train_batches: Callable[[int], Iterable[Any]]
+    save_best: Callable[[dict[str, float]], None]  # write best.pt (`model` holds the weights of this epoch record)
+    # Rank 0, once trained: (best model, best epoch's record) -> the task's figures for results.json (it may write
+    # its curves and other files too).
+    finish: Callable[[nn.Module, FitResult, dict[str, float]], dict[str, Any]]
+    describe: str  # "training MODEL (N parameters) on DEVICE"
+    val_batches: Callable[[], Iterable[Any]] | None = None
+    val_metrics: Callable[[nn.Module], dict[str, float]] | None = None
+    monitor: str = "val_loss"
+    # The best epoch's model read back from best.pt (after a resume the weights in memory may be a later epoch's);
+    # without it, `model`.
+    load_best: Callable[[], nn.Module] | None = None
+
+
+def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[torch.device], Training], *,
+                    splits: Any, artifacts: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
+                    progress: bool = True, log: Callable[[str], None] = print,
+                    tracker: Tracker | None = None) -> tuple[nn.Module, FitResult, dict[str, Any] | None]:
+    """Train `config` (its `train` section: a `TrainSection` with `grad_clip`) into the run folder `out`.
+
+    `setup(device)` builds the task's `Training`; `splits` goes to `splits.json`; `artifacts` name the task's own
+    run files (glob patterns): a new run removes the previous run's, and the tracker receives them. `resume`
+    continues from `out/last.pt`; `overwrite` starts over in a folder that holds something (else refused).
+    `tracker` (`dlsp.train.tracking.make_tracker`) also receives the config, every epoch's metrics, the results and
+    the run's files; it is finished here, as failed if training raises.
+
+    Returns the best model (eval mode), the fit result and what results.json holds (None on ranks other than 0).
+    """
+    check_run_folder(out, resume, overwrite)
+    out = Path(out)
+
+    def run(tracker: Tracker) -> tuple[nn.Module, FitResult, dict[str, Any] | None]:
+        ensure_dir(out)
+        tracker.log_params(to_dict(config))
+        training = setup(resolve_device(config.train.device))
+        resumed = resume_state(out, training.model, training.optimizer) if resume else None
+        if is_main():  # under torchrun, one process writes the run folder
+            if resumed is None:
+                clear_run_files(out, artifacts)
+                write_json(out / "splits.json", splits)
+            save_config(out / "config.yaml", config)
+        log(training.describe + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
+        so_far = resumed or FitResult()
+
+        def on_epoch_end(record: dict[str, float], improved: bool) -> None:
+            append_metrics(out, record)
+            if improved:
+                training.save_best(record)
+            save_resume_state(out, training.model, training.optimizer, so_far)
+
+        train = config.train
+        result = fit(training.model, training.step, training.optimizer, training.train_batches,
+                     training.val_batches, epochs=train.epochs, patience=train.patience,
+                     max_seconds=train.max_seconds, grad_clip=train.grad_clip, progress=progress,
+                     on_epoch_end=on_epoch_end, resume=so_far, val_metrics=training.val_metrics,
+                     monitor=training.monitor, tracker=tracker)
+        best = (training.load_best() if training.load_best else training.model).eval()
+        if not is_main():
+            return best, result, None
+        record = result.history[result.best_epoch] if result.history else {}
+        results = {"best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
+                   **training.finish(best, result, record)}
+        write_json(out / "results.json", results)
+        return best, result, results
+
+    return tracked_run(tracker, run, out, ("best.pt", "config.yaml", "results.json", *artifacts),
+                       lambda value: value[2])
