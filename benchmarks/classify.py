@@ -84,7 +84,7 @@ def main() -> int:
 def run_dlsp(model: str, folder: Path, overrides: list[str], out: Path, cache: str) -> list:
     import torch
 
-    from dlsp.classify.evaluate import Classifier
+    from dlsp.classify.inference import Classifier
     from dlsp.classify.train import ClassifyConfig, load_data, train_run
     from dlsp.config import load_config
 

@@ -1,4 +1,4 @@
-"""Fixed-budget fuzzing of every loader of user files (targets in `dlsp.fuzz_targets`).
+"""Fixed-budget fuzzing of every loader of user files (targets in `tests/fuzz_targets.py`).
 
 Run: `.venv/bin/python benchmarks/fuzz.py [--seconds 120] [--targets wav,idx] [--out runs/fuzz] [--json FILE]`.
 
@@ -35,9 +35,11 @@ HANG_SECONDS = 10.0
 INSTRUMENTED = ("dlsp.audio.io", "dlsp.data.image_files", "dlsp.data.manifests", "dlsp.data.index",
                 "dlsp.data.pairs", "dlsp.config", "dlsp.train.checkpoint", "dlsp.denoise.model_file",
                 "dlsp.speaker.model_file", "dlsp.vision.model_file", "dlsp.speaker.database",
-                "dlsp.models.lowrank", "dlsp.fuzz_targets")
+                "dlsp.models.lowrank")
 # At most this many saved inputs per distinct crash site (the count still includes every crash).
 SAVED_PER_SITE = 3
+# The targets live beside the tests that also run them (tests/fuzz_targets.py), outside the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def main() -> int:
@@ -46,7 +48,7 @@ def main() -> int:
         return run_worker(args)
     if args.replay:
         return replay(Path(args.replay))
-    from dlsp.fuzz_targets import TARGETS
+    from fuzz_targets import TARGETS
 
     names = list(TARGETS) if not args.targets else [name.strip() for name in args.targets.split(",")]
     unknown = [name for name in names if name not in TARGETS]
@@ -147,7 +149,7 @@ class Recorder:
 
     def check(self, data: bytes) -> None:
         from dlsp.errors import DlspError
-        from dlsp.fuzz_targets import TARGETS
+        from fuzz_targets import TARGETS
 
         work = self.work_root / "in"
         shutil.rmtree(work, ignore_errors=True)
@@ -210,7 +212,7 @@ def run_worker(args: argparse.Namespace) -> int:
         with atheris.instrument_imports(include=["dlsp"]):
             for module in INSTRUMENTED:
                 __import__(module)
-    from dlsp.fuzz_targets import TARGETS
+    from fuzz_targets import TARGETS
 
     recorder = Recorder(args.worker, out, args.hang_seconds)
     seeds = TARGETS[args.worker].seeds(recorder.work_root / "seeds")
@@ -244,7 +246,7 @@ def fuzz_hypothesis(recorder: Recorder, seeds: list[bytes], seconds: float) -> N
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
-    from dlsp.fuzz_targets import input_strategy
+    from fuzz_targets import input_strategy
 
     deadline = time.monotonic() + seconds
     strategy = input_strategy(seeds)
@@ -266,7 +268,7 @@ def fuzz_hypothesis(recorder: Recorder, seeds: list[bytes], seconds: float) -> N
 def replay(path: Path) -> int:
     """Run one saved input against the target its folder names; print what it raises."""
     from dlsp.errors import DlspError
-    from dlsp.fuzz_targets import TARGETS
+    from fuzz_targets import TARGETS
 
     name = path.parent.name
     with tempfile.TemporaryDirectory() as work:

@@ -183,3 +183,14 @@ def test_init_from_refuses_a_different_model(corpus, tmp_path, cli):
     code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
                        tmp_path / "r", "--quiet", *sets, "--set", "train.loss=si_sdr + l2")
     assert code == 2 and "unknown loss 'l2'" in err
+
+
+def test_bad_model_args_are_one_line_errors(corpus, tmp_path, cli):
+    sets = [a for item in TINY for a in ("--set", item)]
+    for change, message in (("model.args={hidden: [16], no_such_arg: 1}", "no_such_arg"),
+                            ("model.args={hidden: [16], output: sigmoid_mask}", "output")):
+        code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
+                           tmp_path / "r", "--quiet", *sets, "--set", change)
+        assert code == 2 and message in err and "model 'linear'" in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

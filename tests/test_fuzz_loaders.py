@@ -1,7 +1,7 @@
 """Every loader of user files, fuzzed: mutated valid files and arbitrary bytes either load or raise `DlspError`.
 
 Never another exception, never a hang (hypothesis deadline), never a huge allocation (tracemalloc peak per
-input). Inputs come from `dlsp.fuzz_targets` (seed corpus made here, byte-level mutations); runs are
+input). Inputs come from `tests/fuzz_targets.py` (seed corpus made here, byte-level mutations); runs are
 derandomized so the default suite is deterministic. `benchmarks/fuzz.py` runs the same targets for minutes.
 Also: headers claiming 10^12 samples or items are refused before anything of that size is allocated.
 """
@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dlsp.errors import DlspError
-from dlsp.fuzz_targets import TARGETS, Target, input_strategy
+from fuzz_targets import TARGETS, Target, input_strategy
 
 # Generous for first-use imports and caches (about 70 MiB for the first checkpoint a process loads), far below
 # what the bombs found so far allocate (GBs).
@@ -259,8 +259,8 @@ def test_recipe_alias_bomb_and_cycle_are_refused(tmp_path: Path) -> None:
 def test_speaker_model_file_with_text_threshold_is_a_dlsp_error(tmp_path: Path) -> None:
     import torch
 
-    from dlsp.fuzz_targets import tiny_checkpoints
     from dlsp.speaker.model_file import load_speaker_model
+    from fuzz_targets import tiny_checkpoints
 
     path = tiny_checkpoints(tmp_path)["speaker"]
     payload = torch.load(path, weights_only=True)
@@ -270,8 +270,8 @@ def test_speaker_model_file_with_text_threshold_is_a_dlsp_error(tmp_path: Path) 
 
 
 def test_speaker_database_with_a_corrupt_page_is_a_dlsp_error(tmp_path: Path) -> None:
-    from dlsp.fuzz_targets import _speaker_db
     from dlsp.speaker.database import SpeakerDatabase
+    from fuzz_targets import _speaker_db
 
     path = _speaker_db(tmp_path / "speakers.db")
     data = bytearray(path.read_bytes())
@@ -329,7 +329,7 @@ def test_denoiser_file_with_tensors_as_stft_settings_is_a_dlsp_error(tmp_path: P
     import torch
 
     from dlsp.denoise.model_file import load_denoiser
-    from dlsp.fuzz_targets import tiny_checkpoints
+    from fuzz_targets import tiny_checkpoints
 
     path = tiny_checkpoints(tmp_path)["denoise"]
     payload = torch.load(path, weights_only=True)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlsp.cli import data_index as cli_module
+from dlsp.cli.data import index as cli_module
 from dlsp.data.index import (
     FORMATS,
     AudioItem,

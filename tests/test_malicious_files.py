@@ -98,7 +98,7 @@ def test_cifar_batch_with_code_payload_is_refused(tmp_path: Path, marker: Path) 
 
 def test_cifar_folder_with_code_payload_in_meta_or_batch_is_refused(tmp_path: Path, marker: Path) -> None:
     from dlsp.data.image_files import load_cifar_batches
-    from dlsp.fuzz_targets import cifar_batch_bytes, cifar_meta_bytes
+    from fuzz_targets import cifar_batch_bytes, cifar_meta_bytes
 
     evil_meta = pickle.dumps({b"label_names": [MarkerPayload(marker)]}, protocol=2)
     for meta, batch in ((evil_meta, cifar_batch_bytes()), (cifar_meta_bytes(), evil_cifar_batch(marker))):

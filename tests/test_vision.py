@@ -199,7 +199,7 @@ def test_cosine_schedule_decays_every_group_from_its_start(monkeypatch):
 
 
 def test_pretext_training_follows_the_cosine_schedule(monkeypatch, tmp_path):
-    from dlsp.vision.ssl import train_pretext
+    from dlsp.vision.studies.ssl import train_pretext
 
     seen = _record_learning_rates(monkeypatch)
     images = _split(n=8).images
@@ -212,7 +212,7 @@ def test_pretext_training_follows_the_cosine_schedule(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_transfer_keeping_early_stages_reinitialises_the_rest(batch_norm):
-    from dlsp.vision.ssl import transfer_learning_rates
+    from dlsp.vision.studies.ssl import transfer_learning_rates
 
     torch.manual_seed(0)
     model = SimpleCNN((1, 8, 8), 4, channels=[4, 6, 8], dense=8, batch_norm=batch_norm)

@@ -5,12 +5,13 @@
     classifier.predict_file("clip.wav")                   # [(label, probability), ...] best first
 
 Modules: `features` (MFCC segments and the feature cache), `data` (indexing that survives bad files, splits by
-clip and speaker), `augment`, `train` (config, batches, run folders), `evaluate` (scores, model files),
-`study` (the optimiser study), `toy` (a tones/noise/chirps dataset for tests and examples).
+clip and speaker), `augment`, `train` (config, batches, run folders), `inference` (`Classifier`: a model file
+loaded, clip probabilities), `evaluate` (scores, confusion matrices, whole datasets), `study` (the optimiser
+study), `toy` (a tones/noise/chirps dataset for tests and examples).
 """
 
-from dlsp.classify.evaluate import Classifier
 from dlsp.classify.features import FeatureConfig
+from dlsp.classify.inference import Classifier
 from dlsp.classify.train import ClassifyConfig
 
 __all__ = ["Classifier", "ClassifyConfig", "FeatureConfig"]

@@ -21,8 +21,9 @@ from torch import nn
 
 from dlsp.classify.augment import AugmentSection, NoiseMixer, spec_masks, time_shift
 from dlsp.classify.data import DataSection, common_rate, index_clips, split_clips
-from dlsp.classify.evaluate import confusion_plot, score, segment_probabilities
+from dlsp.classify.evaluate import confusion_plot, score
 from dlsp.classify.features import FeatureConfig, cached_features, fixed_length
+from dlsp.classify.inference import segment_probabilities
 from dlsp.config import to_dict
 from dlsp.errors import DlspError
 from dlsp.models.classifiers import MfccClassifier, build_classifier

@@ -1,8 +1,11 @@
 """The `dlsp` command line: a thin layer that parses flags and calls the library.
 
 Each command lives in its own module exposing `register(subparsers)`; the module adds its parser and sets
-`func` to a function taking the parsed namespace and returning an exit code. User mistakes raise `DlspError`
-and end here as one line on stderr with exit code 2; `--debug` shows the traceback instead.
+`func` to a function taking the parsed namespace and returning an exit code. A command with subcommands is a
+package (`cli/denoise/`, `cli/speaker/`, `cli/classify/`, `cli/data/`, `cli/vision/`) whose `__init__.py`
+registers the group and whose modules are its subcommands, named after them (`cli/denoise/run.py` is
+`dlsp denoise run`; `cli/speaker/db.py` holds the database commands list, remove and check). User mistakes
+raise `DlspError` and end here as one line on stderr with exit code 2; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Helpers shared by the command modules: help formatting, argument types and reporting skipped inputs.
+"""Helpers shared by the command modules: help formatting, commands with subcommands, argument types, shared
+options and reporting skipped inputs.
 
 Failures follow one rule in every command that takes input files. One input file named and it fails: one line
 naming it and the problem, exit code 2, no output created. Several inputs or a folder: each bad file is
@@ -42,6 +43,32 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str,
     )
 
 
+def add_command_group(subparsers: argparse._SubParsersAction, name: str, summary: str, description: str,
+                      examples: str, commands: tuple) -> argparse.ArgumentParser:
+    """Add a command with subcommands (`dlsp NAME SUBCOMMAND ...`), each registered by one module of `commands`
+    (in --help order); without a subcommand it prints its help and exits with code 2."""
+    parser = add_command(subparsers, name, summary, examples, description)
+    group = parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+    for module in commands:
+        module.register(group)
+    parser.set_defaults(func=lambda args: _print_help(parser))
+    return parser
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def add_device_option(parser: argparse.ArgumentParser, setting: str | None = None) -> None:
+    """--device: where the model runs (default auto). With `setting` (a config key such as `train.device`) it
+    has no default of its own and overrides that setting of the recipe when given."""
+    if setting:
+        parser.add_argument("--device", help=f"auto, cpu, cuda or cuda:N ({setting})")
+    else:
+        parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -64,19 +91,6 @@ def add_tracking_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-uri", metavar="URI",
                         help="MLflow tracking URI (sqlite:///path.db, http://server:5000) or wandb mode "
                              "(offline, online)")
-
-
-def add_speaker_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model and --device, shared by the `dlsp speaker` subcommands that embed audio."""
-    parser.add_argument("--model", metavar="MODEL", default=None,
-                        help="speaker model file (best.pt of 'dlsp speaker train'); default: the encoder shipped "
-                             "with dlsp")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-
-
-def add_speaker_db_option(parser: argparse.ArgumentParser, help_text: str = "speaker database (SQLite)") -> None:
-    """The required --db FILE of the `dlsp speaker` subcommands that use an enrolment database."""
-    parser.add_argument("--db", required=True, metavar="FILE", help=help_text)
 
 
 def skip_warning(path: str | os.PathLike[str], problem: str) -> None:

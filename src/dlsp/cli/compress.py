@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, positive_float, positive_int
+from dlsp.cli.common import add_command, add_device_option, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="fine-tuning learning rate")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the one the model was trained on)")
     parser.add_argument("-o", "--out", required=True, help="output model file")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
-    from dlsp.vision.compress import compress_file
+    from dlsp.models.compress import compress_file
 
     if args.finetune < 0:
         raise DlspError(f"--finetune must be 0 or more epochs, got {args.finetune}")

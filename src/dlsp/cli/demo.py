@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, positive_float, positive_int
+from dlsp.cli.common import add_command, add_device_option, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time budget")
     parser.add_argument("--speakers", type=positive_int, default=8, help="synthetic speakers")
     parser.add_argument("--mixtures", type=positive_int, default=160, help="noisy utterances to synthesize")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dlsp.cli.common import positive_float, positive_int
+from dlsp.cli.common import add_device_option, positive_float, positive_int
 
 # Every training command's rule (dlsp.train.run_folder.check_run_folder), said in its --help.
 EXISTING_FOLDER = ("A run folder that is not empty is refused unless --resume (continue it from last.pt) or "
@@ -30,7 +30,7 @@ def add_config_flags(parser: argparse.ArgumentParser, task: str, example: str,
                         help=f"override a config value, e.g. {example}")
     parser.add_argument("--epochs", type=positive_int, help="shortcut for --set train.epochs=N")
     parser.add_argument("--seconds", type=positive_float, help=seconds_help)
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    add_device_option(parser, "train.device")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -127,7 +127,10 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
     def setup(device: torch.device) -> Training:
         parse_loss(config.train.loss)  # a bad loss is a recipe mistake: say so before any work
         torch.manual_seed(seed)
-        model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
+        try:
+            model = build_denoiser(config.model.name, n_freqs=stft.n_freqs, **config.model.args)
+        except (TypeError, ValueError) as exc:  # a recipe's model section, not a bug: one line, no traceback
+            raise DlspError(f"model {config.model.name!r} with args {config.model.args}: {exc}") from None
         val_list = list(batches(val_source, seed + 1, 0, config.data.val_segments, batch_size * 2))
         if config.train.init_from is not None:
             model = initial_weights(config.train.init_from, config, model)

@@ -2,4 +2,8 @@
 
 Each study is a recipe (`recipes/vision_*.yaml`) run by `dlsp vision train RECIPE`; `--quick` shrinks any of
 them to the embedded digits so it runs in well under a minute.
+
+Modules: `config` (the recipe's dataclasses), `data` (images and batches), `augment` (image augmentations and
+pretext labels), `training` (training and scoring classifiers), `model_file`, `run` (a study into a run folder)
+and `studies/` (one module per study). Low-rank compression of any model file is `dlsp.models.compress`.
 """

@@ -58,13 +58,13 @@ def run_study(config: VisionConfig, out: str | os.PathLike[str], quick_mode: boo
 
 def _study(name: str):
     if name == "mnist_mlp":
-        from dlsp.vision.mnist_mlp import run
+        from dlsp.vision.studies.mnist_mlp import run
     elif name == "compression":
-        from dlsp.vision.compression import run
+        from dlsp.vision.studies.compression import run
     elif name == "cifar_augment":
-        from dlsp.vision.augmentation import run
+        from dlsp.vision.studies.cifar_augment import run
     else:
-        from dlsp.vision.ssl import run
+        from dlsp.vision.studies.ssl import run
     return run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, count_noun, positive_int, skip_warning
+from dlsp.cli.common import add_command, add_device_option, count_noun, positive_int, skip_warning
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,14 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", metavar="RUN", help="run folder (or its best.pt)")
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     parser.add_argument("--top", type=positive_int, default=3, help="how many labels to print per file")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from dlsp.classify.evaluate import Classifier
+    from dlsp.classify.inference import Classifier
     from dlsp.errors import DlspError
 
     classifier = Classifier.from_file(args.run, device=args.device)

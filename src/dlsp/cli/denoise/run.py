@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from dlsp.cli.common import add_command, count_noun, positive_float, skip_warning
+from dlsp.cli.common import add_command, add_device_option, count_noun, positive_float, skip_warning
 from dlsp.errors import DlspError
 
 EXAMPLES = """
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "time-frequency bin, so a centred source stays centred)")
     parser.add_argument("--chunk-seconds", type=positive_float, default=20.0,
                         help="audio processed at once (memory only; the output does not depend on it)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
                         help="run the network with torch or onnxruntime; auto: onnxruntime for .onnx models and, "
                              "on the CPU, for a model whose ONNX export lies beside it (the default model ships "

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from dlsp.cli.common import add_command, add_speaker_model_options
+from dlsp.cli.common import add_command
+from dlsp.cli.speaker.common import add_speaker_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.classify_common import add_data_arguments, cache_dir
+from dlsp.cli.classify.common import add_data_arguments, cache_dir
 from dlsp.cli.common import add_command, positive_float
 from dlsp.cli.train_common import add_config_flags, config_from_flags
 

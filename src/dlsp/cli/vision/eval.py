@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from dlsp.cli.common import add_command
+    from dlsp.cli.common import add_command, add_device_option
 
     parser = add_command(
         subparsers, "eval", "evaluate a finished vision run's best.pt on the test split of its data",
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN", help="run folder written by 'dlsp vision train'")
     parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the one the run used)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(func=run)
 

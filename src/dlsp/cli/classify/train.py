@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.classify_common import add_data_arguments, cache_dir
+from dlsp.cli.classify.common import add_data_arguments, cache_dir
 from dlsp.cli.common import add_command
 from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, add_speaker_db_option
+from dlsp.cli.common import add_command
+from dlsp.cli.speaker.common import add_speaker_db_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, positive_int
-from dlsp.cli.run import add_run_folder_flags
+from dlsp.cli.common import add_command, add_device_option, positive_int
+from dlsp.cli.train_common import add_run_folder_flags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. train.epochs=5 or compression.rank=10")
     parser.add_argument("--epochs", type=positive_int, help="shortcut for --set train.epochs=N")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (train.device)")
+    add_device_option(parser, "train.device")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_run_folder_flags(parser, resume=False)
     parser.set_defaults(func=run)

@@ -22,8 +22,8 @@ from dlsp.models.vision import build_classifier
 from dlsp.vision.config import VisionConfig
 from dlsp.vision.data import VisionData
 from dlsp.vision.model_file import load_classifier, save_classifier
-from dlsp.vision.plots import accuracy_vs_rank
-from dlsp.vision.study import StudyOutput
+from dlsp.vision.studies.output import StudyOutput
+from dlsp.vision.studies.plots import accuracy_vs_rank
 from dlsp.vision.training import accuracy_of, history_figures, inference_seconds, train_classifier
 
 TARGET_ACCURACY = 0.975  # rank 20 after fine-tuning, MNIST

@@ -32,8 +32,8 @@ from dlsp.vision.augment import pretext_batches, pretext_classes
 from dlsp.vision.config import VisionConfig
 from dlsp.vision.data import VisionData, split_off
 from dlsp.vision.model_file import load_classifier, save_classifier
-from dlsp.vision.plots import accuracy_curves
-from dlsp.vision.study import StudyOutput
+from dlsp.vision.studies.output import StudyOutput
+from dlsp.vision.studies.plots import accuracy_curves
 from dlsp.vision.training import (
     accuracy_of,
     classification_step,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options
+from dlsp.cli.common import add_command
+from dlsp.cli.speaker.common import add_speaker_db_option, add_speaker_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlsp.cli.common import add_command, add_speaker_model_options, positive_int
+from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.speaker.common import add_speaker_model_options
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,8 +21,8 @@ from dlsp.vision.augment import augmentation_views, materialise, random_views
 from dlsp.vision.config import VisionConfig
 from dlsp.vision.data import VisionData
 from dlsp.vision.model_file import save_classifier
-from dlsp.vision.plots import accuracy_curves, image_grid
-from dlsp.vision.study import StudyOutput
+from dlsp.vision.studies.output import StudyOutput
+from dlsp.vision.studies.plots import accuracy_curves, image_grid
 from dlsp.vision.training import accuracy_of, history_figures, train_classifier, val_accuracy_curve
 
 

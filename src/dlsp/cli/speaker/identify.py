@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options, positive_int
+from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.speaker.common import add_speaker_db_option, add_speaker_model_options
 
 IDENTIFIED, UNKNOWN = 0, 1
 

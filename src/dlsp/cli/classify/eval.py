@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlsp.cli.classify_common import add_data_arguments, cache_dir
-from dlsp.cli.common import add_command
+from dlsp.cli.classify.common import add_data_arguments, cache_dir
+from dlsp.cli.common import add_command, add_device_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which clips (default: the run's test split on its own data, else all)")
     parser.add_argument("--out", metavar="DIR", help="folder for summary.json and confusion.png (default RUN/eval)")
     parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.classify.evaluate import Classifier, confusion_plot, evaluate_dataset
+    from dlsp.classify.evaluate import confusion_plot, evaluate_dataset
+    from dlsp.classify.inference import Classifier
     from dlsp.fileio import check_writable, write_json
     from dlsp.report.tables import format_table
 

@@ -19,8 +19,8 @@ from dlsp.report.plots import loss_curves
 from dlsp.vision.config import AnalysisSection, VisionConfig
 from dlsp.vision.data import VisionData, subsample
 from dlsp.vision.model_file import save_classifier
-from dlsp.vision.plots import best_examples, embedding_panels
-from dlsp.vision.study import StudyOutput
+from dlsp.vision.studies.output import StudyOutput
+from dlsp.vision.studies.plots import best_examples, embedding_panels
 from dlsp.vision.training import history_figures, predict_proba, train_classifier
 
 TARGET_ACCURACY = 0.984  # MNIST only: a plain Keras MLP's figure

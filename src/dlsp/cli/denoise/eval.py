@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlsp.cli.common import add_command, positive_int
+from dlsp.cli.common import add_command, add_device_option, positive_int
 
 DEFAULT_OUT = "denoise_eval"
 SPLIT_CHOICES = ("train", "val", "test", "all")
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the summary JSON to FILE")
     parser.add_argument("--no-pesq", action="store_true", help="skip PESQ (the slowest metric)")
     parser.add_argument("--no-stoi", action="store_true", help="skip STOI and ESTOI")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(parser)
     parser.add_argument("--limit", type=positive_int, metavar="N", help="score only the first N pairs")
     parser.add_argument("--examples", type=int, default=3, metavar="N",
                         help="write wavs and spectrograms of N files spread over the input SNRs (0: none)")

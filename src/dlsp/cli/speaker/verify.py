@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from dlsp.cli.common import add_command, add_speaker_db_option, add_speaker_model_options
+from dlsp.cli.common import add_command
+from dlsp.cli.speaker.common import add_speaker_db_option, add_speaker_model_options
 
 if TYPE_CHECKING:
     from dlsp.speaker.decision import ThresholdChoice
