@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dlsp.tasks.demo import DemoConfig, run_demo, summary_table
+from dlsp.denoise.demo import DemoConfig, run_demo, summary_table
 
 
 def test_tiny_demo_improves_si_sdr_and_writes_a_report(tmp_path):

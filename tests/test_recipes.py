@@ -28,7 +28,7 @@ def test_there_are_recipes_for_the_studies():
 @pytest.mark.parametrize("recipe", sorted(RECIPES[0].parent.glob("tune_*.yaml")), ids=lambda p: p.stem)
 def test_tuning_recipes_declare_a_valid_search(recipe, tmp_path):
     pytest.importorskip("optuna", reason="tuning needs optuna")
-    from dlsp.tasks.tuning import TuneJob, prepare
+    from dlsp.experiments.tuning import TuneJob, prepare
 
     inputs = {"clean": str(tmp_path), "noise": str(tmp_path)}  # prepare checks that the inputs exist
     task, spec = prepare(TuneJob(recipe=str(recipe), out="unused", trials=1, study="s", inputs=inputs))

@@ -1,4 +1,4 @@
-"""`dlsp run` and dlsp.tasks.registry: any recipe into a run folder, seeds, resume, refusals."""
+"""`dlsp run` and dlsp.experiments (registry, runner): any recipe into a run folder, seeds, resume, refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 
 from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.errors import DlspError
-from dlsp.tasks.registry import get_task, parse_inputs, recipe_task
+from dlsp.experiments.registry import get_task, parse_inputs, recipe_task
 
 TINY = {"task": "denoise", "model": {"name": "linear", "args": {"hidden": [8], "context": 1}},
         "stft": {"n_fft": 128, "hop_length": 64}, "data": {"segment_seconds": 0.5, "sample_rate": 8000},

@@ -1,4 +1,4 @@
-"""dlsp.train.tune, dlsp.tasks.tuning and `dlsp tune`: search spaces, pruning, journal and PostgreSQL studies."""
+"""dlsp.experiments.tuning and `dlsp tune`: search spaces, pruning, journal and PostgreSQL studies."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import yaml
 from dlsp.config import apply_overrides, load_config
 from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.errors import DlspError
-from dlsp.tasks import registry
-from dlsp.tasks.tuning import TuneJob, tune
+from dlsp.experiments import registry
+from dlsp.experiments.tuning import PruningTracker, TuneJob, parse_tune_section, suggest_overrides, tune
 from dlsp.train.loop import fit
-from dlsp.train.tune import PruningTracker, parse_tune_section, suggest_overrides
 
 optuna = pytest.importorskip("optuna", reason="tuning needs optuna (pip install 'dlsp[tune]')")
 
@@ -120,7 +119,7 @@ class SlowCountStudy:
 def test_workers_sharing_a_lock_run_exactly_the_trial_budget(tmp_path, shared_lock):
     import threading
 
-    from dlsp.train.tune import optimize
+    from dlsp.experiments.tuning import optimize
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

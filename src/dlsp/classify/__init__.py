@@ -7,7 +7,8 @@
 Modules: `features` (MFCC segments and the feature cache), `data` (indexing that survives bad files, splits by
 clip and speaker), `augment`, `train` (config, batches, run folders), `inference` (`Classifier`: a model file
 loaded, clip probabilities), `evaluate` (scores, confusion matrices, whole datasets), `study` (the optimiser
-study), `toy` (a tones/noise/chirps dataset for tests and examples).
+study), `toy` (a tones/noise/chirps dataset for tests and examples), `task` (the task as `dlsp run` and
+`dlsp tune` see it).
 """
 
 from dlsp.classify.features import FeatureConfig

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,18 +51,15 @@ class Classifier:
     name: str
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], device: str = "auto") -> Classifier:
-        """Load a model file, or the `best.pt` of a run folder."""
+    def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto") -> Classifier:
+        """Load a model file, or the `best.pt` of a run folder (no clip classifier ships with dlsp: `path` is
+        needed)."""
         from dlsp.config import from_dict
         from dlsp.device import resolve_device
         from dlsp.models.classifiers import MODELS
-        from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint
+        from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, model_file_in
 
-        path = Path(path)
-        if path.is_dir():
-            if not (path / "best.pt").exists():
-                raise DlspError("no best.pt in this run folder (has training finished an epoch?)", path)
-            path = path / "best.pt"
+        path = model_file_in(path, "clip classifier", "dlsp classify train")
         payload = load_checkpoint(path)
         if payload.get("task") != "classify":
             raise DlspError("not a classifier model file (train one with 'dlsp classify train')", path)

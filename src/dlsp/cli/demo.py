@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.tasks.demo import DemoConfig, run_demo, summary_table
+    from dlsp.denoise.demo import DemoConfig, run_demo, summary_table
 
     config = DemoConfig(out=args.out, seed=args.seed, speakers=args.speakers, mixtures=args.mixtures,
                         train_seconds=args.seconds, device=args.device)

@@ -45,12 +45,11 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from dlsp.config import apply_overrides, load_config, load_recipe
+    from dlsp.config import load_recipe
     from dlsp.errors import DlspError
-    from dlsp.tasks.registry import check_inputs, parse_inputs, recipe_task
+    from dlsp.experiments.registry import recipe_task
+    from dlsp.experiments.runner import run_recipe
     from dlsp.train import distributed
-    from dlsp.train.run_folder import check_run_folder
-    from dlsp.train.tracking import make_tracker
 
     task = recipe_task(load_recipe(args.recipe), args.recipe)
     if not task.epochs_api and (args.nproc > 1 or "WORLD_SIZE" in os.environ or args.resume):
@@ -59,30 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch(args.argv, args.nproc)
     out = Path(args.out or Path("runs") / Path(args.recipe).stem)
-    distributed.init_from_env()
-    main = distributed.is_main()
-    check_run_folder(out, args.resume, args.overwrite, task.epochs_api)  # rank 0, before the data loads
-    items = list(args.inputs) + ([f"{task.primary_input}={args.data}"] if args.data else [])
-    inputs = parse_inputs(task, items)
-    overrides = [*(task.quick_overrides if args.quick else ()), *args.overrides]
-    overrides += [f"train.seed={args.seed}"] if args.seed is not None else []
-    recipe = args.recipe
-    if args.resume and (out / "config.yaml").exists():
-        recipe = str(out / "config.yaml")  # a resumed run continues with the config it started with
-    config = load_config(task.config_class(), recipe)
-    if args.quick and task.quick_config is not None:
-        config = task.quick_config(config)
-    config = apply_overrides(config, overrides)
-    train = getattr(config, "train", None)
-    if distributed.world()[1] > 1 and hasattr(train, "device"):
-        # Each process on its own GPU (cuda:LOCAL_RANK); on the CPU nothing changes.
-        config = apply_overrides(config, [f"train.device={distributed.local_device(train.device)}"])
-    check_inputs(task, inputs)
-    data = task.load_data(config, inputs, not args.quiet and main)
-    tracker = make_tracker(args.track, out, args.track_uri) if main else None
-    result = task.train(config, data, out, tracker, not args.quiet and main, resume=args.resume,
-                        overwrite=args.overwrite)
-    if not main:
+    result = run_recipe(task, args.recipe, out, data=args.data, inputs=args.inputs, overrides=args.overrides,
+                        seed=args.seed, quick=args.quick, resume=args.resume, overwrite=args.overwrite,
+                        progress=not args.quiet, track=args.track, track_uri=args.track_uri)
+    if not distributed.is_main():
         return 0
     best = result.history[result.best_epoch] if result.history else {}
     if not task.epochs_api:

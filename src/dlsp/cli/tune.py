@@ -44,11 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dlsp.config import load_recipe
+    from dlsp.experiments.registry import parse_inputs, recipe_task
+    from dlsp.experiments.tuning import TuneJob, trials_table, tune, write_plots
     from dlsp.fileio import check_writable
     from dlsp.report.tables import format_table
-    from dlsp.tasks.registry import parse_inputs, recipe_task
-    from dlsp.tasks.tuning import TuneJob, tune
-    from dlsp.train.tune import trials_table, write_plots
 
     study_name = args.study or Path(args.recipe).stem
     out = args.out or str(Path("runs") / f"tune_{study_name}")

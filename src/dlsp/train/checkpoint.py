@@ -93,6 +93,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
+def model_file_in(path: str | os.PathLike[str] | None, kind: str, command: str) -> Path:
+    """`path` itself, or the `best.pt` of a run folder: what `from_file` of an inference class that ships no model
+    accepts (`kind`, e.g. "clip classifier", and the `command` that trains one name it when `path` is None)."""
+    if path is None:
+        raise DlspError(f"no {kind} ships with dlsp: give a model file or a run folder (train one with '{command}')")
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "best.pt").exists():
+            raise DlspError("no best.pt in this run folder (has training finished an epoch?)", path)
+        return path / "best.pt"
+    return path
+
+
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of the floating-point tensors of several state dicts of one architecture (a "model
     soup": models fine-tuned from one starting point often average into a better one); integer tensors (counters) are

@@ -75,8 +75,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
 
     from dlsp.config import load_config
     from dlsp.metrics.classification import confusion_matrix, macro_f1
+    from dlsp.vision.inference import ImageClassifier
     from dlsp.vision.model_file import load_classifier
-    from dlsp.vision.training import predict_proba
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "best.pt").is_file():
@@ -88,8 +88,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
     data = load_vision_data(config.data)
     if data.input_shape != tuple(loaded.model.input_shape):
         raise DlspError(f"the model takes {loaded.model.input_shape} images but the data has {data.input_shape}")
-    device = resolve_device(device_name)
-    predicted = predict_proba(loaded.model.to(device), data.test.images, device).argmax(1)
+    predicted = ImageClassifier(loaded, device_name).predict(data.test.images)
     labels = list(range(data.n_classes))
     return {"run": str(run_dir), "data": describe(data), "test_accuracy": float(np.mean(predicted == data.test.labels)),
             "macro_f1": macro_f1(data.test.labels, predicted, labels),

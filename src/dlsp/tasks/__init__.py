@@ -1,1 +1,0 @@
-"""Tasks: glue from a config to data, model, training and a report."""
