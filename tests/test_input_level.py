@@ -17,10 +17,11 @@ from dlsp.denoise.model_file import load_denoiser
 N_FFT, HOP, RATE = 512, 128, 16000
 
 
-def _follower(floor_db: float = -30.0, decay: float = 3.0, max_boost: float = 40.0) -> LevelFollower:
+def _follower(floor_db: float = -30.0, decay: float = 3.0, max_boost: float = 40.0,
+              start_at_floor: bool = False) -> LevelFollower:
     window = torch.hann_window(N_FFT)
     return LevelFollower(floor_db, HOP / RATE, N_FFT, float(window.square().sum()), decay_db_per_second=decay,
-                         max_boost_db=max_boost)
+                         max_boost_db=max_boost, start_at_floor=start_at_floor)
 
 
 def _spec(audio: np.ndarray) -> torch.Tensor:
@@ -59,7 +60,22 @@ def test_gain_raises_quiet_input_to_the_floor_and_leaves_loud_input_alone():
     silence = np.zeros(RATE)
     assert float(20 * torch.log10(_follower().gains(_spec(silence))).max()) == pytest.approx(40.0)  # capped
     default = LevelFollower(-30.0, HOP / RATE, N_FFT, float(torch.hann_window(N_FFT).square().sum()))
-    assert float(20 * torch.log10(default.gains(_spec(quiet))).max()) == pytest.approx(DEFAULT_MAX_BOOST_DB)
+    assert float(20 * torch.log10(default.gains(_spec(np.tile(quiet, 4)))).max()) == pytest.approx(DEFAULT_MAX_BOOST_DB)
+
+
+def test_by_default_the_boost_grows_from_zero_at_the_decay_rate():
+    """Starting at the floor: no boost for the first frames (noise before the first word is not raised to speech
+    level), then 6 dB more per second of quiet input until the input's level or the largest boost is reached."""
+    rng = np.random.default_rng(8)
+    quiet = 10 ** (-60 / 20) * rng.standard_normal(4 * RATE)
+    default = LevelFollower(-30.0, HOP / RATE, N_FFT, float(torch.hann_window(N_FFT).square().sum()))
+    gains_db = (20 * torch.log10(default.gains(_spec(quiet)))).flatten().numpy()
+    frames_per_second = RATE / HOP
+    assert gains_db[0] == pytest.approx(6.0 / frames_per_second, abs=1e-3)
+    assert gains_db[int(frames_per_second)] == pytest.approx(6.0, abs=0.1)
+    assert gains_db[-1] == pytest.approx(DEFAULT_MAX_BOOST_DB)  # capped after 2.5 s
+    loud = 10 ** (-20 / 20) * rng.standard_normal(RATE)
+    assert np.all(LevelFollower(-30.0, HOP / RATE, N_FFT, 1.0).gains(_spec(loud)).numpy() >= 1.0)
 
 
 def test_tracked_level_holds_the_peak_and_sinks_at_the_decay_rate():
@@ -85,8 +101,9 @@ def test_gains_do_not_depend_on_how_the_frames_are_chunked():
 
 def _offline(model, audio: np.ndarray, max_boost: float | None = None, **options) -> np.ndarray:
     stream = StreamingDenoiser(model, "cpu", **options)
-    if max_boost is not None:
+    if max_boost is not None:  # the invariance holds for a follower that reaches every level at once
         stream.follower.max_boost_db = max_boost
+        stream.follower.start_at_floor = False
     return np.concatenate([stream.process(audio), stream.flush()])
 
 
@@ -128,12 +145,14 @@ def test_cli_level_floor_takes_a_level_or_none_and_refuses_anything_else(tmp_pat
     rng = np.random.default_rng(7)
     save_audio(tmp_path / "quiet.wav", (10 ** (-40 / 20) * rng.standard_normal(RATE)).astype(np.float32), RATE)
     outputs = {}
-    for floor in ("none", "-30", "-20"):
+    for floor in ("none", "-30", "-50"):
         code, _, err = cli("denoise", "run", tmp_path / "quiet.wav", "-o", tmp_path / f"out{floor}.wav",
                            "--level-floor", floor)
         assert code == 0, err
         outputs[floor] = load_audio(tmp_path / f"out{floor}.wav")[0]
-    assert not np.allclose(outputs["none"], outputs["-30"]) and not np.allclose(outputs["-30"], outputs["-20"])
+    # -40 dB noise: a floor of -30 raises it (6 dB/s from the start), one of -50 lies below it and changes nothing.
+    assert not np.allclose(outputs["none"], outputs["-30"])
+    np.testing.assert_array_equal(outputs["none"], outputs["-50"])
     with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
         cli("denoise", "run", tmp_path / "quiet.wav", "-o", tmp_path / "x.wav", "--level-floor", "loud")
     assert exit_info.value.code == 2 and not (tmp_path / "x.wav").exists()

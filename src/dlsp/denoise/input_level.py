@@ -6,15 +6,18 @@ or estimate scales with its input, so the engine can raise a quiet input for the
 `gain * |X|` to the network and divides the estimate by the same gain. The output keeps the input's level.
 
 The gain follows the input causally, frame by frame, so streaming and offline runs stay equal: the tracked level
-is a peak follower of the frame level (its mean square, from the STFT by Parseval, over channels),
+is a peak follower of the frame level (its mean square, from the STFT by Parseval, over linked channels),
 `L_t = max(f_t, L_{t-1} - decay * hop)`, which holds near the loudest recent frames (speech when there is any)
-and sinks slowly through pauses. The gain is `floor - L_t` in dB, clipped to `[0, max_boost]`: it only ever
-raises, so inputs in or above the training range pass as they are.
+and sinks through pauses. The gain is `floor - L_t` in dB, clipped to `[0, max_boost]`: it only ever raises, so
+inputs in or above the training range pass as they are.
 
-The largest boost is 15 dB, enough to show speech at -50 dBFS at the training levels. A larger one costs quality on
-ordinary input: the near-silence before the first word, raised by 40 dB, set the recurrent state so that speech at
--35 dBFS then came out at 20.5 dB SI-SDR instead of 26.5 (10 held-out utterances); with 15 dB it is 26.5, and at
--50 dBFS 25.3 instead of 12.8 without the follower (`benchmarks/denoise_rates.py` has the full table).
+Two choices keep it from harming ordinary input, both measured on 10 held-out utterances with held-out noise
+(SI-SDR gain; `benchmarks/denoise_rates.py` has the full tables). The tracked level starts at the floor and sinks
+6 dB/s, rather than starting at the first frame: the noise before the first word, raised to speech level, set the
+recurrent state so that the words after it were taken for noise (20 dB SNR speech at -26 dBFS: +2.68 dB against
++3.70 without the follower; starting at the floor: +3.82). And the largest boost is 15 dB: with 40 dB the
+near-silence before the first word of clean speech at -35 dBFS was raised so far that the output fell from 26.5 to
+20.5 dB SI-SDR. Speech at -50 dBFS with 10 dB SNR noise: +5.56 dB with the follower, +0.50 without.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 # Frame level (dB re full scale) that speech of about -35 dBFS active level holds on its loud frames (the peak
 # follower sits ~5 dB above the P.56 level): the quietest the networks train on.
 DEFAULT_FLOOR_DB = -30.0
-DEFAULT_DECAY_DB_PER_SECOND = 3.0
+DEFAULT_DECAY_DB_PER_SECOND = 6.0
 DEFAULT_MAX_BOOST_DB = 15.0
 SILENCE_DB = -200.0
 
@@ -53,6 +56,8 @@ class LevelFollower:
             their masks; `False`: each channel its own.
         decay_db_per_second: how fast the tracked level sinks when the input gets quieter.
         max_boost_db: the largest gain.
+        start_at_floor: the tracked level starts at the floor (no boost until the input has been quiet for a
+            while); `False`: at the first frame's level.
     """
 
     floor_db: float
@@ -62,6 +67,7 @@ class LevelFollower:
     linked: bool = True
     decay_db_per_second: float = DEFAULT_DECAY_DB_PER_SECOND
     max_boost_db: float = DEFAULT_MAX_BOOST_DB
+    start_at_floor: bool = True
 
     def __post_init__(self) -> None:
         self.reset()
@@ -98,8 +104,11 @@ class LevelFollower:
         index = torch.arange(frames, device=level.device, dtype=torch.float64)
         # L_t = max(L_{-1} - step (t + 1), max_{k <= t} (f_k - step (t - k))), computed as a running maximum.
         tracked = torch.cummax(level + step * index, dim=-1).values - step * index
-        if self.level is not None:
-            tracked = torch.maximum(tracked, self.level[:, None] - step * (index + 1))
+        before = self.level
+        if before is None and self.start_at_floor:
+            before = torch.full((level.shape[0],), self.floor_db, dtype=torch.float64, device=level.device)
+        if before is not None:
+            tracked = torch.maximum(tracked, before[:, None] - step * (index + 1))
         self.level = tracked[:, -1]
         boost = (self.floor_db - tracked).clamp(min=0.0, max=self.max_boost_db)
         return torch.pow(10.0, boost / 20.0).to(torch.float32)[:, None, :]
