@@ -71,11 +71,12 @@ pretrained-denoiser-unet: $(BIN)/dlsp
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_unet_wideband
 	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_unet_wideband/best.pt', name='unet', recipe='recipes/denoise_unet_bundled.yaml, fine-tuned by recipes/denoise_unet_wideband.yaml')"
 
-# Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_default.yaml, ../shared/data).
+# Retrain the default speaker encoder shipped in src/dlsp/pretrained/ (recipes/speaker_wideband.yaml: speechocean762
+# and Arabic Speech Commands, balanced by corpus).
 pretrained-speaker: $(BIN)/dlsp
-	$(BIN)/dlsp speaker train $(RUN_FLAGS) --recipe recipes/speaker_default.yaml \
-	  --data $(SHARED)/speech/arabic_commands $(SHARED)/speech/fsdd --out runs/speaker_default
-	$(BIN)/python -c "from dlsp.release import publish_speaker; publish_speaker('runs/speaker_default/best.pt')"
+	$(BIN)/dlsp speaker train $(RUN_FLAGS) --recipe recipes/speaker_wideband.yaml \
+	  --data $(SHARED)/speech/speechocean762 $(SHARED)/speech/arabic_commands --out runs/speaker_wideband
+	$(BIN)/python -c "from dlsp.release import publish_speaker; publish_speaker('runs/speaker_wideband/best.pt')"
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
