@@ -64,3 +64,47 @@ def test_noise_augmentation_needs_a_noise_folder(toy_root):
     data = load_data(config, toy_root / "clips", cache_dir=None, progress=False)
     with pytest.raises(DlspError, match="noise folder does not exist"):
         BatchMaker(data, config, torch.zeros(13, 1))
+
+
+def test_resumed_run_that_never_improves_returns_the_best_epochs_weights(toy_root, tmp_path):
+    """After a resume, the epoch in memory may be a later, worse one: the returned model (and the test scores in
+    results.json) must come from best.pt."""
+    from dlsp.classify.train import train_run
+    from dlsp.train.checkpoint import load_checkpoint
+
+    config = apply_overrides(ClassifyConfig(), [*SMALL, "model.name=mlp", "train.epochs=2", "train.patience=null",
+                                                "train.device=cpu", "data.test_fraction=0.25"])
+    data = load_data(config, toy_root / "clips", progress=False)
+    out = tmp_path / "run"
+    train_run(config, data, out, progress=False, log=lambda *a: None)
+    best_before = load_checkpoint(out / "best.pt")["state_dict"]
+    # Wreck the weights the run resumes from, so the resumed epochs cannot beat the best one on validation.
+    state = torch.load(out / "last.pt", weights_only=True)
+    torch.manual_seed(0)
+    state["model"] = {k: v + 30 * torch.randn_like(v) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    torch.save(state, out / "last.pt")
+    more = apply_overrides(config, ["train.epochs=4"])
+    model, result, _ = train_run(more, data, out, resume=True, progress=False, log=lambda *a: None)
+    assert result.best_epoch < 2
+    best = load_checkpoint(out / "best.pt")["state_dict"]
+    assert all(torch.equal(best[k], best_before[k]) for k in best)
+    state = model.state_dict()
+    assert all(torch.equal(state[k].cpu(), best[k]) for k in best)
+
+
+def test_a_learning_rate_given_on_resuming_takes_effect(toy_root, tmp_path):
+    from dlsp.classify.train import train_run
+
+    config = apply_overrides(ClassifyConfig(), [*SMALL, "model.name=mlp", "train.epochs=1", "train.patience=null",
+                                                "train.device=cpu", "data.test_fraction=0.25"])
+    data = load_data(config, toy_root / "clips", progress=False)
+    out = tmp_path / "run"
+    train_run(config, data, out, progress=False, log=lambda *a: None)
+    before = torch.load(out / "last.pt", weights_only=True)["model"]
+    train_run(apply_overrides(config, ["train.epochs=2", "train.lr=0.0"]), data, out, resume=True, progress=False,
+              log=lambda *a: None)
+    after = torch.load(out / "last.pt", weights_only=True)
+    # lr 0 from the config: the resumed epoch moves no weight (last.pt's own rate used to come back with its state).
+    assert after["optimizer"]["param_groups"][0]["lr"] == 0.0
+    assert all(torch.equal(after["model"][k], before[k]) for k in before)

@@ -89,7 +89,12 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
         ensure_dir(out)
         tracker.log_params(to_dict(config))
         training = setup(resolve_device(config.train.device))
+        # The optimiser's state comes back from last.pt, but its learning rates come from the config, so a
+        # `--set train.lr=...` given on resuming (recorded in config.yaml below) takes effect.
+        rates = [group["lr"] for group in training.optimizer.param_groups]
         resumed = resume_state(out, training.model, training.optimizer) if resume else None
+        for group, lr in zip(training.optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
         if is_main():  # under torchrun, one process writes the run folder
             if resumed is None:
                 clear_run_files(out, artifacts)
