@@ -409,3 +409,17 @@ def test_shared_fsdd_and_arabic_commands(shared_data):
                                                                                       "val": (480, 6)}
     splits = speaker_disjoint_split(commands, seed=0, respect_existing=False)
     _assert_disjoint(splits, commands)
+
+
+def test_index_dataset_leaves_out_excluded_files_of_a_scanned_layout(tmp_path):
+    from dlsp.audio.io import save_audio
+    from dlsp.data.index import index_dataset
+
+    for speaker in ("a", "b"):
+        for take in range(2):
+            save_audio(tmp_path / speaker / f"{take}.wav", np.zeros(800, np.float32) + 0.1, 8000)
+    every = index_dataset(tmp_path, format="speakers")
+    assert len(every) == 4
+    left = index_dataset(tmp_path, format="speakers", exclude={tmp_path / "a" / "0.wav"})
+    assert [item.path for item in left] == [p.path for p in every if p.path != tmp_path / "a" / "0.wav"]
+    assert index_dataset(tmp_path, format="speakers", exclude={p.path for p in every}) == []

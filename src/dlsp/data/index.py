@@ -28,7 +28,7 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,13 +77,15 @@ class AudioItem:
 
 
 def index_dataset(root: str | os.PathLike[str], format: str = "auto", *,
-                  allow_outside: bool = False) -> list[AudioItem]:
+                  allow_outside: bool = False, exclude: Collection[Path] = ()) -> list[AudioItem]:
     """Index every audio file of a dataset folder (or manifest CSV), sorted by path.
 
     Args:
         root: dataset folder, or a manifest CSV file.
         format: one of `FORMATS` (layouts and the auto-detection order are in the module docstring).
         allow_outside: let manifests list absolute paths and paths outside their folder.
+        exclude: files to leave out of a scanned folder layout (files already found unreadable, say); pairs and
+            manifests list their own files and ignore it.
     """
     root = Path(root)
     expect(format in FORMATS, f"unknown dataset format {format!r} (valid: {', '.join(FORMATS)})")
@@ -93,8 +95,9 @@ def index_dataset(root: str | os.PathLike[str], format: str = "auto", *,
                 for p in index_pairs(root, allow_outside=allow_outside)]
     if fmt == "manifest":
         return read_manifest(manifest_file(root), allow_outside=allow_outside)
-    items = _LAYOUTS[fmt](root, _scan(root))
-    expect(bool(items), "no audio files found outside folders starting with '_'", root)
+    excluded = set(exclude)
+    items = _LAYOUTS[fmt](root, [(path, parts) for path, parts in _scan(root) if path not in excluded])
+    expect(bool(items) or bool(excluded), "no audio files found outside folders starting with '_'", root)
     return sorted(items, key=lambda item: item.path)
 
 

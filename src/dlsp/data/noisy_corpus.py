@@ -413,14 +413,9 @@ def _unreadable(files: list[Path], kind: str, on_skip: Callable[[Path, str, str]
 
 
 def _index_clean(clean_dir: Path, layout: str, bad: set[Path]) -> list[AudioItem]:
-    """`index_dataset` of the clean folder without the files in `bad`."""
-    if not bad:
-        return dataset_index.index_dataset(clean_dir, format=layout)
-    layouts = dataset_index._LAYOUTS
-    if layout not in layouts:  # pairs and manifests list their own files; a bad one stays an error
-        return dataset_index.index_dataset(clean_dir, format=layout)
-    files = [(path, parts) for path, parts in dataset_index._scan(clean_dir) if path not in bad]
-    return sorted(layouts[layout](clean_dir, files), key=lambda item: item.path)
+    """`index_dataset` of the clean folder without the files in `bad` (pairs and manifests list their own files:
+    a bad one stays an error)."""
+    return dataset_index.index_dataset(clean_dir, format=layout, exclude=bad)
 
 
 def _remove_output(out_dir: Path, created: bool) -> None:
