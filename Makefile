@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 WHEELS := $(wildcard /opt/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: demo test lint bench clean pretrained-denoiser pretrained-denoiser-unet pretrained-speaker
+.PHONY: demo test lint bench readme-examples clean pretrained-denoiser pretrained-denoiser-unet pretrained-speaker
 
 $(BIN)/dlsp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(BIN)/dlsp
 test: $(BIN)/dlsp
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 -q
+
+# Every README code block run as written on small synthetic data (about 7 minutes; marked slow, so not in `test`).
+readme-examples: $(BIN)/dlsp
+	$(BIN)/python -m pytest -q -m slow tests/test_readme_examples.py
 
 bench: $(BIN)/dlsp
 	$(BIN)/pip install --quiet $(FIND_LINKS) -e '.[bench]'

@@ -96,6 +96,12 @@ def test_cli_trains_and_reports(corpus, tmp_path, cli):
     assert cli("denoise", "train", *data, "--overwrite", "--epochs", "2", *sets)[0] == 0
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((tmp_path / "r" / "results.json").read_text())["epochs"] == 2
+    # The run remembers its data folders: --resume alone continues it (the README's example).
+    code, _, err = cli("denoise", "train", "--out", tmp_path / "r", "--resume", "--epochs", "3", "--quiet")
+    assert code == 0, err
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 3
+    inputs = json.loads((tmp_path / "r" / "splits.json").read_text())["inputs"]
+    assert inputs["clean"] == [str((corpus / "speech").resolve())] and inputs["pairs"] is None
 
 
 def test_cli_tracks_the_run_in_mlflow(corpus, tmp_path, cli):

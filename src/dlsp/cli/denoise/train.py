@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from dlsp.cli.common import add_command, add_tracking_flags
 from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
@@ -14,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dlsp denoise train --recipe recipes/denoise_cnn1d.yaml --clean speech/ --noise noise/ --out runs/cnn1d\n"
         "dlsp denoise train --pairs voicebank/ --out runs/vb --set train.loss=si_sdr --set train.lr=3e-4\n"
         "dlsp denoise train --recipe recipes/denoise_default.yaml --clean a/ b/ --noise n/ --cache cache/ --out r\n"
-        "dlsp denoise train --out runs/cnn1d --resume   # continue after an interruption\n"
+        "dlsp denoise train --out runs/cnn1d --resume   # continue after an interruption (data folders remembered)\n"
         "dlsp denoise train --recipe recipes/denoise_cnn1d.yaml --clean s/ --noise n/ --out runs/cnn1d --overwrite\n"
         "dlsp denoise train --recipe recipes/denoise_gru.yaml --clean a/ --noise n/ --out runs/gru --track mlflow",
         description="Train a denoiser. With --clean/--noise, speech and noise are mixed on the fly with a fresh "
@@ -38,17 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.denoise.train import DenoiseConfig, load_data, train_run
+    from dlsp.denoise.train import DenoiseConfig, load_data, saved_inputs, train_run
     from dlsp.train.run_folder import check_run_folder
     from dlsp.train.tracking import make_tracker
 
     config = config_from_flags(DenoiseConfig, args)
     check_run_folder(args.out, args.resume, args.overwrite)  # before the audio loads and the model trains
-    data = load_data(config, clean=args.clean, noise=args.noise, pairs=args.pairs, cache=args.cache,
-                     progress=not args.quiet, log=print)
+    inputs = {"clean": [os.path.abspath(p) for p in args.clean or []],
+              "noise": [os.path.abspath(p) for p in args.noise or []],
+              "pairs": os.path.abspath(args.pairs) if args.pairs else None,
+              "cache": os.path.abspath(args.cache) if args.cache else None}
+    if args.resume and not (args.clean or args.noise or args.pairs):
+        # The run remembers its data folders: `--resume` alone continues it (a cache given now still counts).
+        inputs = {**saved_inputs(args.out), **({"cache": inputs["cache"]} if inputs["cache"] else {})}
+    data = load_data(config, clean=inputs.get("clean") or None, noise=inputs.get("noise") or None,
+                     pairs=inputs.get("pairs"), cache=inputs.get("cache"), progress=not args.quiet, log=print)
     tracker = make_tracker(args.track, args.out, args.track_uri)
     _, result = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet, tracker=tracker)
+                          progress=not args.quiet, tracker=tracker, inputs=inputs)
     best = result.history[result.best_epoch] if result.history else {}
     print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
           f"val loss {result.best_val_loss:.4g}, val SI-SDR {best.get('val_si_sdr', float('nan')):.2f} dB "
