@@ -100,7 +100,7 @@ def test_cli_trains_and_reports(corpus, tmp_path, cli):
     code, _, err = cli("denoise", "train", "--out", tmp_path / "r", "--resume", "--epochs", "3", "--quiet")
     assert code == 0, err
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 3
-    inputs = json.loads((tmp_path / "r" / "splits.json").read_text())["inputs"]
+    inputs = json.loads((tmp_path / "r" / "inputs.json").read_text())
     assert inputs["clean"] == [str((corpus / "speech").resolve())] and inputs["pairs"] is None
 
 

@@ -197,6 +197,10 @@ def test_cli_train_and_bad_input(corpus, tmp_path, cli):
     assert code == 0, err
     assert json.loads((tmp_path / "r" / "results.json").read_text())["epochs"] == 1
     assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 1
+    # The run remembers its data folders: --resume alone continues it.
+    code, _, err = cli("speaker", "train", "--out", tmp_path / "r", "--quiet", "--resume", "--epochs", "2")
+    assert code == 0, err
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
     code, _, err = cli("speaker", "train", "--out", tmp_path / "r2")
     assert code == 2 and "--data" in err
     code, _, err = cli("speaker", "train", "--data", corpus / "speech", "--out", tmp_path / "r3", "--quiet",

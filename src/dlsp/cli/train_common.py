@@ -34,6 +34,16 @@ def add_config_flags(parser: argparse.ArgumentParser, task: str, example: str,
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def data_inputs(args: argparse.Namespace, given: dict[str, Any]) -> dict[str, Any]:
+    """The data locations to train on: `given` (paths made absolute by the caller), or, when a run is resumed
+    without any of them, the ones it was started with (`inputs.json`; the config comes back the same way)."""
+    from dlsp.train.run_folder import saved_inputs
+
+    if getattr(args, "resume", False) and not any(given.values()):
+        return saved_inputs(args.out)
+    return given
+
+
 def config_from_flags(config_class: type, args: argparse.Namespace, extra: list[str] | None = None) -> Any:
     """Defaults, the recipe (a resumed run without --recipe continues with its own config.yaml), then `extra` and
     the --set overrides, then the flag shortcuts; type-checked, so a bad recipe fails before any data loads."""

@@ -9,7 +9,6 @@ model file, best validation loss), `last.pt` (everything needed to resume), `los
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +119,8 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
               overwrite: bool = False, progress: bool = True, log=print,
               tracker: Tracker | None = None, inputs: dict[str, Any] | None = None) -> tuple[nn.Module, FitResult]:
     """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
-    previous run with `overwrite`); returns the best model. `inputs` (the data folders the run was given) go to
-    `splits.json` beside the files of each split, so `--resume` can find them again (`saved_inputs`)."""
+    previous run with `overwrite`); returns the best model. `inputs`: the data folders, kept in the run folder
+    for `--resume` (`dlsp.train.run.train_in_folder`)."""
     out = Path(out)
     stft, seed, batch_size = config.stft_config, config.train.seed, config.train.batch_size
     train_source, val_source = data.sources["train"], data.sources["val"]
@@ -160,21 +159,10 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
             val_batches=lambda: iter(val_list), val_metrics=lambda m: validation_si_sdr(m, val_list, stft, device),
             load_best=lambda: load_denoiser(out / "best.pt").model.to(device))
 
-    splits = {**data.files, **({"inputs": inputs} if inputs else {})}
-    best, result, _ = train_in_folder(out, config, setup, splits=splits, artifacts=("loss.png", "samples"),
+    best, result, _ = train_in_folder(out, config, setup, splits=data.files, artifacts=("loss.png", "samples"),
                                       resume=resume, overwrite=overwrite, progress=progress, log=log,
-                                      tracker=tracker)
+                                      tracker=tracker, inputs=inputs)
     return best, result
-
-
-def saved_inputs(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """The data folders a run in `out` was started with (`splits.json`'s "inputs"); empty when it has none."""
-    path = Path(out) / "splits.json"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8")).get("inputs") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        raise DlspError("splits.json is not readable; give the data folders again", path) from None
-    return saved if isinstance(saved, dict) else {}
 
 
 def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Module:

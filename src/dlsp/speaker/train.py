@@ -180,9 +180,10 @@ def lr_at(config: SpeakerTrainSection, epoch: int) -> float:
 
 def train_run(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathLike[str], resume: bool = False,
               overwrite: bool = False, progress: bool = True, log=print,
-              tracker: Tracker | None = None) -> tuple[nn.Module, FitResult]:
+              tracker: Tracker | None = None, inputs: dict[str, Any] | None = None) -> tuple[nn.Module, FitResult]:
     """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
-    previous run with `overwrite`); returns the best encoder."""
+    previous run with `overwrite`); returns the best encoder. `inputs`: the data folders, kept in the run folder
+    for `--resume`."""
     out, sr = Path(out), config.data.sample_rate
     objective, seed, batch_size = config.train.objective, config.train.seed, config.train.batch_size
 
@@ -238,7 +239,7 @@ def train_run(config: SpeakerTrainConfig, data: SpeakerData, out: str | os.PathL
 
     best, result, _ = train_in_folder(out, config, setup, splits=data.splits, artifacts=("curves.png",),
                                       resume=resume, overwrite=overwrite, progress=progress, log=log,
-                                      tracker=tracker)
+                                      tracker=tracker, inputs=inputs)
     return best, result
 
 

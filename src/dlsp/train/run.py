@@ -25,7 +25,14 @@ from dlsp.device import resolve_device
 from dlsp.fileio import ensure_dir, write_json
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult, StepFn, fit
-from dlsp.train.run_folder import append_metrics, check_run_folder, clear_run_files, resume_state, save_resume_state
+from dlsp.train.run_folder import (
+    INPUTS,
+    append_metrics,
+    check_run_folder,
+    clear_run_files,
+    resume_state,
+    save_resume_state,
+)
 from dlsp.train.tracking import Tracker, tracked_run
 
 
@@ -71,12 +78,15 @@ class Training:
 def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[torch.device], Training], *,
                     splits: Any, artifacts: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print,
-                    tracker: Tracker | None = None) -> tuple[nn.Module, FitResult, dict[str, Any] | None]:
+                    tracker: Tracker | None = None, inputs: dict[str, Any] | None = None,
+                    ) -> tuple[nn.Module, FitResult, dict[str, Any] | None]:
     """Train `config` (its `train` section: a `TrainSection` with `grad_clip`) into the run folder `out`.
 
     `setup(device)` builds the task's `Training`; `splits` goes to `splits.json`; `artifacts` name the task's own
-    run files (glob patterns): a new run removes the previous run's, and the tracker receives them. `resume`
-    continues from `out/last.pt`; `overwrite` starts over in a folder that holds something (else refused).
+    run files (glob patterns): a new run removes the previous run's, and the tracker receives them. `inputs` (the
+    data locations the command was given) go to `inputs.json`, so `--resume` without them finds them again
+    (`dlsp.train.run_folder.saved_inputs`). `resume` continues from `out/last.pt`; `overwrite` starts over in a
+    folder that holds something (else refused).
     `tracker` (`dlsp.train.tracking.make_tracker`) also receives the config, every epoch's metrics, the results and
     the run's files; it is finished here, as failed if training raises.
 
@@ -91,14 +101,18 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
         training = setup(resolve_device(config.train.device))
         # The optimiser's state comes back from last.pt, but its learning rates come from the config, so a
         # `--set train.lr=...` given on resuming (recorded in config.yaml below) takes effect.
-        rates = [group["lr"] for group in training.optimizer.param_groups]
-        resumed = resume_state(out, training.model, training.optimizer) if resume else None
-        for group, lr in zip(training.optimizer.param_groups, rates, strict=True):
-            group["lr"] = lr
+        resumed = None
+        if resume:
+            rates = [group["lr"] for group in training.optimizer.param_groups]
+            resumed = resume_state(out, training.model, training.optimizer)
+            for group, lr in zip(training.optimizer.param_groups, rates, strict=True):
+                group["lr"] = lr
         if is_main():  # under torchrun, one process writes the run folder
             if resumed is None:
                 clear_run_files(out, artifacts)
                 write_json(out / "splits.json", splits)
+                if inputs:
+                    write_json(out / INPUTS, inputs)
             save_config(out / "config.yaml", config)
         log(training.describe + (f", resuming after epoch {len(resumed.history)}" if resumed else ""))
         so_far = resumed or FitResult()

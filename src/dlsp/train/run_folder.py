@@ -15,6 +15,7 @@ from 1, like the printed summaries: `results.json`'s `best_epoch` is N for the N
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from dlsp.train.loop import FitResult
 RESUME_FORMAT = "dlsp-resume/1"
 METRICS = "metrics.jsonl"
 RESUME = "last.pt"
+INPUTS = "inputs.json"
 TRACKER_FOLDERS = ("wandb",)  # what a tracker writes into the run folder before training starts
 
 
@@ -55,11 +57,24 @@ def check_run_folder(out: str | os.PathLike[str], resume: bool = False, overwrit
 def clear_run_files(out: str | os.PathLike[str], names: Sequence[str] = ()) -> None:
     """Remove a previous run's log, checkpoints and results (and the files matching `names`, glob patterns)
     before a new run starts, and the temporary files a killed run left."""
-    for name in (METRICS, RESUME, "best.pt", "results.json", *names):
+    for name in (METRICS, RESUME, INPUTS, "best.pt", "results.json", *names):
         for path in Path(out).glob(name):
             if path.is_file():
                 path.unlink()
     remove_stale_temp_files(out)
+
+
+def saved_inputs(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data locations a run in `out` was started with (`inputs.json`, written by the run engine); empty when
+    it has none, so a resumed command without its data flags can find them again."""
+    path = Path(out) / INPUTS
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DlspError("not readable; give the data folders again", path) from None
+    return saved if isinstance(saved, dict) else {}
 
 
 def append_metrics(out: str | os.PathLike[str], record: dict[str, Any]) -> None:

@@ -6,7 +6,13 @@ import argparse
 import os
 
 from dlsp.cli.common import add_command, add_tracking_flags
-from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
+from dlsp.cli.train_common import (
+    EXISTING_FOLDER,
+    add_config_flags,
+    add_run_folder_flags,
+    config_from_flags,
+    data_inputs,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,19 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlsp.denoise.train import DenoiseConfig, load_data, saved_inputs, train_run
+    from dlsp.denoise.train import DenoiseConfig, load_data, train_run
     from dlsp.train.run_folder import check_run_folder
     from dlsp.train.tracking import make_tracker
 
     config = config_from_flags(DenoiseConfig, args)
     check_run_folder(args.out, args.resume, args.overwrite)  # before the audio loads and the model trains
-    inputs = {"clean": [os.path.abspath(p) for p in args.clean or []],
-              "noise": [os.path.abspath(p) for p in args.noise or []],
-              "pairs": os.path.abspath(args.pairs) if args.pairs else None,
-              "cache": os.path.abspath(args.cache) if args.cache else None}
-    if args.resume and not (args.clean or args.noise or args.pairs):
-        # The run remembers its data folders: `--resume` alone continues it (a cache given now still counts).
-        inputs = {**saved_inputs(args.out), **({"cache": inputs["cache"]} if inputs["cache"] else {})}
+    inputs = data_inputs(args, {"clean": [os.path.abspath(p) for p in args.clean or []],
+                                "noise": [os.path.abspath(p) for p in args.noise or []],
+                                "pairs": os.path.abspath(args.pairs) if args.pairs else None})
+    # The cache folder is kept with them (a cache given now wins).
+    inputs["cache"] = os.path.abspath(args.cache) if args.cache else inputs.get("cache")
     data = load_data(config, clean=inputs.get("clean") or None, noise=inputs.get("noise") or None,
                      pairs=inputs.get("pairs"), cache=inputs.get("cache"), progress=not args.quiet, log=print)
     tracker = make_tracker(args.track, args.out, args.track_uri)

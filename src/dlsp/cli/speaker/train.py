@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from dlsp.cli.common import add_command
-from dlsp.cli.train_common import EXISTING_FOLDER, add_config_flags, add_run_folder_flags, config_from_flags
+from dlsp.cli.train_common import (
+    EXISTING_FOLDER,
+    add_config_flags,
+    add_run_folder_flags,
+    config_from_flags,
+    data_inputs,
+)
 
 FORMATS = ("auto", "folders", "speakers", "fsdd", "speech-commands", "librispeech", "manifest")
 
@@ -45,13 +52,15 @@ def run(args: argparse.Namespace) -> int:
     from dlsp.speaker.train import SpeakerTrainConfig, load_data, train_run
     from dlsp.train.run_folder import check_run_folder
 
-    if not args.data:
+    inputs = data_inputs(args, {"data": [os.path.abspath(p) for p in args.data or []]})
+    if not inputs.get("data"):
         raise DlspError("training data missing: give --data DIR [DIR ...]")
+    inputs["format"] = args.format if args.format != "auto" else inputs.get("format", "auto")
     config = config_from_flags(SpeakerTrainConfig, args)
     check_run_folder(args.out, args.resume, args.overwrite)  # before the audio loads and the model trains
-    data = load_data(config, args.data, args.format, progress=not args.quiet)
+    data = load_data(config, inputs["data"], inputs["format"], progress=not args.quiet)
     _, result = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
-                          progress=not args.quiet)
+                          progress=not args.quiet, inputs=inputs)
     best = result.history[result.best_epoch] if result.history else {}
     corpora = {k[len("val_eer_"):]: v for k, v in best.items() if k.startswith("val_eer_")}
     print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: validation EER "
