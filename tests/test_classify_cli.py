@@ -121,6 +121,14 @@ def test_resume_continues_the_run(cli, genres, tmp_path):
     assert code == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
     assert "4 epochs" in stdout
+    # The run remembers its data folder: --resume alone continues it.
+    code, stdout, stderr = cli("classify", "train", "--out", out, "--resume", "--epochs", "5", "--no-cache",
+                               "--quiet")
+    assert code == 0, stderr
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 5
+    # A new run without data is one line.
+    code, _, stderr = cli("classify", "train", "--out", tmp_path / "fresh", "--no-cache")
+    assert code == 2 and "training data missing" in stderr and stderr.count("\n") == 1
     code, stdout, _ = cli("classify", "train", "--data", genres, "--model", "mlp", "--out", out, "--overwrite",
                           "--epochs", "1", "--no-cache", *FAST)
     assert code == 0 and "1 epochs" in stdout

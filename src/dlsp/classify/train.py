@@ -227,9 +227,10 @@ def validation_scores(model: nn.Module, clips: ClipSet, labels: list[str], devic
 
 def train_run(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike[str], resume: bool = False,
               overwrite: bool = False, progress: bool = True, log: Callable[[str], None] = print,
-              tracker: Tracker | None = None) -> tuple[nn.Module, FitResult, dict]:
+              tracker: Tracker | None = None, inputs: dict[str, Any] | None = None
+              ) -> tuple[nn.Module, FitResult, dict]:
     """Train into the run folder `out` (`dlsp.train.run.train_in_folder`: resuming from `out/last.pt`, or over a
-    previous run with `overwrite`).
+    previous run with `overwrite`). `inputs`: the data location, kept in the run folder for `--resume`.
 
     Returns the best model, the fit result and the results written to `results.json` (empty on ranks other than 0:
     rank 0 alone scores the test split).
@@ -266,7 +267,8 @@ def train_run(config: ClassifyConfig, data: ClassifyData, out: str | os.PathLike
                                                   for name, clips in data.sets.items()}, "skipped": data.skipped}
     model, result, results = train_in_folder(out, config, setup, splits=splits,
                                              artifacts=("curves.png", "confusion.png"), resume=resume,
-                                             overwrite=overwrite, progress=progress, log=log, tracker=tracker)
+                                             overwrite=overwrite, progress=progress, log=log, tracker=tracker,
+                                             inputs=inputs)
     return model, result, results or {}
 
 
