@@ -94,7 +94,7 @@ def changed_frames(model: torch.nn.Module, x: torch.Tensor, frame: int) -> torch
 
 
 def test_registry_holds_every_family():
-    assert set(MODELS) == {"linear", "cnn1d", "cnn2d", "unet", "gru"}
+    assert set(MODELS) == {"linear", "cnn1d", "cnn2d", "unet", "gru", "gru_df"}
 
 
 @pytest.mark.parametrize("name", FAMILIES)

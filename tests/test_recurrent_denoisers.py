@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +12,11 @@ from dlsp.audio.stft import StftConfig, from_magphase, magphase
 from dlsp.denoise.enhance import Denoiser
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
 from dlsp.denoise.streaming import StreamingDenoiser
+from dlsp.denoise.train import denoise_waves
+from dlsp.models.denoiser_base import estimate_spectrum, network_input, takes_spectrum
 from dlsp.models.denoisers import build_denoiser
-from dlsp.models.recurrent_denoisers import GruDenoiser
+from dlsp.models.losses import compute_loss
+from dlsp.models.recurrent_denoisers import DeepFilterGru, GruDenoiser
 
 SR = 8000
 STFT = StftConfig(n_fft=128, hop_length=32)
@@ -200,3 +205,145 @@ def test_growing_is_refused_for_anything_but_more_lookahead_or_width():
                            (build_denoiser("linear", n_freqs=STFT.n_freqs), gru(1))):
         with pytest.raises(ValueError, match="can only grow"):
             grown.grow_from(smaller)
+
+
+# Deep filtering (gru_df) -------------------------------------------------------------------------------------
+
+
+def gru_df(seed: int = 0, random_filter: bool = True, **kwargs) -> DeepFilterGru:
+    """A tiny `gru_df`; with `random_filter` its (zero-initialised) deep-filter layers get random weights, so the
+    tests exercise the complex path and not just the mask."""
+    torch.manual_seed(seed)
+    kwargs = {"hidden": 8, "layers": 2, "df_bins": 12, "df_order": 3, **kwargs}
+    model = build_denoiser("gru_df", n_freqs=STFT.n_freqs, **kwargs).eval()
+    if random_filter:
+        with torch.no_grad():
+            model.df_head.weight.normal_(0, 0.3)
+    return model
+
+
+def offline_spectral(network: torch.nn.Module, audio: np.ndarray) -> np.ndarray:
+    """The offline output of a model of either kind, as training computes it. Shape: `(time,) -> (time,)`."""
+    with torch.no_grad():
+        return denoise_waves(network, torch.from_numpy(audio)[None], STFT)[0].numpy()
+
+
+def test_gru_df_takes_and_returns_the_spectrum_and_filters_only_the_low_band():
+    model = gru_df()
+    assert takes_spectrum(model) and not takes_spectrum(gru())
+    spectrum = torch.randn(2, 2 * STFT.n_freqs, 30)
+    mask_only = copy.deepcopy(model)
+    with torch.no_grad():
+        mask_only.df_head.weight.zero_()  # the same mask, no filter
+        out, masked = model(spectrum), mask_only(spectrum)
+    assert out.shape == spectrum.shape
+    n, bins = STFT.n_freqs, 12
+    high = torch.cat([torch.arange(bins, n), torch.arange(n + bins, 2 * n)])
+    torch.testing.assert_close(out[:, high], masked[:, high], atol=1e-6, rtol=0)  # above df_bins: the mask only
+    assert (out[:, :bins] - masked[:, :bins]).abs().max() > 1e-3
+    # The mask keeps the noisy phase: a real gain on each bin's real and imaginary parts alike.
+    gain = masked[:, high[:n - bins]] / spectrum[:, high[:n - bins]]
+    torch.testing.assert_close(gain, masked[:, high[n - bins:]] / spectrum[:, high[n - bins:]], atol=1e-4,
+                               rtol=1e-4)
+    assert build_denoiser("gru_df", **model.get_model_args()).get_model_args() == model.get_model_args()
+
+
+def test_gru_df_chunks_carry_the_past_frames_and_equal_the_whole_sequence():
+    model = gru_df()
+    x = torch.randn(2, 2 * STFT.n_freqs, 50)
+    with torch.no_grad():
+        full = model(x)
+        state, pieces = model.initial_state(2), []
+        for start, stop in [(0, 1), (1, 2), (2, 17), (17, 18), (18, 50)]:
+            estimate, state = model.forward_stateful(x[..., start:stop], state)
+            pieces.append(estimate)
+    torch.testing.assert_close(torch.cat(pieces, dim=-1), full, rtol=0, atol=1e-6)
+    # The filter reaches df_order - 1 frames back: frame 20's low band changes frames 20..22's filtered output.
+    perturbed = x.clone()
+    perturbed[:, :12, 20] += 1.0
+    with torch.no_grad():
+        changed = (model(perturbed) - full).abs().amax(dim=1)[0]
+    assert changed[:20].max() == 0 and changed[20:].min() > 0
+
+
+def test_gru_df_streams_equal_offline_with_the_level_follower(rng):
+    network = gru_df()
+    model = DenoiserModel(network, "gru_df", SR, STFT)
+    audio = noise(rng, 3001)
+    expected = offline_spectral(network, audio)
+    stream = StreamingDenoiser(model, chunk_frames=5, level_floor_db=None)
+    out, start = [], 0
+    for size in rng.choice(BLOCK_SIZES, size=40):
+        out.append(stream.process(audio[start:start + size]))
+        start += size
+    out.append(stream.process(audio[start:]))
+    out.append(stream.flush())
+    np.testing.assert_allclose(np.concatenate(out), expected, atol=1e-4, rtol=0)
+    # The level follower scales what the network sees and undoes it on the output: a quiet input gives the
+    # output the network gives the louder one, scaled back.
+    quiet = audio * 10 ** (-50 / 20) / np.sqrt(np.mean(audio**2))
+    followed = Denoiser(model).enhance(quiet, SR)
+    assert np.isfinite(followed).all() and np.sqrt(np.mean(followed**2)) > 0
+
+
+def test_gru_df_strength_zero_returns_the_input_phase_and_all(rng):
+    model = DenoiserModel(gru_df(), "gru_df", SR, STFT)
+    audio = noise(rng, 2000)
+    np.testing.assert_allclose(Denoiser(model, strength=0.0, level_floor_db=None).enhance(audio, SR), audio,
+                               atol=1e-5, rtol=0)
+
+
+def test_a_gru_grows_into_gru_df_computing_what_it_did_and_the_filter_learns():
+    smaller = gru(0, seed=1)
+    with torch.no_grad():
+        smaller.normalizer.mean.uniform_(-1, 1)
+        smaller.normalizer.std.uniform_(0.5, 2)
+    grown = gru_df(seed=2, random_filter=True)
+    grown.grow_from(smaller)  # the filter layers are zeroed again
+    spectrum = STFT.stft(torch.randn(2, 2000))
+    with torch.no_grad():
+        before = estimate_spectrum(smaller(network_input(spectrum, False)), spectrum, False)
+        after = estimate_spectrum(grown(network_input(spectrum, True)), spectrum, True)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+    grown.train()
+    grown(network_input(spectrum, True)).square().sum().backward()
+    assert grown.df_head.weight.grad.abs().max() > 0
+    for bad in (gru(1), gru(0, hidden=9, project=8), build_denoiser("linear", n_freqs=STFT.n_freqs)):
+        with pytest.raises(ValueError):
+            gru_df().grow_from(bad)
+
+
+def test_deep_filtering_learns_what_no_mask_can_a_one_frame_delay():
+    """Target: the noisy spectrum one frame late (a phase shift a real mask cannot make). A gru_df learns it in
+    its filtered band; the gru with the same backbone, trained alike, cannot get below the mask's limit."""
+    torch.manual_seed(0)
+    spectrum = STFT.stft(torch.randn(4, 3000))
+    target = torch.nn.functional.pad(spectrum, (1, 0))[..., :-1][:, :12]  # low band, one frame late
+    errors = {}
+    for name in ("gru", "gru_df"):
+        torch.manual_seed(0)
+        extra = {"df_bins": 12, "df_order": 2} if name == "gru_df" else {}
+        model = build_denoiser(name, n_freqs=STFT.n_freqs, hidden=16, layers=1, **extra)
+        spectral = takes_spectrum(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(150):
+            optimizer.zero_grad()
+            estimate = estimate_spectrum(model(network_input(spectrum, spectral)), spectrum, spectral)[:, :12]
+            loss = (estimate - target).abs().square().mean() / target.abs().square().mean()
+            loss.backward()
+            optimizer.step()
+        errors[name] = loss.item()
+    # Relative error: a real gain on frame t can only keep what it shares with frame t - 1 (0.90 when written);
+    # the filter copies the previous frame (0.0003 when written).
+    assert errors["gru"] > 0.4 and errors["gru_df"] < 0.05, errors
+
+
+def test_si_sdr_training_of_gru_df_uses_its_own_phase():
+    """compute_loss on a complex estimate: SI-SDR of its own inverse STFT (not the noisy phase's)."""
+    clean = torch.randn(2, 2000)
+    spectrum = STFT.stft(clean)
+    loss = compute_loss("si_sdr", spectrum, noisy_spec=STFT.stft(torch.randn(2, 2000)), clean_wave=clean,
+                        stft=STFT)
+    assert loss.item() < -60  # the exact clean spectrum: its own phase rebuilds the clean wave
+    magnitude = compute_loss("compressed_mse", spectrum, clean_wave=clean, stft=STFT)
+    assert magnitude.item() < 1e-8

@@ -37,6 +37,7 @@ from dlsp.audio.stft import StftConfig
 from dlsp.denoise.model_file import DenoiserModel
 from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path, json_safe
+from dlsp.models.denoiser_base import takes_spectrum
 from dlsp.train.checkpoint import weights_id
 
 FORMAT = "dlsp-denoiser-onnx/1"
@@ -60,8 +61,9 @@ class OnnxNetwork(nn.Module):
 
     def __init__(self, session: Any, receptive_field: tuple[int, int], time_multiple: int, causal: bool,
                  model_args: dict[str, Any], state_shape: tuple[int, int] | None = None,
-                 weights_id: str | None = None) -> None:
+                 weights_id: str | None = None, takes_spectrum: bool = False) -> None:
         super().__init__()
+        self.takes_spectrum = bool(takes_spectrum)  # real and imaginary parts in and out, as the torch network
         self.session = session
         self.weights_id = weights_id  # the torch network's `weights_id`, when the file records it
         self.input_name = session.get_inputs()[0].name
@@ -190,6 +192,7 @@ def onnx_metadata(model: DenoiserModel) -> dict[str, str]:
         "dlsp.time_multiple": str(int(network.time_multiple)),
         "dlsp.causal": json.dumps(bool(getattr(network, "causal", network.receptive_field[1] == 0))),
         "dlsp.state_shape": json.dumps(_state_shape(network)),
+        "dlsp.takes_spectrum": json.dumps(takes_spectrum(network)),
         "dlsp.config": json.dumps(json_safe(model.config or {})),
         "dlsp.weights_id": weights_id(network),
     }
@@ -211,7 +214,8 @@ def _denoiser_model(session: Any, metadata: dict[str, str], path: Path | None) -
                               int(metadata["dlsp.time_multiple"]), json.loads(metadata["dlsp.causal"]),
                               json.loads(metadata["dlsp.model_args"]),
                               json.loads(metadata.get("dlsp.state_shape", "null")),
-                              metadata.get("dlsp.weights_id"))
+                              metadata.get("dlsp.weights_id"),
+                              json.loads(metadata.get("dlsp.takes_spectrum", "false")))
         return DenoiserModel(network, metadata["dlsp.model"], int(metadata["dlsp.sample_rate"]),
                              StftConfig(**json.loads(metadata["dlsp.stft"])), json.loads(metadata["dlsp.config"]),
                              path)
@@ -225,7 +229,7 @@ def _export_proto(model: DenoiserModel, opset: int) -> Any:
     if getattr(model.model, "is_onnx", False):
         raise DlspError("the model is already an ONNX model", model.path)
     network = copy.deepcopy(model.model).to("cpu").eval()
-    n_freqs = model.stft.n_freqs
+    n_freqs = model.stft.n_freqs * (2 if takes_spectrum(network) else 1)  # the network's input rows
     frames = max(37, 3 * int(network.time_multiple) + 5)
     example = torch.rand(2, n_freqs, frames, generator=torch.Generator().manual_seed(0))
     errors = []
@@ -240,6 +244,11 @@ def _export_proto(model: DenoiserModel, opset: int) -> Any:
         if version != opset:
             errors.append(f"{exporter.__name__.removeprefix('_export_')}: produced opset {version}")
             continue
+        try:  # an exporter can also be silently wrong (dynamo on gru_df's packed state): check before keeping it
+            _check_export(network, proto, n_freqs, frames + 7, model)
+        except DlspError as exc:
+            errors.append(f"{exporter.__name__.removeprefix('_export_')}: {exc.problem}")
+            continue
         break
     else:
         raise DlspError(f"cannot export denoiser {model.name!r} to ONNX opset {opset} ({'; '.join(errors)})",
@@ -247,8 +256,8 @@ def _export_proto(model: DenoiserModel, opset: int) -> Any:
     _store_exact_halves(proto)
     existing = {prop.key: prop.value for prop in proto.metadata_props}
     onnx.helper.set_model_props(proto, {**existing, **onnx_metadata(model)})
-    proto.doc_string = f"dlsp denoiser {model.name!r} at {model.sample_rate} Hz: STFT magnitude in, estimate out"
-    _check_export(network, proto, n_freqs, frames + 7, model)
+    shown = "real and imaginary parts" if takes_spectrum(network) else "magnitude"
+    proto.doc_string = f"dlsp denoiser {model.name!r} at {model.sample_rate} Hz: STFT {shown} in, estimate out"
     return proto
 
 
@@ -309,7 +318,8 @@ def _check_export(network: nn.Module, proto: Any, n_freqs: int, frames: int, mod
     """Refuse an export that does not reproduce the network (e.g. a length baked in while tracing)."""
     ort = _require("onnxruntime")
     exported = OnnxNetwork(_session(ort, proto.SerializeToString(), 1), network.receptive_field,
-                           network.time_multiple, True, {}, _state_shape(network))
+                           network.time_multiple, True, {}, _state_shape(network),
+                           takes_spectrum=takes_spectrum(network))
     magnitude = torch.rand(1, n_freqs, frames, generator=torch.Generator().manual_seed(1))
     try:
         with torch.inference_mode():

@@ -22,11 +22,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from dlsp.audio.stft import NOLA_FLOOR, from_magphase, magphase, resolve_window
+from dlsp.audio.stft import NOLA_FLOOR, from_magphase, resolve_window
 from dlsp.denoise.input_level import DEFAULT_FLOOR_DB, LevelFollower, check_floor
 from dlsp.denoise.model_file import DenoiserModel
 from dlsp.device import resolve_device
 from dlsp.errors import DlspError
+from dlsp.models.denoiser_base import estimate_spectrum, network_input, takes_spectrum
 
 DEFAULT_CHUNK_FRAMES = 256
 
@@ -81,6 +82,7 @@ class StreamingDenoiser:
         self.multiple = int(self.network.time_multiple)
         # A recurrent network carries its past in a state instead of needing past frames as margin.
         self.stateful = bool(getattr(self.network, "stateful", False))
+        self.spectral = takes_spectrum(self.network)
         self.window = _padded_window(stft.window, stft.win_length or stft.n_fft, stft.n_fft, self.device)
         self.blocks_per_frame = -(-self.n_fft // self.hop)
         frame_window = torch.nn.functional.pad(self.window, (0, self.blocks_per_frame * self.hop - self.n_fft))
@@ -229,18 +231,24 @@ class StreamingDenoiser:
             context_start = first if self.stateful else max(0, first - self.past) // self.multiple * self.multiple
             context_stop = min(limit, stop + self.future)
             spec = self._frames(context_start, context_stop, n_total)
-            magnitude, phase = magphase(spec)
             keep = slice(first - context_start, stop - context_start)
             gain = None
             if self.follower is not None:
                 gain = self._gain[..., context_start - self._spec_start:context_stop - self._spec_start]
-            shown = magnitude if gain is None else magnitude * gain
-            estimate = self._run_stateful(shown, stop - first) if self.stateful else self.network(shown)
-            estimate = estimate[..., keep] if gain is None else estimate[..., keep] / gain[..., keep]
-            estimate = self._effective(estimate, magnitude[..., keep])
+            shown = network_input(spec if gain is None else spec * gain, self.spectral)
+            output = self._run_stateful(shown, stop - first) if self.stateful else self.network(shown)
+            output = output[..., keep] if gain is None else output[..., keep] / gain[..., keep]
+            noisy = spec[..., keep]
+            magnitude = noisy.abs()
+            if self.spectral:  # the model's own phase, mixed with the input's as the magnitudes are (strength)
+                complex_estimate = estimate_spectrum(output, noisy, True)
+                estimate = self._effective(complex_estimate.abs(), magnitude)
+                phase = (self.strength * complex_estimate + (1.0 - self.strength) * noisy).angle()
+            else:
+                estimate, phase = self._effective(output, magnitude), noisy.angle()
             if self.on_frames is not None:
-                self.on_frames(estimate, magnitude[..., keep])
-            outputs.append(self._overlap_add(from_magphase(estimate, phase[..., keep]), first, n_total))
+                self.on_frames(estimate, magnitude)
+            outputs.append(self._overlap_add(from_magphase(estimate, phase), first, n_total))
             self._next_frame = stop
             drop = max(0, stop - self.past) // self.multiple * self.multiple - self._spec_start
             if drop > 0:

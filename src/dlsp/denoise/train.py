@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlsp.audio.stft import StftConfig, from_magphase, magphase
+from dlsp.audio.stft import StftConfig
 from dlsp.config import to_dict
 from dlsp.denoise.data import DenoiseData, DenoiseDataConfig, batches, mixing_data, pair_data
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
 from dlsp.errors import DlspError
+from dlsp.models.denoiser_base import estimate_spectrum, network_input, takes_spectrum
 from dlsp.models.denoisers import build_denoiser
 from dlsp.models.losses import compute_loss, parse_loss, si_sdr_db
 from dlsp.models.lowrank import count_parameters
@@ -77,9 +78,23 @@ def make_step(config: DenoiseConfig, device: torch.device):
         noisy = torch.from_numpy(batch[0]).to(device)
         clean = torch.from_numpy(batch[1]).to(device)
         spec = stft.stft(noisy)
-        return compute_loss(config.train.loss, model(spec.abs()), noisy_spec=spec, clean_wave=clean, stft=stft)
+        spectral = takes_spectrum(model)
+        output = model(network_input(spec, spectral))
+        estimate = estimate_spectrum(output, spec, True) if spectral else output
+        return compute_loss(config.train.loss, estimate, noisy_spec=spec, clean_wave=clean, stft=stft)
 
     return step
+
+
+def denoise_waves(model: nn.Module, noisy: torch.Tensor, stft: StftConfig) -> torch.Tensor:
+    """The model's output for a batch of noisy waves, offline (no chunks, no input level follower).
+
+    Shape: `(batch, time) -> (batch, time)`.
+    """
+    spec = stft.stft(noisy)
+    spectral = takes_spectrum(model)
+    estimate = estimate_spectrum(model(network_input(spec, spectral)), spec, spectral)
+    return stft.istft(estimate, length=noisy.shape[-1])
 
 
 @torch.no_grad()
@@ -90,8 +105,7 @@ def validation_si_sdr(model: nn.Module, val_batches: list[tuple[np.ndarray, np.n
     before, after = [], []
     for noisy_np, clean_np in val_batches:
         noisy, clean = torch.from_numpy(noisy_np).to(device), torch.from_numpy(clean_np).to(device)
-        magnitude, phase = magphase(stft.stft(noisy))
-        estimate = stft.istft(from_magphase(model(magnitude), phase), length=noisy.shape[-1])
+        estimate = denoise_waves(model, noisy, stft)
         before.append(si_sdr_db(noisy, clean))
         after.append(si_sdr_db(estimate, clean))
     b, a = torch.cat(before).mean().item(), torch.cat(after).mean().item()
@@ -169,12 +183,12 @@ def initial_weights(path: str, config: DenoiseConfig, model: nn.Module) -> nn.Mo
     """`model` with the weights (and input normalizer) of the denoiser file `path` (`train.init_from`): the file must
     hold the recipe's model with the same arguments, STFT and sample rate, or fine-tuning would silently change the
     model the recipe describes. The one allowed difference: a model that can grow (`grow_from`: a GRU given more
-    lookahead or more units) starts from a smaller trained one, computing what it did."""
+    lookahead or more units, or deep filtering) starts from a smaller trained one, computing what it did."""
     loaded = load_denoiser(path)
     wanted = DenoiserModel(model, config.model.name, config.data.sample_rate, config.stft_config)
     if loaded.kind() == wanted.kind():
         return loaded.model.train()
-    same_frame = (loaded.name, loaded.sample_rate, loaded.stft) == (wanted.name, wanted.sample_rate, wanted.stft)
+    same_frame = (loaded.sample_rate, loaded.stft) == (wanted.sample_rate, wanted.stft)
     if same_frame and hasattr(model, "grow_from"):
         try:
             model.grow_from(loaded.model)
@@ -199,8 +213,7 @@ def write_samples(folder: Path, model: nn.Module, val_batches: list[tuple[np.nda
 
     noisy = np.concatenate([batch[0] for batch in val_batches])[:count]
     clean = np.concatenate([batch[1] for batch in val_batches])[:count]
-    magnitude, phase = magphase(stft.stft(torch.from_numpy(noisy).to(device)))
-    denoised = stft.istft(from_magphase(model(magnitude), phase), length=noisy.shape[-1]).cpu().numpy()
+    denoised = denoise_waves(model, torch.from_numpy(noisy).to(device), stft).cpu().numpy()
     for index in range(len(noisy)):
         name = f"sample_{index + 1}"
         signals = {"noisy": noisy[index], "denoised": denoised[index], "clean": clean[index]}

@@ -7,6 +7,11 @@ streaming inference rely on to reproduce the offline output exactly. Inputs are 
 standardised per frequency with statistics stored as buffers, so a checkpoint carries everything to run it; no
 model normalises over the time axis of its input, so a frame's output depends only on its receptive field.
 
+A model with `takes_spectrum = True` (`gru_df`) takes and returns the complex spectrum instead, as real numbers:
+real parts then imaginary parts stacked along frequency, `(batch, 2 * freq, frames)`. `network_input` and
+`estimate_spectrum` turn a complex spectrum into either kind of model's input and its output back into a complex
+estimate, so training and the inference engines treat both kinds alike.
+
 Output heads (`output=`): `"mask"` multiplies the noisy magnitude by `mask_max * sigmoid(raw)`, so with the
 default `mask_max=1.0` the model can only attenuate; `"magnitude"` returns `relu(raw)` (the original studies).
 
@@ -20,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from dlsp.audio.stft import from_magphase
 
 # ELU is the original studies' choice, but on CPU it costs about ten times a (leaky) ReLU per element, which is
 # a third of a convolutional model's time; the 2-D models default to leaky_relu (slope 0.01).
@@ -48,6 +55,31 @@ class SpectralNormalizer(nn.Module):
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         return (torch.log1p(magnitude) - self.mean) / self.std
+
+
+def takes_spectrum(model: nn.Module) -> bool:
+    """Whether `model` takes the complex spectrum (real and imaginary parts) instead of the magnitude."""
+    return bool(getattr(model, "takes_spectrum", False))
+
+
+def network_input(spectrum: torch.Tensor, spectral: bool) -> torch.Tensor:
+    """A model's input from the complex noisy spectrum: its magnitude, or (`spectral`) its real and imaginary
+    parts stacked along frequency. Shape: complex `(..., freq, frames)` -> `(..., freq | 2 * freq, frames)`."""
+    if spectral:
+        return torch.cat([spectrum.real, spectrum.imag], dim=-2)
+    return spectrum.abs()
+
+
+def estimate_spectrum(output: torch.Tensor, spectrum: torch.Tensor, spectral: bool) -> torch.Tensor:
+    """The complex clean-spectrum estimate from a model's `output`: a magnitude with the noisy phase of
+    `spectrum`, or (`spectral`) the model's own real and imaginary parts.
+
+    Shape: `(..., freq | 2 * freq, frames)`, complex `(..., freq, frames)` -> complex `(..., freq, frames)`.
+    """
+    if spectral:
+        n = output.shape[-2] // 2
+        return torch.complex(output[..., :n, :], output[..., n:, :])
+    return from_magphase(output, spectrum.angle())
 
 
 def check_head(output: str, mask_max: float, activation: str | None = None) -> None:

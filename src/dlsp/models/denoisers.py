@@ -1,7 +1,8 @@
 """The denoiser registry: model names (as recorded in checkpoints and recipes) -> classes.
 
-`linear` (`dlsp.models.linear_denoisers`), `cnn1d`, `cnn2d`, `unet` (`dlsp.models.conv_denoisers`) and `gru`
-(`dlsp.models.recurrent_denoisers`, a stateful model). What they share, and the contract every model keeps, is in
+`linear` (`dlsp.models.linear_denoisers`), `cnn1d`, `cnn2d`, `unet` (`dlsp.models.conv_denoisers`), `gru` and
+`gru_df` (`dlsp.models.recurrent_denoisers`, stateful; `gru_df` takes the complex spectrum). What they share, and
+the contract every model keeps, is in
 `dlsp.models.denoiser_base`.
 """
 
@@ -13,10 +14,11 @@ from torch import nn
 
 from dlsp.models.conv_denoisers import Cnn1dDenoiser, Cnn2dDenoiser, UNetDenoiser
 from dlsp.models.linear_denoisers import LinearDenoiser
-from dlsp.models.recurrent_denoisers import GruDenoiser
+from dlsp.models.recurrent_denoisers import DeepFilterGru, GruDenoiser
 
 MODELS: dict[str, type[nn.Module]] = {"linear": LinearDenoiser, "cnn1d": Cnn1dDenoiser, "cnn2d": Cnn2dDenoiser,
-                                      "unet": UNetDenoiser, "gru": GruDenoiser}
+                                      "unet": UNetDenoiser, "gru": GruDenoiser,
+                                      "gru_df": DeepFilterGru}
 
 
 def build_denoiser(name: str, **kwargs: Any) -> nn.Module:

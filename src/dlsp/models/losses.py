@@ -155,6 +155,9 @@ def compute_loss(
     Magnitude losses need `clean_mag` (or `clean_wave` and `stft` to compute it); `si_sdr` needs `noisy_spec`
     (its phase is reused), `clean_wave` and `stft`.
 
+    `est_mag` may be a complex spectrum estimate instead (a model that takes the spectrum): SI-SDR then uses its
+    own phase and the magnitude losses its magnitude.
+
     Shape: `est_mag`, `clean_mag`: `(batch, freq, frames)`; `noisy_spec`: complex `(batch, freq, frames)`;
     `clean_wave`: `(batch, time)` -> scalar.
 
@@ -170,6 +173,14 @@ def compute_loss(
                    for weight, term in terms)
     name = terms[0][1]
     spec = LOSSES[name]
+    if est_mag.is_complex():  # a complex-spectrum estimate (`takes_spectrum` models): its own phase
+        if spec.needs_wave:
+            if clean_wave is None or stft is None:
+                raise ValueError(f"loss {name!r} needs clean_wave and stft")
+            wave = stft.istft(est_mag, length=clean_wave.shape[-1])
+            return si_sdr_loss(wave, clean_wave.to(wave.dtype))
+        # sqrt with a floor, not abs(): abs() of a complex zero has no gradient
+        est_mag = torch.sqrt(est_mag.real.square() + est_mag.imag.square() + 1e-12)
     if spec.needs_wave:
         if noisy_spec is None or clean_wave is None or stft is None:
             raise ValueError(f"loss {name!r} needs noisy_spec, clean_wave and stft")

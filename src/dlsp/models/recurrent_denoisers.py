@@ -132,3 +132,115 @@ class GruDenoiser(SpectralDenoiser):
         hidden, state = self.gru(self.project(features), state)
         raw = self.head(hidden).transpose(1, 2)  # (B, F, frames)
         return apply_head(raw, magnitude[..., :frames], self.output, self.mask_max), state
+
+
+class DeepFilterGru(GruDenoiser):
+    """A `GruDenoiser` that also sees and filters the complex spectrum of the low band (deep filtering, as in
+    DeepFilterNet): the magnitude mask of every bin keeps the noisy phase, which caps what any mask can reach; in
+    the lowest `df_bins` bins, where voiced speech has its resolved harmonics, the output adds a short complex
+    filter over the current and `df_order - 1` past noisy frames, `Y(t, f) = m X(t, f) + sum_k c_k X(t - k, f)`,
+    so the model can correct phase and use the harmonics' predictable phase advance from frame to frame.
+
+    Input and output are the spectrum as real numbers, real parts then imaginary parts stacked along frequency:
+    `(batch, 2 * freq, frames)` (`takes_spectrum = True`; real tensors keep the ONNX export and the engines
+    unchanged). The network's extra input is each low bin's phase advance over one hop as a unit phasor (the
+    instantaneous-frequency cue), which a small branch of its own combines with the GRU's output into the
+    coefficients (`tanh`-bounded); the GRU and the mask are the `gru` model's. The filter needs the past
+    `df_order - 1` noisy frames: the state carries them packed into extra rows after the GRU's, so a stream
+    still hands one tensor from chunk to chunk. The coefficient layer starts at zero, so a trained `gru` grows
+    into this model computing exactly what it did (`grow_from`). Needs `lookahead` 0 and the `mask` head.
+
+    Registered as `gru_df`. Shape: `(batch, 2 * freq, frames) -> (batch, 2 * freq, frames)`; state
+    `(layers + extra, batch, hidden)`.
+    """
+
+    takes_spectrum = True
+
+    def __init__(self, n_freqs: int = 513, hidden: int = 256, layers: int = 2, lookahead: int = 0,
+                 output: str = "mask", dropout: float = 0.0, mask_max: float = 1.0, project: int | None = None,
+                 df_bins: int = 48, df_order: int = 3) -> None:
+        super().__init__(n_freqs, hidden, layers, lookahead, output, dropout, mask_max, project)
+        if lookahead != 0 or output != "mask":
+            raise ValueError(f"deep filtering needs lookahead 0 and the mask head, got {lookahead}, {output!r}")
+        if not 1 <= df_bins <= n_freqs or df_order < 2:
+            raise ValueError(f"need 1 <= df_bins <= n_freqs ({n_freqs}) and df_order >= 2, got {df_bins}, "
+                             f"{df_order}")
+        self.args.update(df_bins=df_bins, df_order=df_order)
+        self.df_bins, self.df_order = df_bins, df_order
+        # The filter's own branch: the GRU's output and the low band's phase advance -> coefficients. Kept apart
+        # from the GRU's input so that learning the filter cannot disturb the mask a grown model starts from.
+        self.df_hidden = nn.Sequential(nn.Linear(hidden + 2 * df_bins, hidden), nn.ELU())
+        self.df_head = nn.Linear(hidden, 2 * df_order * df_bins)
+        nn.init.zeros_(self.df_head.weight)
+        nn.init.zeros_(self.df_head.bias)
+        self._history = 2 * df_bins * (df_order - 1)  # past frames' real and imaginary parts, per stream
+        self._extra_rows = -(-self._history // hidden)
+
+    @torch.no_grad()
+    def grow_from(self, smaller: nn.Module) -> None:
+        """Take every weight of a trained `gru` (`GruDenoiser`) with the same arguments and lookahead 0; the deep
+        filter starts at zero, so this model computes what `smaller` did until training changes it."""
+        if type(smaller) is not GruDenoiser:
+            raise ValueError(f"deep filtering grows from a gru denoiser, not {type(smaller).__name__}")
+        mine = {key: value for key, value in self.args.items() if key not in ("df_bins", "df_order")}
+        if smaller.args != mine:
+            raise ValueError(f"can only add deep filtering to a gru denoiser with the same arguments; have "
+                             f"{smaller.args}, want {mine}")
+        missing, unexpected = self.load_state_dict(smaller.state_dict(), strict=False)
+        if unexpected or any(not key.startswith(("df_hidden.", "df_head.")) for key in missing):
+            raise ValueError(f"unexpected weights when growing: missing {missing}, unexpected {unexpected}")
+        self.df_head.weight.zero_()
+        self.df_head.bias.zero_()
+
+    def initial_state(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
+        """Zeros: the GRU's state, then the packed past frames. Shape: `-> (layers + extra, batch, hidden)`."""
+        return torch.zeros(self.layers + self._extra_rows, batch, self.hidden, device=device)
+
+    def _unpack(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GRU state `(layers, B, hidden)` and past frames `(B, 2, df_bins, df_order - 1)`."""
+        rows = state[self.layers:].transpose(0, 1).reshape(state.shape[1], -1)[:, :self._history]
+        past = rows.reshape(state.shape[1], 2, self.df_bins, self.df_order - 1)
+        return state[:self.layers], past
+
+    def _pack(self, gru_state: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+        flat = past.reshape(past.shape[0], -1)
+        flat = nn.functional.pad(flat, (0, self._extra_rows * self.hidden - self._history))
+        rows = flat.reshape(past.shape[0], self._extra_rows, self.hidden).transpose(0, 1)
+        return torch.cat([gru_state, rows], dim=0)
+
+    def forward_stateful(self, spectrum: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Denoise the frames of `spectrum` (real parts, then imaginary parts along frequency) starting from
+        `state`; return the estimate in the same layout and the state after the last frame.
+
+        Shape: `(batch, 2 * freq, T)`, `(layers + extra, batch, hidden)` -> `(batch, 2 * freq, T)`, same state.
+        """
+        n, bins, order = self.n_freqs, self.df_bins, self.df_order
+        real, imag = spectrum[:, :n], spectrum[:, n:]
+        gru_state, past = self._unpack(state)
+        frames = real.shape[-1]
+        low = torch.cat([past, torch.stack([real[:, :bins], imag[:, :bins]], dim=1)], dim=-1)  # (B, 2, D, k-1+T)
+        now, before = low[..., order - 1:], low[..., order - 2:-1]
+        # Phase advance over one hop: now * conj(before), as a unit phasor (zero where either frame is silent).
+        advance_re = now[:, 0] * before[:, 0] + now[:, 1] * before[:, 1]
+        advance_im = now[:, 1] * before[:, 0] - now[:, 0] * before[:, 1]
+        length = torch.sqrt(advance_re.square() + advance_im.square() + 1e-20)
+        phase = torch.cat([advance_re / length, advance_im / length], dim=1).transpose(1, 2)  # (B, T, 2D)
+        magnitude = torch.sqrt(real.square() + imag.square())
+        features = self.normalizer(magnitude).transpose(1, 2)  # (B, T, F)
+        hidden, gru_state = self.gru(self.project(features), gru_state)
+        mask = torch.sigmoid(self.head(hidden)).transpose(1, 2)  # (B, F, T)
+        if self.mask_max != 1.0:
+            mask = mask * self.mask_max
+        coefficients = torch.tanh(self.df_head(self.df_hidden(torch.cat([hidden, phase], dim=-1))))  # (B, T, 2kD)
+        coefficients = coefficients.reshape(spectrum.shape[0], frames, 2, order, bins).permute(0, 2, 3, 4, 1)
+        filtered_re = torch.zeros_like(now[:, 0])
+        filtered_im = torch.zeros_like(now[:, 0])
+        for k in range(order):  # frame t - k
+            x = low[..., order - 1 - k:order - 1 - k + frames]
+            c_re, c_im = coefficients[:, 0, k], coefficients[:, 1, k]
+            filtered_re = filtered_re + c_re * x[:, 0] - c_im * x[:, 1]
+            filtered_im = filtered_im + c_re * x[:, 1] + c_im * x[:, 0]
+        pad = (0, 0, 0, n - bins)
+        out_re = mask * real + nn.functional.pad(filtered_re, pad)
+        out_im = mask * imag + nn.functional.pad(filtered_im, pad)
+        return torch.cat([out_re, out_im], dim=1), self._pack(gru_state, low[..., -(order - 1):])
