@@ -33,7 +33,10 @@ Trials:
   with fewer than 5 recordings that long says n/a; under 30 the count is shown (speechocean762 has 8 of 5 s).
 Metrics: EER, minDCF (p_target 0.01); for dlsp models the false-accept and false-reject rates at the shipped
 threshold (the one verify uses without --threshold or a database calibration: the AS-norm threshold when the
-file stores scoring, else its cosine threshold). Throughput: utterances per second embedding 1 s Arabic clips
+file stores scoring, else its cosine threshold; per trial, the model's narrowband threshold when the file has one
+and the trial's probe - its second clip, the single recording against an enrolled model - is narrowband, its
+content stopping below the rule's limit, measured as verify measures it on the prepared clip). How many clips
+are narrowband is printed below that table. Throughput: utterances per second embedding 1 s Arabic clips
 one at a time on one thread through the verify path (prepare + embed; after decoding; warmed up). Size: the
 model file.
 
@@ -219,7 +222,7 @@ def clips_per_second(embed_one, clips: list[np.ndarray], warmup: int = 5) -> flo
 
 class System:
     """A verification system: how it prepares a clip (may refuse with `DlspError`), embeds prepared clips,
-    and scores (`scorer`); dlsp models also have the threshold verify uses."""
+    and scores (`scorer`); dlsp models also have the thresholds verify uses."""
 
     name: str
     kind: str  # "dlsp", "peer" or "baseline"
@@ -243,6 +246,14 @@ class System:
     def describe(self) -> dict:
         return {"kind": self.kind, "score": self.scorer.kind, "threshold": self.threshold,
                 "size_bytes": self.size_bytes}
+
+    def narrowband(self, prepared: list[np.ndarray]) -> np.ndarray:
+        """Which prepared clips are narrowband probes (none, for systems without a threshold)."""
+        return np.zeros(len(prepared), dtype=bool)
+
+    def thresholds(self, narrowband: np.ndarray) -> np.ndarray:
+        """The threshold verify applies to each trial whose probe is `narrowband` or not."""
+        return np.full(narrowband.shape, self.threshold, dtype=np.float64)
 
 
 class DlspSystem(System):
@@ -271,9 +282,27 @@ class DlspSystem(System):
     def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
         return self.embedder.embed_prepared(prepared)
 
+    def narrowband(self, prepared: list[np.ndarray]) -> np.ndarray:
+        # Measured as verify measures a probe. Without a narrowband rule the default limit still counts them.
+        from dlsp.speaker.scoring import NARROWBAND_BELOW_HZ
+
+        below = NARROWBAND_BELOW_HZ if self.scorer.narrow is None else self.scorer.narrow.below_hz
+        return np.array([self.embedder.bandwidth(clip) < below for clip in prepared], dtype=bool)
+
+    def thresholds(self, narrowband: np.ndarray) -> np.ndarray:
+        if self.scorer.narrow is None:
+            return super().thresholds(narrowband)
+        return np.where(narrowband, self.scorer.narrow.threshold, self.threshold)
+
     def describe(self) -> dict:
-        table = self.scorer.table
+        table, narrow = self.scorer.table, self.scorer.narrow
         return {**super().describe(), "path": str(self.path), "model_id": self.loaded.model_id,
+                "narrow": None if narrow is None else {
+                    "below_hz": narrow.below_hz, "threshold": narrow.threshold,
+                    "validation_far_at_threshold": None if narrow.table is None else narrow.table.far_at(
+                        narrow.threshold),
+                    "validation_frr_at_threshold": None if narrow.table is None else narrow.table.frr_at(
+                        narrow.threshold)},
                 "cosine_threshold": self.loaded.threshold, "val_eer": self.loaded.val_eer,
                 "cohort_size": None if self.scorer.cohort is None else int(self.scorer.cohort.shape[0]),
                 "top_k": self.scorer.top_k if self.uses_asnorm else None,
@@ -405,14 +434,20 @@ def enrolled_scores(scorer, embeddings: np.ndarray, speakers: list[str], plan: l
     whole = unit(embeddings)
     models = unit(np.stack([whole[enrolled].mean(axis=0) for _, enrolled in plan]))
     rows = np.concatenate([models, unit(probes)])
-    first, second, target = [], [], []
-    for k, (speaker, enrolled) in enumerate(plan):
+    first, second = plan_trials(plan, probe_of)
+    target = (labels[probe_of[second]] == np.asarray([speaker for speaker, _ in plan])[first]).astype(np.int64)
+    return scorer.trial_scores(rows, first, len(plan) + second), target
+
+
+def plan_trials(plan: list[tuple[str, np.ndarray]], probe_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(model, probe)` indices of the trials of `enrolled_scores`, in its order: every speaker model of `plan`
+    against every probe whose recording (`probe_of`) it did not enroll."""
+    first, second = [], []
+    for k, (_, enrolled) in enumerate(plan):
         tested = np.flatnonzero(~np.isin(probe_of, enrolled))
         first.append(np.full(tested.size, k))
-        second.append(len(plan) + tested)
-        target.append((labels[probe_of[tested]] == speaker).astype(np.int64))
-    first_a, second_a = np.concatenate(first), np.concatenate(second)
-    return scorer.trial_scores(rows, first_a, second_a), np.concatenate(target)
+        second.append(tested)
+    return np.concatenate(first), np.concatenate(second)
 
 
 def summary(scores: np.ndarray, target: np.ndarray, boot: int = 0) -> dict | None:
@@ -424,13 +459,17 @@ def summary(scores: np.ndarray, target: np.ndarray, boot: int = 0) -> dict | Non
     return summarize_scores(scores, target, boot)
 
 
-def rates_at(scores: np.ndarray, target: np.ndarray, threshold: float) -> dict:
-    """False-accept and false-reject rates accepting score >= threshold."""
+def rates_at(scores: np.ndarray, target: np.ndarray, threshold: float | np.ndarray,
+             narrowband: np.ndarray | None = None) -> dict:
+    """False-accept and false-reject rates accepting score >= threshold (one for all trials or one per trial),
+    with the number of trials whose probe is `narrowband` (a flag per trial)."""
     from dlsp.speaker.scoring import balanced_rates
 
-    far, frr = balanced_rates(scores, target, None, [threshold])
+    # score >= threshold exactly when score - threshold >= 0 (IEEE subtraction is exact in sign).
+    far, frr = balanced_rates(scores - threshold, target, None, [0.0])
     return {"far": float(far[0]), "frr": float(frr[0]), "n_target": int(target.sum()),
-            "n_nontarget": int(target.size - target.sum())}
+            "n_nontarget": int(target.size - target.sum()),
+            "n_narrowband_probe_trials": 0 if narrowband is None else int(narrowband.sum())}
 
 
 def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namespace) -> dict:
@@ -491,15 +530,24 @@ def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namesp
             result["1v1_cosine"] = summary(cosine.trial_scores(embeddings, trials.first, trials.second),
                                            trials.target)
         if system.threshold is not None:
-            result["1v1_at_threshold"] = rates_at(scores, trials.target, system.threshold)
-            result["1v1_errors"] = error_breakdown(scores, trials, speakers, system.threshold, top=1)
+            # verify's threshold for each trial: the narrowband one when its probe (second clip) is narrowband.
+            narrow = system.narrowband([prepared[system.name][i] for i in index])
+            result["narrowband_clips"] = int(narrow.sum())
+            probe_narrow = narrow[trials.second]
+            thresholds = system.thresholds(probe_narrow)
+            result["1v1_at_threshold"] = rates_at(scores, trials.target, thresholds, probe_narrow)
+            # The breakdown of score - threshold at 0 is the breakdown at each trial's own threshold.
+            errors = error_breakdown(scores - thresholds, trials, speakers, 0.0, top=1)
+            result["1v1_errors"] = {**errors, "threshold": system.threshold}
         if plan:
             enrolled, target = enrolled_scores(system.scorer, embeddings, speakers, plan)
             result["enrolled"] = summary(enrolled, target, args.boot)
             if system.uses_asnorm:
                 result["enrolled_cosine"] = summary(*enrolled_scores(cosine, embeddings, speakers, plan))
             if system.threshold is not None:
-                result["enrolled_at_threshold"] = rates_at(enrolled, target, system.threshold)
+                enrolled_narrow = narrow[plan_trials(plan, np.arange(len(speakers)))[1]]
+                result["enrolled_at_threshold"] = rates_at(enrolled, target, system.thresholds(enrolled_narrow),
+                                                           enrolled_narrow)
             for seconds, (sources, per_system) in cuts.items():
                 if sources.size == 0:
                     result[f"probe_{seconds}"] = None
@@ -540,6 +588,7 @@ def row_name(system: System) -> str:
 
 def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
     from dlsp.report.tables import format_table
+    from dlsp.speaker.scoring import NARROWBAND_BELOW_HZ
 
     shorts = [c.short for c in corpora if results["corpora"][c.short]["systems"]]
     labels = [results["corpora"][s]["label"] for s in shorts]
@@ -600,8 +649,13 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
     for s in dlsp:
         info = results["systems"][s.name]
         promised = info.get("validation_far_at_threshold")
-        cells = [f"{s.scorer.kind} >= {s.threshold:.3f}",
-                 "-" if promised is None else f"{pct(promised)} / {pct(info['validation_frr_at_threshold'])}"]
+        narrow = info.get("narrow")
+        cells = [f"{s.scorer.kind} >= {s.threshold:.3f}" + ("" if narrow is None else
+                                                            f"; narrowband >= {narrow['threshold']:.3f}"),
+                 "-" if promised is None else f"{pct(promised)} / {pct(info['validation_frr_at_threshold'])}"
+                 + ("" if narrow is None or narrow["validation_far_at_threshold"] is None else
+                    f"; narrowband {pct(narrow['validation_far_at_threshold'])} / "
+                    f"{pct(narrow['validation_frr_at_threshold'])}")]
         for c in shorts:
             for key in ("1v1_at_threshold", "enrolled_at_threshold"):
                 r = get[s.name, c].get(key)
@@ -611,6 +665,17 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
           f"FRR <= {pct(MAX_FRR, 0)} %)", ["system", "verify accepts", "validation table says",
                                           *(f"{lab}, {k}" for lab in labels for k in ("1v1", "enr. 3"))],
           rate_rows)
+    narrow_counts = []
+    for s in dlsp:
+        narrow = results["systems"][s.name]["narrow"]
+        counts_of = ", ".join(f"{results['corpora'][c]['label']} {get[s.name, c].get('narrowband_clips', 0)} of "
+                              f"{results['corpora'][c]['n_clips']}" for c in shorts)
+        how = (f"below {narrow['below_hz'] / 1000:g} kHz, judged at the narrowband threshold" if narrow else
+               f"below {NARROWBAND_BELOW_HZ / 1000:g} kHz; the file has no narrowband threshold")
+        narrow_counts.append(f"{s.name}: {counts_of} ({how})")
+    if narrow_counts:
+        lines.extend(["Narrowband clips (the probe of a trial is its second clip, the recording scored against an "
+                      "enrolled model): " + "; ".join(narrow_counts) + ".", ""])
     counts = "; ".join(f"{results['corpora'][c]['label']}: " + ", ".join(
         f"{d:g} s {results['corpora'][c]['probes'][str(d)]}" for d in DURATIONS) for c in shorts)
     table(f"EER % by probe duration, enrolled {N_ENROLL} (whole recordings) vs 1 probe cut to that length",

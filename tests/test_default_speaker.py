@@ -23,6 +23,8 @@ def test_default_model_is_small_plain_data_and_calibrated():
     assert loaded.sample_rate == 16000 and loaded.model.view_dim == 256
     assert loaded.embedding_dim == 256 * len(loaded.model.test_speeds)  # test-time speed views, side by side
     assert -1 < loaded.threshold < 1
+    # Telephone-band probes get their own, higher threshold (their impostors score higher).
+    assert loaded.scorer.narrow is not None and loaded.scorer.narrow.threshold > loaded.scorer.threshold
     assert loaded.model_id == weights_id(loaded.model)
 
 

@@ -57,3 +57,33 @@ def test_embed_windows_without_windows_embeds_whole_clips(embedder):
     with torch.no_grad():
         whole = embedder.model(torch.from_numpy(clip)[None])[0].numpy()
     np.testing.assert_allclose(got[0], whole, atol=1e-5)
+
+
+def test_a_probes_bandwidth_is_measured_on_what_is_embedded_and_picks_the_threshold(tmp_path, write_wav):
+    import soxr
+
+    from dlsp.audio.bandwidth import band_limit
+    from dlsp.speaker.scoring import NarrowbandThreshold, Scorer
+
+    torch.manual_seed(0)
+    wide_sr = 16000
+    encoder = SpeakerEncoder(sample_rate=wide_sr, features="logmel", n_mels=20, n_fft=512, hop_length=256, hidden=8,
+                             embedding_dim=4)
+    scorer = Scorer("cosine", 0.2, narrow=NarrowbandThreshold(5000.0, 0.7))
+    path = save_speaker_model(tmp_path / "m16.pt", encoder, "gru", sample_rate=wide_sr, threshold=0.2, trim_db=40.0,
+                              scorer=scorer)
+    embedder = SpeakerEmbedder(load_speaker_model(path), "cpu")
+    voice = synth_utterance(make_speakers(2, seed=4)[1], 1.2, wide_sr, rng=9)
+    files = {"full": write_wav("full.wav", voice, wide_sr),
+             "phone": write_wav("phone.wav", band_limit(voice, wide_sr, 3400.0), wide_sr),  # 3.4 kHz telephone band
+             "8k": write_wav("eight.wav", soxr.resample(voice, wide_sr, 8000), 8000)}  # resampled up on loading
+    measured = {name: embedder.load_probe(f) for name, f in files.items()}
+    bandwidth = {name: hz for name, (_, hz) in measured.items()}
+    assert bandwidth["full"] > 7000 and 3200 <= bandwidth["phone"] <= 3500 and 3500 <= bandwidth["8k"] <= 4100
+    loaded = embedder.loaded.scorer
+    assert loaded.threshold_for(bandwidth["phone"]) == 0.7 and loaded.threshold_for(bandwidth["8k"]) == 0.7
+    assert loaded.threshold_for(bandwidth["full"]) == 0.2
+    # The probe is the clip `embed_files` embeds: same audio, bit-for-bit the same embedding.
+    for name, (clip, _) in measured.items():
+        np.testing.assert_array_equal(clip, embedder.load(files[name]))
+        np.testing.assert_array_equal(embedder.embed_prepared([clip])[0], embedder.embed_files([files[name]])[0])

@@ -1,6 +1,7 @@
 """`dlsp speaker verify/identify/calibrate` with an AS-norm model: the stored threshold is the one used, a
-database calibration overrides it, 1:N identification with its margin, noise and hum never accepted, the same
-input always scores the same, bad input refused in one line."""
+database calibration overrides it, a narrowband probe gets the model's narrowband threshold (after --threshold and
+the database's), 1:N identification with its margin, noise and hum never accepted, the same input always scores
+the same, bad input refused in one line."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import torch
 from dlsp.audio.io import save_audio
 from dlsp.audio.synthetic import make_speakers, synth_utterance
 from dlsp.speaker.database import Calibration, SpeakerDatabase
-from dlsp.speaker.decision import ThresholdChoice, identify, identify_margin
+from dlsp.speaker.decision import ThresholdChoice, choose_threshold, identify, identify_margin
 from dlsp.speaker.embed import SpeakerEmbedder
 from dlsp.speaker.evaluate import build_trials
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
-from dlsp.speaker.scoring import RateTable, Scorer, balanced_eer, rate_table
+from dlsp.speaker.scoring import NarrowbandThreshold, RateTable, Scorer, balanced_eer, rate_table
 from dlsp.speaker.train import embed_clips
 from speaker_helpers import N_SPEAKERS, SR, TAKES, overfit_encoder
 
@@ -215,3 +216,87 @@ def test_eval_reports_as_norm_and_the_rates_at_the_verify_threshold(setup, tmp_p
     assert at["score_kind"] == "asnorm" and at["threshold"] == loaded.scorer.threshold
     assert at["expected_far"] == pytest.approx(loaded.scorer.table.far_at(loaded.scorer.threshold))
     assert 0 <= summary["asnorm"]["eer"] <= 0.1 and "AS-norm EER" in out and "at verify's threshold" in out
+
+
+def _table(top: float) -> RateTable:
+    return RateTable(np.array([0.0, top]), np.array([0.4, 0.0]), np.array([0.0, 0.3]))
+
+
+def test_the_narrowband_threshold_comes_after_the_users_and_the_databases():
+    wide, narrow = _table(1.0), _table(8.0)
+    scorer = Scorer("asnorm", 0.137, np.eye(2), top_k=1, table=wide,
+                    narrow=NarrowbandThreshold(5000.0, 3.98, narrow))
+    model = choose_threshold(scorer, None, None, narrowband=True)
+    assert (model.threshold, model.table) == (3.98, narrow)
+    assert model.source == "model validation, narrowband probe (content below 5 kHz)"
+    assert model.expected_far == pytest.approx(narrow.far_at(3.98))
+    assert choose_threshold(scorer, None, None, narrowband=False) == ThresholdChoice(0.137, "model validation", wide)
+    # Without a rule in the model a narrowband probe gets the one threshold.
+    plain = Scorer("asnorm", 0.137, np.eye(2), top_k=1, table=wide)
+    assert choose_threshold(plain, None, None, narrowband=True) == ThresholdChoice(0.137, "model validation", wide)
+    # --threshold wins; what it means is read from the model's table for this probe.
+    assert choose_threshold(scorer, None, 2.5, narrowband=True) == ThresholdChoice(2.5, "--threshold", narrow)
+    # So does the database's calibration, with its own table, and --threshold over both.
+    db_table = _table(5.0)
+    calibration = Calibration(1.5, scorer.score_id, 0.01, 0.01, 0.1, 0.05, 10, 100, "mine", time.time(), db_table)
+    from_db = choose_threshold(scorer, calibration, None, narrowband=True)
+    assert (from_db.threshold, from_db.table, from_db.source) == (1.5, db_table, "database calibration on mine")
+    assert choose_threshold(scorer, calibration, 2.5, narrowband=True) == ThresholdChoice(2.5, "--threshold", db_table)
+
+
+@pytest.fixture(scope="module")
+def wideband(tmp_path_factory):
+    """A 16 kHz model (untrained: the threshold rule is under test, not the voices) scoring by cosine at 0.1,
+    and at 0.6 for narrowband probes, with alice enrolled from a full-band recording; probes of her voice at full
+    band and low-passed at 3.4 kHz."""
+    from dlsp.audio.bandwidth import band_limit
+    from dlsp.models.speaker import SpeakerEncoder
+
+    root = tmp_path_factory.mktemp("wideband")
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(sample_rate=16000, features="logmel", n_mels=20, n_fft=512, hop_length=256, hidden=8,
+                             embedding_dim=4)
+    scorer = Scorer("cosine", 0.1, table=_table(1.0), narrow=NarrowbandThreshold(5000.0, 0.6, _table(0.9)))
+    model = save_speaker_model(root / "m16.pt", encoder, "gru", sample_rate=16000, threshold=0.1, trim_db=40.0,
+                               scorer=scorer)
+    voice = make_speakers(2, seed=4)[0]
+    enrol = save_audio(root / "enrol.wav", synth_utterance(voice, 1.2, 16000, rng=1), 16000)
+    probe = synth_utterance(voice, 1.2, 16000, rng=2)
+    probes = {"full": save_audio(root / "full.wav", probe, 16000),
+              "phone": save_audio(root / "phone.wav", band_limit(probe, 16000, 3400.0), 16000)}
+    return model, enrol, probes
+
+
+def test_verify_and_identify_judge_a_narrowband_probe_at_the_narrowband_threshold(wideband, tmp_path, cli):
+    model, enrol, probes = wideband
+    db = tmp_path / "people.db"
+    assert cli("speaker", "enroll", "alice", enrol, "--db", db, "--model", model)[0] == 0
+
+    def verify(probe, *extra):
+        code, out, err = cli("speaker", "verify", "alice", probes[probe], "--db", db, "--model", model, "--json",
+                             tmp_path / "v.json", *extra)
+        result = json.loads((tmp_path / "v.json").read_text())
+        assert code == (0 if result["accepted"] else 1) and result["accepted"] == (result["score"] >=
+                                                                                   result["threshold"]), err
+        return result, out
+
+    full, _ = verify("full")
+    assert full["narrowband"] is False and full["bandwidth_hz"] > 7000
+    assert (full["threshold"], full["threshold_source"]) == (0.1, "model validation")
+    phone, out = verify("phone")
+    assert phone["narrowband"] is True and 3200 <= phone["bandwidth_hz"] <= 3500
+    assert phone["threshold"] == 0.6 and phone["expected_far"] == pytest.approx(_table(0.9).far_at(0.6))
+    assert phone["threshold_source"] == "model validation, narrowband probe (content below 5 kHz)"
+    assert "threshold from model validation, narrowband probe (content below 5 kHz)" in out
+    code, _, _ = cli("speaker", "identify", probes["phone"], "--db", db, "--model", model, "--json",
+                     tmp_path / "i.json")
+    who = json.loads((tmp_path / "i.json").read_text())
+    assert code == (0 if who["identified"] else 1) and who["narrowband"] is True and who["threshold"] == 0.6
+    assert who["bandwidth_hz"] == phone["bandwidth_hz"]
+    # --threshold, then the database's calibration, still come first for a narrowband probe.
+    forced, _ = verify("phone", "--threshold", "-0.5")
+    assert (forced["threshold"], forced["threshold_source"], forced["narrowband"]) == (-0.5, "--threshold", True)
+    with SpeakerDatabase(db, None, None, create=False) as opened:
+        opened.set_calibration(Calibration(0.3, "cosine", 0.01, 0.01, 0.1, 0.05, 10, 100, "mine", time.time()))
+    calibrated, _ = verify("phone")
+    assert calibrated["threshold"] == 0.3 and calibrated["threshold_source"] == "database calibration on mine"

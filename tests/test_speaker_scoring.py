@@ -1,5 +1,5 @@
 """dlsp.speaker.scoring and the model file's scoring: AS-norm by hand, corpus-balanced rates and thresholds,
-rate tables, and old model files that keep scoring by raw cosine."""
+rate tables, the narrowband threshold rule, and old model files that keep scoring by raw cosine."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dlsp.metrics.verification import eer
 from dlsp.models.speaker import SpeakerEncoder
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
 from dlsp.speaker.scoring import (
+    NARROWBAND_BELOW_HZ,
+    NarrowbandThreshold,
     RateTable,
     Scorer,
     as_norm,
@@ -19,6 +21,7 @@ from dlsp.speaker.scoring import (
     balanced_rates,
     check_threshold,
     cohort_stats,
+    narrowband_applies,
     rate_table,
     threshold_at_far,
 )
@@ -125,6 +128,26 @@ def test_user_thresholds_are_checked_for_the_score():
         check_threshold(float("nan"), Scorer("asnorm", 1.0, np.eye(2)))
 
 
+def test_the_narrowband_rule_picks_its_threshold_below_its_limit_and_leaves_scores_alone():
+    table = RateTable(np.array([0.0, 4.0]), np.array([0.5, 0.0]), np.array([0.0, 0.5]))
+    rule = NarrowbandThreshold(NARROWBAND_BELOW_HZ, 3.98, table)
+    scorer = Scorer("asnorm", 0.137, np.eye(3), top_k=2, narrow=rule)
+    assert NARROWBAND_BELOW_HZ == 5000.0
+    assert scorer.threshold_for(3400.0) == 3.98 and scorer.is_narrowband(3400.0)
+    assert scorer.threshold_for(4999.0) == 3.98 and scorer.threshold_for(5000.0) == 0.137  # below, not at
+    assert scorer.threshold_for(7800.0) == 0.137 and not scorer.is_narrowband(7800.0)
+    plain = Scorer("asnorm", 0.137, np.eye(3), top_k=2)
+    assert plain.threshold_for(3400.0) == 0.137 and not plain.is_narrowband(3400.0)
+    # The rule changes the threshold only: scores and the scoring's id (what database calibrations name) stay.
+    e, t = np.array([1.0, 0.2, 0.0]), np.array([0.3, 1.0, 0.1])
+    assert scorer.scores(e[None], t)[0] == plain.scores(e[None], t)[0] and scorer.score_id == plain.score_id
+
+
+def test_only_models_that_see_above_the_limit_get_a_narrowband_rule():
+    assert narrowband_applies(16000) and narrowband_applies(44100)
+    assert not narrowband_applies(8000) and not narrowband_applies(11025)  # Nyquist at or just above 5 kHz
+
+
 def _encoder():
     torch.manual_seed(0)
     return SpeakerEncoder(sample_rate=SR, n_fft=256, hop_length=128, hidden=8, embedding_dim=4)
@@ -144,6 +167,28 @@ def test_model_file_stores_the_cohort_threshold_and_table(tmp_path):
     np.testing.assert_array_equal(loaded.scorer.table.far, table.far)
     assert loaded.scorer.score_id == Scorer("asnorm", 0.0, loaded.scorer.cohort, 10).score_id != "cosine"
     assert path.stat().st_size < 10 * 2**20
+    assert loaded.scorer.narrow is None  # written without a narrowband rule: none comes back
+
+
+def test_model_file_keeps_the_narrowband_rule(tmp_path):
+    rng = np.random.default_rng(8)
+    cohort = _unit(rng.standard_normal((30, 4))).astype(np.float32)
+    wide = rate_table(np.r_[rng.normal(3, 1, 50), rng.normal(0, 1, 500)], np.r_[np.ones(50), np.zeros(500)])
+    narrow = rate_table(np.r_[rng.normal(6, 1, 50), rng.normal(3, 1, 500)], np.r_[np.ones(50), np.zeros(500)])
+    rule = NarrowbandThreshold(3000.0, 3.98, narrow)  # within an 8 kHz model's band (Nyquist 4 kHz)
+    scorer = Scorer("asnorm", 0.137, cohort, top_k=10, table=wide, narrow=rule)
+    path = save_speaker_model(tmp_path / "m.pt", _encoder(), "gru", sample_rate=SR, threshold=0.4, trim_db=40.0,
+                              scorer=scorer)
+    loaded = load_speaker_model(path).scorer
+    assert loaded.threshold == 0.137 and loaded.narrow.below_hz == 3000.0 and loaded.narrow.threshold == 3.98
+    np.testing.assert_array_equal(loaded.narrow.table.score, narrow.score)
+    np.testing.assert_array_equal(loaded.narrow.table.far, narrow.far)
+    np.testing.assert_array_equal(loaded.table.far, wide.far)
+    assert torch.load(path, weights_only=True)["scoring"]["narrow"]["threshold"] == 3.98  # plain data
+    no_table = Scorer("cosine", 0.3, narrow=NarrowbandThreshold(3000.0, 0.6))
+    again = load_speaker_model(save_speaker_model(tmp_path / "c.pt", _encoder(), "gru", sample_rate=SR,
+                                                  threshold=0.3, trim_db=40.0, scorer=no_table)).scorer
+    assert again.narrow == NarrowbandThreshold(3000.0, 0.6, None)
 
 
 def test_old_model_files_score_by_cosine_with_default_windows(tmp_path):
@@ -152,6 +197,7 @@ def test_old_model_files_score_by_cosine_with_default_windows(tmp_path):
                            trim_db=40.0, model_id="old", config={})  # as files were written before issue 22
     loaded = load_speaker_model(path)
     assert loaded.scorer.kind == "cosine" and loaded.scorer.threshold == 0.61 and loaded.scorer.table is None
+    assert loaded.scorer.narrow is None
     assert (loaded.window_seconds, loaded.hop_seconds) == (3.0, 1.5)
 
 
@@ -162,9 +208,22 @@ def test_old_model_files_score_by_cosine_with_default_windows(tmp_path):
     ({"scoring": {"kind": "cosine", "threshold": "high"}}, "bad scoring threshold"),
     ({"scoring": {"kind": "cosine", "threshold": 0.5, "table": {"score": [1, 0]}}}, "bad scoring table"),
     ({"window_seconds": 1.0, "hop_seconds": 2.0}, "bad windows"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": [3000, 0.6]}}, "bad scoring 'narrow'"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": {"threshold": 0.6}}}, "bad narrowband below_hz"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": {"below_hz": True, "threshold": 0.6}}},
+     "bad narrowband below_hz"),
+    # 5 kHz is above an 8 kHz model's Nyquist frequency: every probe would count as narrowband.
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": {"below_hz": 5000.0, "threshold": 0.6}}},
+     "bad narrowband below_hz 5000.0"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": {"below_hz": 3000.0, "threshold": float("nan")}}},
+     "bad narrowband threshold"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5,
+                  "narrow": {"below_hz": 3000.0, "threshold": 0.6, "table": {"score": [0, 1]}}}},
+     "bad narrowband table"),
 ])
 def test_damaged_scoring_fields_are_refused_in_one_line(tmp_path, edit, message):
     path = save_checkpoint(tmp_path / "bad.pt", _encoder(), "gru", task="speaker", sample_rate=SR, threshold=0.5,
                            trim_db=40.0, model_id="x", config={}, **edit)
-    with pytest.raises(DlspError, match=message):
+    with pytest.raises(DlspError, match=message) as caught:
         load_speaker_model(path)
+    assert "\n" not in str(caught.value) and caught.value.path == str(path)

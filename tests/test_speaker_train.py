@@ -32,6 +32,7 @@ from dlsp.speaker.objectives import (
     Ge2eLoss,
     PairLoss,
 )
+from dlsp.speaker.scoring import Scorer
 from dlsp.speaker.train import SpeakerTrainConfig, embed_clips, load_data, make_step, train_run
 from dlsp.train.loop import fit
 
@@ -370,6 +371,74 @@ def test_two_corpora_run_averages_validation_and_stores_cohort_scoring(tmp_path)
     assert scorer.table.far_at(scorer.threshold) == pytest.approx(results["score_far"])
     again, _ = calibrate_scoring(best, data.train, data.val, config.score, torch.device("cpu"), SR)
     assert again.threshold == pytest.approx(scorer.threshold) and again.score_id == scorer.score_id
+
+
+def _wideband_validation():
+    """A tiny untrained 16 kHz encoder (the calibration is under test, not the voices) and synthetic clips:
+    training speakers for the cohort, and validation speakers in two corpora."""
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(sample_rate=16000, features="logmel", n_mels=20, n_fft=512, hop_length=256, hidden=8,
+                             embedding_dim=4)
+    voices = make_speakers(10, seed=21)
+
+    def clips(chosen, names):
+        audio = [synth_utterance(v, 0.5, 16000, rng=100 * i + j) for i, v in enumerate(chosen) for j in range(3)]
+        return SpeakerClips(audio, np.repeat(np.arange(len(chosen)), 3), names)
+
+    train = clips(voices[:4], [f"t/{v.name}" for v in voices[:4]])
+    val = clips(voices[4:], [f"{'alpha' if i < 3 else 'beta'}/{v.name}" for i, v in enumerate(voices[4:])])
+    return encoder, train, val
+
+
+@pytest.mark.parametrize("target_far", [None, 0.2])
+def test_calibration_sets_the_narrowband_threshold_on_band_limited_validation_trials(target_far):
+    from dlsp.audio.bandwidth import band_limit
+    from dlsp.speaker.scoring import balanced_eer, threshold_at_far
+    from dlsp.speaker.validation import (
+        ScoreSection,
+        calibrate_scoring,
+        corpus_trials,
+        narrowband_threshold,
+        scoring_line,
+    )
+
+    encoder, train, val = _wideband_validation()
+    score = ScoreSection(window_seconds=0, cohort=True, cohort_per_speaker=2, top_k=3, target_far=target_far)
+    scorer, summary = calibrate_scoring(encoder, train, val, score, torch.device("cpu"), 16000)
+    # By hand: both clips of every trial low-passed at 4 kHz, scored against the same (wideband) cohort.
+    limited = embed_clips(encoder, [band_limit(clip, 16000, 4000.0) for clip in val.audio], torch.device("cpu"))
+    trials, groups, _ = corpus_trials(val)
+    scores = Scorer("asnorm", 0.0, scorer.cohort, 3).trial_scores(limited, trials.first, trials.second)
+    rate, threshold = balanced_eer(scores, trials.target, groups)
+    if target_far is not None:
+        threshold = threshold_at_far(scores, trials.target, target_far, groups)
+    narrow = scorer.narrow
+    assert narrow.below_hz == 5000.0 and narrow.threshold == pytest.approx(threshold, abs=1e-9)
+    assert narrow.threshold != pytest.approx(scorer.threshold, abs=1e-3)  # not the wideband threshold again
+    assert summary["narrow_threshold"] == narrow.threshold and summary["narrow_eer"] == pytest.approx(rate)
+    assert summary["narrow_far"] == pytest.approx(narrow.table.far_at(narrow.threshold))
+    assert summary["narrow_frr"] == pytest.approx(narrow.table.frr_at(narrow.threshold))
+    assert "narrowband probes (content below 5 kHz): threshold" in scoring_line(summary)
+    # The public function the lead re-calibrates with gives the same rule.
+    again = narrowband_threshold(encoder, val, scorer, score, torch.device("cpu"), 16000)
+    assert (again.below_hz, again.threshold) == (narrow.below_hz, narrow.threshold)
+    np.testing.assert_array_equal(again.table.far, narrow.table.far)
+
+
+def test_models_at_8_khz_get_no_narrowband_threshold():
+    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, narrowband_threshold, scoring_line
+
+    voices = make_speakers(4, seed=3)
+    val = SpeakerClips([synth_utterance(v, 0.5, SR, rng=j) for v in voices for j in range(2)],
+                       np.repeat(np.arange(4), 2), [f"a/{v.name}" for v in voices])
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(sample_rate=SR, features="logmel", n_mels=20, n_fft=256, hop_length=128, hidden=8,
+                             embedding_dim=4)
+    scorer, summary = calibrate_scoring(encoder, val, val, ScoreSection(window_seconds=0), torch.device("cpu"), SR)
+    assert scorer.narrow is None and not any(key.startswith("narrow") for key in summary)
+    assert "narrowband" not in scoring_line(summary)
+    with pytest.raises(DlspError, match="no narrowband threshold"):
+        narrowband_threshold(encoder, val, scorer, ScoreSection(), torch.device("cpu"), SR)
 
 
 SPEAKER_RECIPES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "recipes").glob(

@@ -19,9 +19,11 @@ from dlsp.denoise.export import export_onnx
 from dlsp.denoise.model_file import DEFAULT_MODEL_NAME as DEFAULT_DENOISER_NAME
 from dlsp.denoise.model_file import DenoiserModel, load_denoiser, save_denoiser
 from dlsp.errors import DlspError
+from dlsp.fileio import atomic_path
 from dlsp.paths import PRETRAINED_DIR
 from dlsp.speaker.model_file import DEFAULT_MODEL_NAME as DEFAULT_SPEAKER_NAME
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.speaker.scoring import NarrowbandThreshold
 from dlsp.train.checkpoint import round_to_half
 
 MAX_DENOISER_BYTES = 5 * 1024 * 1024
@@ -104,3 +106,26 @@ def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: fl
     with_torch = Denoiser(model, "cpu", engine="torch").enhance(signal, model.sample_rate)
     with_onnx = Denoiser(onnx_model, "cpu", engine="onnx").enhance(signal, model.sample_rate)
     return float(np.max(np.abs(with_torch - with_onnx)))
+
+
+def add_narrowband_threshold(path: str | os.PathLike[str], data: list[str], format: str = "auto",
+                             device: str = "cpu") -> NarrowbandThreshold:
+    """Give a speaker model file trained before narrowband thresholds existed the one training now sets
+    (`dlsp.speaker.validation.narrowband_threshold`, on the validation speakers its own config names, found in
+    `data`); the file is rewritten atomically with every other field (weights, cohort, threshold) unchanged."""
+    from dlsp.config import from_dict
+    from dlsp.device import resolve_device
+    from dlsp.speaker.train import SpeakerTrainConfig, load_data
+    from dlsp.speaker.validation import narrowband_threshold
+
+    loaded = load_speaker_model(path)
+    config = from_dict(SpeakerTrainConfig, loaded.config)
+    val = load_data(config, data, format, progress=False).val
+    narrow = narrowband_threshold(loaded.model, val, loaded.scorer, config.score, resolve_device(device),
+                                  loaded.sample_rate)
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    payload["scoring"]["narrow"] = {"below_hz": float(narrow.below_hz), "threshold": float(narrow.threshold),
+                                    "table": narrow.table.to_dict() if narrow.table is not None else None}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return narrow

@@ -2,8 +2,11 @@
 
 The threshold comes from, first to last: `--threshold` on the command line; the database's calibration
 (`dlsp speaker calibrate`, measured on the user's own recordings); the model's (set on its validation
-speakers). Its expected false-accept rate is read from the rate table of the same source (for `--threshold`,
-the database's table if it has one, else the model's).
+speakers). The model's is its narrowband threshold when the model has one and the probe is narrowband (its
+content stops below the rule's `below_hz`: telephone audio; `dlsp.speaker.scoring`), else its one threshold. The
+user's threshold and the database's apply to every probe alike: they were chosen for the user's own audio. The
+expected false-accept rate is read from the rate table of the same source (for `--threshold`, the database's
+table if it has one, else the model's table for this probe).
 
 Identification compares a probe with every one of N enrolled people, so an impostor has N chances to clear the
 threshold: at a 1:1 false-accept rate p, about N * p of impostor probes would be named as someone. The 1:N rule
@@ -39,17 +42,28 @@ class ThresholdChoice:
 
 
 def choose_threshold(scorer: Scorer, calibration: Calibration | None, override: float | None,
-                     db_path: str | os.PathLike[str] | None = None) -> ThresholdChoice:
-    """The threshold by precedence (module docstring). A calibration made for another scoring is refused."""
+                     db_path: str | os.PathLike[str] | None = None, narrowband: bool = False) -> ThresholdChoice:
+    """The threshold by precedence (module docstring) for a probe that is `narrowband` or not (by the model's
+    rule: `scorer.is_narrowband`). A calibration made for another scoring is refused."""
     if calibration is not None and calibration.score_id != scorer.score_id:
         raise DlspError(f"the database's threshold was calibrated for scoring {calibration.score_id}, but this "
                         f"model scores with {scorer.score_id}; run 'dlsp speaker calibrate' again or pass "
                         "--threshold", db_path)
-    table = calibration.table if calibration is not None and calibration.table is not None else scorer.table
+    model = model_choice(scorer, narrowband)
+    table = calibration.table if calibration is not None and calibration.table is not None else model.table
     if override is not None:
         return ThresholdChoice(check_threshold(override, scorer), "--threshold", table)
     if calibration is not None:
         return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table)
+    return model
+
+
+def model_choice(scorer: Scorer, narrowband: bool) -> ThresholdChoice:
+    """The model's own threshold for the probe: the narrowband one for a narrowband probe when it has one."""
+    narrow = scorer.narrow
+    if narrowband and narrow is not None:
+        return ThresholdChoice(narrow.threshold, f"model validation, narrowband probe (content below "
+                                                 f"{narrow.below_hz / 1000:g} kHz)", narrow.table)
     return ThresholdChoice(scorer.threshold, "model validation", scorer.table)
 
 

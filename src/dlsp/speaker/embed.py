@@ -8,6 +8,10 @@ at the recording's end, and its embedding is the mean of the window embeddings s
 windows keep a long recording as close to what the model trained on (crops of 1-4 s) as a short one, and
 averaging many views of a voice steadies its embedding. Pieces of equal length are embedded in one batch;
 otherwise one at a time, so a clip's embedding never depends on its neighbours (beyond float rounding).
+
+A probe's effective bandwidth (`bandwidth`, `load_probe`), which picks a model's narrowband threshold
+(`dlsp.speaker.scoring`), is measured on exactly the audio that is embedded: at the model's rate, after silence
+trimming, so the pauses around the voice (room hiss, a different channel) do not decide it.
 """
 
 from __future__ import annotations
@@ -69,6 +73,18 @@ class SpeakerEmbedder:
     def load(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Decode, check and trim one file."""
         return self.voice(load_speech(path, self.sample_rate), path)
+
+    def bandwidth(self, prepared: np.ndarray) -> float:
+        """Effective bandwidth in Hz of a prepared clip (`dlsp.audio.bandwidth.effective_bandwidth`)."""
+        from dlsp.audio.bandwidth import effective_bandwidth
+
+        return effective_bandwidth(prepared, self.sample_rate)
+
+    def load_probe(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
+        """One file decoded, checked and trimmed as `load` does (embed it with `embed_prepared`, which is what
+        `embed_files` does), and its effective bandwidth in Hz."""
+        clip = self.load(path)
+        return clip, self.bandwidth(clip)
 
     def embed_prepared(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Embeddings `(N, dim)` of clips already at the model's rate and trimmed (windowed when long)."""

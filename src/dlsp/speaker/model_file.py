@@ -11,6 +11,9 @@ embedded as the mean of overlapping windows; older files get 3 s and 1.5 s) and 
 top_k, table}`, the score `dlsp speaker verify` uses (`cosine`, or `asnorm` against `cohort`, a float16 tensor
 `(M, D)` of training-speaker embeddings), the threshold on that score and its false-accept/false-reject table
 on validation trials (`dlsp.speaker.scoring`). Without `scoring` a file scores by raw cosine at `threshold`.
+`scoring` may also hold `narrow: {below_hz, threshold, table}`, the threshold (and its table) for probes whose
+effective bandwidth is below `below_hz` (telephone-band audio; `dlsp.speaker.scoring.NarrowbandThreshold`); files
+without it judge every probe at the one threshold.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from torch import nn
 from dlsp.errors import DlspError
 from dlsp.models.speaker import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.speaker.scoring import KINDS, RateTable, Scorer
+from dlsp.speaker.scoring import KINDS, NarrowbandThreshold, RateTable, Scorer
 from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint, weights_id
 
 DEFAULT_MODEL_NAME = "speaker.pt"
@@ -71,14 +74,21 @@ def save_speaker_model(path: str | os.PathLike[str], model: nn.Module, name: str
     `threshold` is the raw cosine threshold; `scorer` (default: cosine at `threshold`) is what verify uses.
     """
     scorer = scorer or Scorer("cosine", float(threshold))
-    scoring = {"kind": scorer.kind, "threshold": float(scorer.threshold), "top_k": int(scorer.top_k),
-               "table": None if scorer.table is None else scorer.table.to_dict()}
+    scoring: dict[str, Any] = {"kind": scorer.kind, "threshold": float(scorer.threshold),
+                               "top_k": int(scorer.top_k), "table": _table_dict(scorer.table)}
+    if scorer.narrow is not None:
+        scoring["narrow"] = {"below_hz": float(scorer.narrow.below_hz), "threshold": float(scorer.narrow.threshold),
+                             "table": _table_dict(scorer.narrow.table)}
     if scorer.cohort is not None:
         extra["cohort"] = torch.from_numpy(np.asarray(scorer.cohort, dtype=np.float16))
     return save_checkpoint(path, model, name, task="speaker", sample_rate=int(sample_rate),
                            threshold=float(threshold), trim_db=float(trim_db), model_id=weights_id(model),
                            config=config or {}, window_seconds=float(window_seconds),
                            hop_seconds=float(hop_seconds), scoring=scoring, **extra)
+
+
+def _table_dict(table: RateTable | None) -> dict[str, list[float]] | None:
+    return None if table is None else table.to_dict()
 
 
 def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerModel:
@@ -93,7 +103,7 @@ def load_speaker_model(path: str | os.PathLike[str] | None = None) -> SpeakerMod
     return SpeakerModel(model, payload["model"], fields["sample_rate"], fields["threshold"],
                         model_id if isinstance(model_id, str) and model_id else weights_id(model),
                         fields["trim_db"], fields["val_eer"], fields["config"], path, fields["window_seconds"],
-                        fields["hop_seconds"], _checked_scorer(payload, fields["threshold"], model, path))
+                        fields["hop_seconds"], _checked_scorer(payload, fields, model, path))
 
 
 def _checked_fields(payload: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -120,22 +130,37 @@ def _checked_fields(payload: dict[str, Any], path: Path) -> dict[str, Any]:
             "hop_seconds": hop}
 
 
-def _checked_scorer(payload: dict[str, Any], cosine_threshold: float, model: nn.Module, path: Path) -> Scorer:
+def _finite(value: object) -> TypeGuard[int | float]:
+    """A finite int or float (not a bool, which is an int to Python; not an int too large for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a pickled int beyond float range
+        return False
+
+
+def _checked_table(data: object, what: str, path: Path) -> RateTable | None:
+    try:
+        return None if data is None else RateTable.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise DlspError(f"model file has a bad {what} ({exc})", path) from None
+
+
+def _checked_scorer(payload: dict[str, Any], fields: dict[str, Any], model: nn.Module, path: Path) -> Scorer:
     """The stored scoring (cosine at the cosine threshold when absent), checked field by field."""
     scoring = payload.get("scoring")
     if scoring is None:
-        return Scorer("cosine", cosine_threshold)
+        return Scorer("cosine", fields["threshold"])
     if not isinstance(scoring, dict) or scoring.get("kind") not in KINDS:
         raise DlspError(f"model file has a bad 'scoring' (expected a mapping with kind one of {KINDS})", path)
     threshold, top_k = scoring.get("threshold"), scoring.get("top_k", 100)
-    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not math.isfinite(threshold):
+    if not _finite(threshold):
         raise DlspError(f"model file has a bad scoring threshold {threshold!r}", path)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
         raise DlspError(f"model file has a bad scoring top_k {top_k!r}", path)
-    try:
-        table = None if scoring.get("table") is None else RateTable.from_dict(scoring["table"])
-    except (ValueError, TypeError) as exc:
-        raise DlspError(f"model file has a bad scoring table ({exc})", path) from None
+    table = _checked_table(scoring.get("table"), "scoring table", path)
+    narrow = _checked_narrow(scoring.get("narrow"), fields["sample_rate"], path)
     cohort = None
     if scoring["kind"] == "asnorm":
         cohort = payload.get("cohort")
@@ -144,7 +169,25 @@ def _checked_scorer(payload: dict[str, Any], cosine_threshold: float, model: nn.
                 cohort.shape[0] < 1 or not torch.isfinite(cohort.float()).all():
             raise DlspError(f"model file's cohort must be a finite (M, {dim}) tensor for AS-norm scoring", path)
         cohort = cohort.float().numpy()
-    return Scorer(scoring["kind"], float(threshold), cohort, top_k, table)
+    return Scorer(scoring["kind"], float(threshold), cohort, top_k, table, narrow)
+
+
+def _checked_narrow(narrow: object, sample_rate: int, path: Path) -> NarrowbandThreshold | None:
+    """The stored narrowband rule (None when absent), checked field by field: `below_hz` must lie inside the
+    model's band, or every probe (or none) would count as narrowband."""
+    if narrow is None:
+        return None
+    if not isinstance(narrow, dict):
+        raise DlspError("model file has a bad scoring 'narrow' (expected a mapping with below_hz, threshold and "
+                        "table)", path)
+    below_hz, threshold = narrow.get("below_hz"), narrow.get("threshold")
+    if not _finite(below_hz) or not 0 < below_hz < sample_rate / 2:
+        raise DlspError(f"model file has a bad narrowband below_hz {below_hz!r} (expected a frequency between 0 "
+                        f"and {sample_rate / 2:g} Hz)", path)
+    if not _finite(threshold):
+        raise DlspError(f"model file has a bad narrowband threshold {threshold!r}", path)
+    table = _checked_table(narrow.get("table"), "narrowband table", path)
+    return NarrowbandThreshold(float(below_hz), float(threshold), table)
 
 
 def default_model_path() -> Path:

@@ -16,6 +16,16 @@ children). A score of 2 means "two impostor deviations above the closest imposto
 
 Error rates over several corpora are averaged per corpus (`balanced_rates`): a false-accept rate is the mean of
 each corpus's own rate, so the threshold is not set by whichever corpus has the most trials.
+
+Telephone-band audio breaks the threshold: with nothing above ~4 kHz, two different voices look much alike, and
+AS-norm scores of impostors rise far above the wideband ones (the shipped model's threshold, 0.137, accepted 98% of
+FSDD's 8 kHz impostor trials: benchmarks/speaker.py). A
+`Scorer` may therefore carry a narrowband rule (`NarrowbandThreshold`): a probe whose effective bandwidth
+(`dlsp.audio.bandwidth.effective_bandwidth`, measured on the probe as it is embedded: at the model's rate,
+silence trimmed) is below `below_hz` (`NARROWBAND_BELOW_HZ`, 5 kHz) is judged at the narrowband threshold and
+read from its rate table. The scores themselves do not change, only the threshold they are compared with. The
+rule exists only for models whose Nyquist frequency lies well above `below_hz` (`narrowband_applies`): at 8 kHz
+every probe is narrowband and the one threshold is already set on such audio.
 """
 
 from __future__ import annotations
@@ -35,6 +45,12 @@ KINDS = ("cosine", "asnorm")
 # Pooled non-target quantiles added to the even grid of a rate table, so its low false-accept end is resolved.
 TAIL_FARS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 TABLE_POINTS = 101
+# A probe whose content stops below this is narrowband (telephone audio stops near 3.4-4 kHz, wideband speech
+# reaches the Nyquist frequency: 8 kHz at 16 kHz).
+NARROWBAND_BELOW_HZ = 5000.0
+# The rule needs the model's Nyquist frequency this far above `below_hz`: a resampler's anti-alias filter takes
+# the top few hundred Hz off every file, so a wideband probe's bandwidth ends a little below the Nyquist frequency.
+NARROWBAND_NYQUIST_MARGIN = 1.25
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -171,12 +187,32 @@ def rate_table(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | None
     return RateTable(points, far, frr)
 
 
+def narrowband_applies(sample_rate: int, below_hz: float = NARROWBAND_BELOW_HZ) -> bool:
+    """Whether a model at `sample_rate` sees enough band above `below_hz` for a narrowband rule to tell
+    telephone-band probes from wideband ones (16 kHz: yes; 8 or 11.025 kHz: no)."""
+    return sample_rate / 2 >= NARROWBAND_NYQUIST_MARGIN * below_hz
+
+
+@dataclass(frozen=True)
+class NarrowbandThreshold:
+    """The threshold for probes whose effective bandwidth is below `below_hz` (module docstring), and the
+    false-accept/false-reject table it was set from (validation trials band-limited on both sides)."""
+
+    below_hz: float
+    threshold: float
+    table: RateTable | None = None
+
+    def applies_to(self, bandwidth_hz: float) -> bool:
+        return bandwidth_hz < self.below_hz
+
+
 @dataclass(frozen=True)
 class Scorer:
     """How a model scores a probe against enrolled embeddings, and the threshold on that score.
 
     `kind` "cosine": the cosine of the unit embeddings; "asnorm": its AS-norm against `cohort` `(M, D)` with the
     `top_k` closest members. `table`: false-accept/false-reject rates of this score on validation trials.
+    `narrow`: the threshold for narrowband probes (module docstring); None: one threshold for every probe.
     """
 
     kind: str
@@ -184,6 +220,7 @@ class Scorer:
     cohort: np.ndarray | None = None
     top_k: int = 100
     table: RateTable | None = None
+    narrow: NarrowbandThreshold | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.kind == "asnorm") != (self.cohort is not None):
@@ -218,6 +255,16 @@ class Scorer:
     def expected_far(self, threshold: float) -> float | None:
         """The validation false-accept rate at `threshold` (None without a table)."""
         return None if self.table is None else self.table.far_at(threshold)
+
+    def is_narrowband(self, bandwidth_hz: float) -> bool:
+        """Whether a probe of this effective bandwidth falls under the narrowband rule (never without one)."""
+        return self.narrow is not None and self.narrow.applies_to(bandwidth_hz)
+
+    def threshold_for(self, bandwidth_hz: float) -> float:
+        """The model's threshold for a probe of this effective bandwidth: the narrowband one when the rule
+        applies, else `threshold`."""
+        narrow = self.narrow
+        return narrow.threshold if narrow is not None and narrow.applies_to(bandwidth_hz) else self.threshold
 
 
 def check_threshold(value: float, scorer: Scorer) -> float:

@@ -8,8 +8,9 @@ false-reject rates are equal (`dlsp.speaker.validation`). `best.pt` is the model
 When training ends, the best model's scoring is settled (`score` section, `calibrate_scoring`): with
 `score.cohort`, a cohort of training-speaker embeddings (float16 in the model file) for AS-norm scores; the
 threshold on the model's score at the corpus-averaged validation EER (or at `score.target_far`); and the
-validation false-accept/false-reject table, so `dlsp speaker verify` can say what the threshold means. The
-model file keeps the cosine threshold beside it. A run folder holds `config.yaml`,
+validation false-accept/false-reject table, so `dlsp speaker verify` can say what the threshold means; for models
+at 12.5 kHz or more also the threshold for telephone-band probes, set on the validation clips low-passed at 4 kHz
+(`narrowband_threshold`). The model file keeps the cosine threshold beside them. A run folder holds `config.yaml`,
 `splits.json` (speakers per split), `metrics.jsonl`, `best.pt`, `last.pt` (to resume), `curves.png` and
 `results.json`.
 

@@ -11,6 +11,12 @@ training-speaker embeddings (`cohort_per_speaker` clips of each training speaker
 `max_cohort`) for AS-norm (`dlsp.speaker.scoring`); the threshold on those scores at the corpus-averaged EER of
 the validation trials, or at the corpus-averaged false-accept rate `target_far`; and the false-accept /
 false-reject table of the validation trials, so verify can say what its threshold means.
+
+For models that see a band above 4 kHz (`dlsp.speaker.scoring.narrowband_applies`: 16 kHz yes, 8 kHz no) it
+also sets the narrowband threshold (`narrowband_threshold`): the same trials with both clips low-passed at
+`NARROW_CUTOFF_HZ` (4 kHz: a telephone call, enrolment and probe over the same channel), scored by the same
+scorer (the cohort stays wideband, as verify's is), thresholded the same way (EER or `target_far`), with its own
+table. Verify applies it to probes whose content stops below `NARROWBAND_BELOW_HZ` (5 kHz).
 """
 
 from __future__ import annotations
@@ -24,12 +30,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlsp.audio.bandwidth import band_limit
 from dlsp.errors import DlspError
 from dlsp.metrics.verification import eer
 from dlsp.speaker.data import SpeakerClips, corpus_of
 from dlsp.speaker.embed import embed_windows
 from dlsp.speaker.evaluate import Trials, build_trials, score_trials
-from dlsp.speaker.scoring import Scorer, balanced_eer, rate_table, threshold_at_far
+from dlsp.speaker.scoring import (
+    NARROWBAND_BELOW_HZ,
+    NarrowbandThreshold,
+    RateTable,
+    Scorer,
+    balanced_eer,
+    narrowband_applies,
+    rate_table,
+    threshold_at_far,
+)
+
+# Validation clips are low-passed here for the narrowband threshold: the top of the telephone band (3.4 kHz) with
+# room to spare, and where FSDD's 8 kHz recordings stop.
+NARROW_CUTOFF_HZ = 4000.0
 
 
 @dataclass(frozen=True)
@@ -111,27 +131,65 @@ def cohort_clips(train: SpeakerClips, per_speaker: int, limit: int, seed: int) -
 
 def calibrate_scoring(encoder: nn.Module, train: SpeakerClips, val: SpeakerClips, score: ScoreSection,
                       device: torch.device, sr: int, seed: int = 0) -> tuple[Scorer, dict[str, Any]]:
-    """The scoring of the trained encoder (module docstring) and a summary of it on the validation trials."""
+    """The scoring of the trained encoder (module docstring) and a summary of it on the validation trials
+    (with `narrow_*` entries when it has a narrowband threshold)."""
     cohort = None
     if score.cohort:
         clips = cohort_clips(train, score.cohort_per_speaker, score.max_cohort, seed)
         # Rounded as the model file stores it, so the threshold is set on the scores verify will compute.
         cohort = embed_clips(encoder, clips, device, score, sr).astype(np.float16).astype(np.float32)
     kind = "cosine" if cohort is None else "asnorm"
+    scorer = Scorer(kind, 0.0, cohort, score.top_k)
     embeddings = embed_clips(encoder, val.audio, device, score, sr)
     trials, groups, names = corpus_trials(val)
-    scores = Scorer(kind, 0.0, cohort, score.top_k).trial_scores(embeddings, trials.first, trials.second)
-    rate, threshold = balanced_eer(scores, trials.target, groups)
+    scores = scorer.trial_scores(embeddings, trials.first, trials.second)
+    rate, threshold, table = settle_threshold(scores, trials.target, groups, score.target_far)
     cosine_rate = balanced_eer(score_trials(embeddings, trials), trials.target, groups)[0]
-    if score.target_far is not None:
-        threshold = threshold_at_far(scores, trials.target, score.target_far, groups)
-    table = rate_table(scores, trials.target, groups, extra=[threshold])
     summary = {"score_kind": kind, "cohort_size": 0 if cohort is None else int(cohort.shape[0]),
                "top_k": score.top_k, "score_threshold": threshold, "score_eer": rate, "cosine_eer": cosine_rate,
                "score_far": table.far_at(threshold), "score_frr": table.frr_at(threshold),
                **{f"score_eer_{metric_name(names[g])}": eer(scores[groups == g], trials.target[groups == g])[0]
                   for g in np.unique(groups)}}
-    return Scorer(kind, threshold, cohort, score.top_k, table), summary
+    narrow = None
+    if narrowband_applies(sr):
+        narrow, narrow_summary = _narrowband_calibration(encoder, val, scorer, score, device, sr)
+        summary.update(narrow_summary)
+    return Scorer(kind, threshold, cohort, score.top_k, table, narrow), summary
+
+
+def settle_threshold(scores: np.ndarray, target: np.ndarray, groups: np.ndarray, target_far: float | None
+                     ) -> tuple[float, float, RateTable]:
+    """`(corpus-balanced EER, threshold, rate table)` of validation trial scores: the threshold at that EER, or
+    at the corpus-averaged false-accept rate `target_far` when it is set; the table includes the threshold."""
+    rate, threshold = balanced_eer(scores, target, groups)
+    if target_far is not None:
+        threshold = threshold_at_far(scores, target, target_far, groups)
+    return rate, threshold, rate_table(scores, target, groups, extra=[threshold])
+
+
+def narrowband_threshold(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
+                         device: torch.device, sr: int) -> NarrowbandThreshold:
+    """The narrowband threshold of `scorer` (module docstring; its own threshold plays no part) on the validation
+    clips: to re-calibrate a model file, `dataclasses.replace(loaded.scorer, narrow=narrowband_threshold(...))`
+    and save it again. Refused for models at too low a rate to tell narrowband probes apart."""
+    return _narrowband_calibration(encoder, val, scorer, score, device, sr)[0]
+
+
+def _narrowband_calibration(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
+                            device: torch.device, sr: int) -> tuple[NarrowbandThreshold, dict[str, float]]:
+    """`narrowband_threshold` and its `narrow_*` summary: threshold, corpus-balanced EER, and the false-accept
+    and false-reject rates at the threshold, of the band-limited validation trials."""
+    if not narrowband_applies(sr):
+        raise DlspError(f"a {sr} Hz model sees too little above {NARROWBAND_BELOW_HZ / 1000:g} kHz to tell "
+                        "narrowband probes from wideband ones, so it takes no narrowband threshold")
+    limited = [band_limit(clip, sr, NARROW_CUTOFF_HZ) for clip in val.audio]
+    embeddings = embed_clips(encoder, limited, device, score, sr)
+    trials, groups, _ = corpus_trials(val)
+    scores = scorer.trial_scores(embeddings, trials.first, trials.second)
+    rate, threshold, table = settle_threshold(scores, trials.target, groups, score.target_far)
+    summary = {"narrow_threshold": threshold, "narrow_eer": rate, "narrow_far": table.far_at(threshold),
+               "narrow_frr": table.frr_at(threshold)}
+    return NarrowbandThreshold(NARROWBAND_BELOW_HZ, threshold, table), summary
 
 
 def metric_name(corpus: str) -> str:
@@ -146,4 +204,14 @@ def scoring_line(scoring: dict[str, Any]) -> str:
     return (f"scoring: {scoring['score_kind']}{cohort}, threshold {scoring['score_threshold']:.3f}: false accepts "
             f"{100 * scoring['score_far']:.2f}%, false rejects {100 * scoring['score_frr']:.2f}% (corpus-averaged); "
             f"validation EER at one threshold for every corpus {100 * scoring['score_eer']:.2f}% (raw cosine "
-            f"{100 * scoring['cosine_eer']:.2f}%)")
+            f"{100 * scoring['cosine_eer']:.2f}%)" + narrow_line(scoring))
+
+
+def narrow_line(scoring: dict[str, Any]) -> str:
+    """The narrowband threshold's part of `scoring_line` (nothing when the model has none)."""
+    if "narrow_threshold" not in scoring:
+        return ""
+    return (f"; narrowband probes (content below {NARROWBAND_BELOW_HZ / 1000:g} kHz): threshold "
+            f"{scoring['narrow_threshold']:.3f}: false accepts {100 * scoring['narrow_far']:.2f}%, false rejects "
+            f"{100 * scoring['narrow_frr']:.2f}% (validation clips low-passed at {NARROW_CUTOFF_HZ / 1000:g} kHz; "
+            f"EER {100 * scoring['narrow_eer']:.2f}%)")

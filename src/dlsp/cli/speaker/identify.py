@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score the recording against every enrolled person (1:N) with the model's score (AS-norm or "
                     "cosine, as verify) and list the best --top. The best person is named when their score "
                     "reaches the threshold plus a margin; otherwise the answer is 'unknown'. The threshold is "
-                    "chosen as in verify (--threshold, else the database's calibration, else the model's). The "
+                    "chosen as in verify (--threshold, else the database's calibration, else the model's: its "
+                    "narrowband threshold for a recording whose content stops below 5 kHz, when it has one). The "
                     "margin makes up for the N chances an impostor gets: it raises the threshold to the score "
                     "where the expected false-accept rate is the threshold's divided by N (from the rate table "
                     "of the threshold's source; 0 without one), so naming a wrong person is about as rare as a "
@@ -53,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_speaker_model(args.model)
     with SpeakerDatabase(args.db, loaded.model_id, loaded.embedding_dim, create=False) as db:
         people = db.list()
-        choice = choose_threshold(loaded.scorer, db.calibration(), args.threshold, args.db)
+        calibration = db.calibration()
     if not people:
         raise DlspError("nobody is enrolled yet (enroll people first with 'dlsp speaker enroll')", args.db)
-    embedding = SpeakerEmbedder(loaded, args.device).embed_files([args.file])[0]
+    embedder = SpeakerEmbedder(loaded, args.device)
+    clip, bandwidth = embedder.load_probe(args.file)
+    narrowband = loaded.scorer.is_narrowband(bandwidth)
+    choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
+    embedding = embedder.embed_prepared([clip])[0]
     scores = loaded.scorer.scores(np.stack([p.embedding for p in people]), embedding)
     result = identify([p.name for p in people], scores, choice, args.margin)
     shown = min(args.top, len(result.names))
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, {
             "file": args.file, "identified": who, "threshold": choice.threshold, "margin": result.margin,
             "required": result.required, "threshold_source": choice.source, "score_kind": loaded.scorer.kind,
+            "narrowband": narrowband, "bandwidth_hz": bandwidth,
             "model_id": loaded.model_id, "ranking": [{"name": n, "score": float(s)} for n, s in
                                                      zip(result.names[:shown], result.scores[:shown], strict=True)]})
     return IDENTIFIED if who else UNKNOWN

@@ -1,0 +1,59 @@
+"""dlsp.release: re-calibrating a speaker model file made before narrowband thresholds existed (publishing and the
+ONNX engine check are tested with the default models and the export: test_default_*.py, test_export.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlsp.config import apply_overrides
+from dlsp.data.synthetic_corpus import make_synthetic_corpus
+from dlsp.errors import DlspError
+from dlsp.release import add_narrowband_threshold
+from dlsp.speaker.model_file import load_speaker_model
+from dlsp.speaker.train import SpeakerTrainConfig, load_data, train_run
+
+SR = 16000
+TINY = ["model.args={features: logmel, n_mels: 20, n_fft: 512, hop_length: 256, hidden: 16, embedding_dim: 8}",
+        f"data.sample_rate={SR}", "data.segment_seconds=0.5", "data.segments_per_epoch=32", "data.val_fraction=0.4",
+        "train.batch_size=16", "train.device=cpu", "train.patience=null", "train.epochs=1", "score.cohort=true",
+        "score.top_k=5"]
+
+
+def test_an_old_speaker_file_gets_the_narrowband_threshold_training_sets_and_keeps_the_rest(tmp_path):
+    corpus = make_synthetic_corpus(tmp_path / "c", seed=7, n_speakers=5, utterances_per_speaker=4,
+                                   utterance_seconds=(0.6, 1.0), noise_files_per_kind=1, noise_seconds=0.5,
+                                   sample_rate=SR, progress=False)
+    config = apply_overrides(SpeakerTrainConfig(), TINY)
+    data = load_data(config, [corpus / "speech"], progress=False)
+    train_run(config, data, tmp_path / "run", progress=False, log=lambda *a: None)
+    path = tmp_path / "run" / "best.pt"
+    trained = load_speaker_model(path)
+    assert trained.scorer.narrow is not None  # a 16 kHz model: training set it
+    # A file from before narrowband thresholds: the same without the rule.
+    payload = torch.load(path, weights_only=True)
+    del payload["scoring"]["narrow"]
+    torch.save(payload, path)
+    assert load_speaker_model(path).scorer.narrow is None
+    narrow = add_narrowband_threshold(path, [str(corpus / "speech")])
+    again = load_speaker_model(path)
+    assert narrow.threshold == pytest.approx(trained.scorer.narrow.threshold, abs=1e-6)
+    assert again.scorer.narrow.threshold == pytest.approx(narrow.threshold)
+    assert again.scorer.narrow.table.far_at(narrow.threshold) == pytest.approx(
+        trained.scorer.narrow.table.far_at(narrow.threshold))
+    assert again.model_id == trained.model_id and again.scorer.threshold == trained.scorer.threshold
+    assert (again.scorer.cohort == trained.scorer.cohort).all()
+
+
+def test_an_8_khz_speaker_file_takes_no_narrowband_threshold(tmp_path):
+    corpus = make_synthetic_corpus(tmp_path / "c", seed=8, n_speakers=5, utterances_per_speaker=4,
+                                   utterance_seconds=(0.6, 1.0), noise_files_per_kind=1, noise_seconds=0.5,
+                                   sample_rate=8000, progress=False)
+    config = apply_overrides(SpeakerTrainConfig(), [*TINY, "data.sample_rate=8000",
+                                                    "model.args.n_fft=256", "model.args.hop_length=128"])
+    data = load_data(config, [corpus / "speech"], progress=False)
+    train_run(config, data, tmp_path / "run", progress=False, log=lambda *a: None)
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(DlspError, match="narrowband"):
+        add_narrowband_threshold(tmp_path / "run" / "best.pt", [str(corpus / "speech")])
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before
