@@ -9,7 +9,7 @@ import torch
 from dlsp.config import apply_overrides
 from dlsp.data.synthetic_corpus import make_synthetic_corpus
 from dlsp.errors import DlspError
-from dlsp.release import add_narrowband_threshold
+from dlsp.release import recalibrate_speaker
 from dlsp.speaker.model_file import load_speaker_model
 from dlsp.speaker.train import SpeakerTrainConfig, load_data, train_run
 
@@ -35,14 +35,24 @@ def test_an_old_speaker_file_gets_the_narrowband_threshold_training_sets_and_kee
     del payload["scoring"]["narrow"]
     torch.save(payload, path)
     assert load_speaker_model(path).scorer.narrow is None
-    narrow = add_narrowband_threshold(path, [str(corpus / "speech")])
+    scorer = recalibrate_speaker(path, [str(corpus / "speech")])
     again = load_speaker_model(path)
+    # The same thresholds and tables training set (the same trials, the cohort stored in the file).
+    narrow = scorer.narrow
     assert narrow.threshold == pytest.approx(trained.scorer.narrow.threshold, abs=1e-6)
     assert again.scorer.narrow.threshold == pytest.approx(narrow.threshold)
     assert again.scorer.narrow.table.far_at(narrow.threshold) == pytest.approx(
         trained.scorer.narrow.table.far_at(narrow.threshold))
-    assert again.model_id == trained.model_id and again.scorer.threshold == trained.scorer.threshold
+    assert again.scorer.threshold == pytest.approx(trained.scorer.threshold, abs=1e-6)
+    assert again.model_id == trained.model_id and again.threshold == trained.threshold  # raw cosine threshold kept
     assert (again.scorer.cohort == trained.scorer.cohort).all()
+    # At a chosen false-accept rate: both thresholds move there, and the config says so.
+    strict = recalibrate_speaker(path, [str(corpus / "speech")], target_far=0.05)
+    again = load_speaker_model(path)
+    assert again.config["score"]["target_far"] == 0.05 and again.scorer.threshold == strict.threshold
+    assert again.scorer.table.far_at(strict.threshold) <= 0.05 + 1e-9
+    assert again.scorer.narrow.table.far_at(strict.narrow.threshold) <= 0.05 + 1e-9
+    assert strict.threshold >= trained.scorer.threshold  # fewer false accepts than at the EER (over 5% here)
 
 
 def test_an_8_khz_speaker_file_takes_no_narrowband_threshold(tmp_path):
@@ -53,7 +63,15 @@ def test_an_8_khz_speaker_file_takes_no_narrowband_threshold(tmp_path):
                                                     "model.args.n_fft=256", "model.args.hop_length=128"])
     data = load_data(config, [corpus / "speech"], progress=False)
     train_run(config, data, tmp_path / "run", progress=False, log=lambda *a: None)
-    before = (tmp_path / "run" / "best.pt").read_bytes()
-    with pytest.raises(DlspError, match="narrowband"):
-        add_narrowband_threshold(tmp_path / "run" / "best.pt", [str(corpus / "speech")])
-    assert (tmp_path / "run" / "best.pt").read_bytes() == before
+    trained = load_speaker_model(tmp_path / "run" / "best.pt")
+    scorer = recalibrate_speaker(tmp_path / "run" / "best.pt", [str(corpus / "speech")])
+    assert scorer.narrow is None and load_speaker_model(tmp_path / "run" / "best.pt").scorer.narrow is None
+    assert scorer.threshold == pytest.approx(trained.scorer.threshold, abs=1e-6)
+
+
+def test_a_bad_false_accept_rate_is_refused_and_the_file_left_alone(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"")  # never read: the rate is checked first
+    with pytest.raises(DlspError, match="target_far"):
+        recalibrate_speaker(path, [], target_far=1.5)
+    assert path.read_bytes() == b""

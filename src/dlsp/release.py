@@ -7,6 +7,7 @@ import each other back.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from dlsp.fileio import atomic_path
 from dlsp.paths import PRETRAINED_DIR
 from dlsp.speaker.model_file import DEFAULT_MODEL_NAME as DEFAULT_SPEAKER_NAME
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
-from dlsp.speaker.scoring import NarrowbandThreshold
+from dlsp.speaker.scoring import Scorer
 from dlsp.train.checkpoint import round_to_half
 
 MAX_DENOISER_BYTES = 5 * 1024 * 1024
@@ -108,24 +109,38 @@ def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: fl
     return float(np.max(np.abs(with_torch - with_onnx)))
 
 
-def add_narrowband_threshold(path: str | os.PathLike[str], data: list[str], format: str = "auto",
-                             device: str = "cpu") -> NarrowbandThreshold:
-    """Give a speaker model file trained before narrowband thresholds existed the one training now sets
-    (`dlsp.speaker.validation.narrowband_threshold`, on the validation speakers its own config names, found in
-    `data`); the file is rewritten atomically with every other field (weights, cohort, threshold) unchanged."""
-    from dlsp.config import from_dict
+def recalibrate_speaker(path: str | os.PathLike[str], data: list[str], format: str = "auto",
+                        target_far: float | str | None = "keep", device: str = "cpu") -> Scorer:
+    """Set a speaker model file's thresholds again as training sets them at its end
+    (`dlsp.speaker.validation.calibrate_thresholds`: the wideband one and, for models at 12.5 kHz or more, the
+    narrowband one, with their rate tables), on the validation speakers its own config names, found in `data`,
+    with the cohort stored in the file. `target_far`: a validation false-accept rate to set them at, `None` for the
+    EER, "keep" for the config's `score.target_far`; the config records the choice. The file is rewritten
+    atomically; weights, cohort and the raw cosine threshold stay as they were. Gives files trained before the
+    narrowband rule existed their narrowband threshold."""
+    from dlsp.config import from_dict, to_dict
     from dlsp.device import resolve_device
     from dlsp.speaker.train import SpeakerTrainConfig, load_data
-    from dlsp.speaker.validation import narrowband_threshold
+    from dlsp.speaker.validation import ScoreSection, calibrate_thresholds, check_score
 
+    if target_far != "keep":
+        check_score(ScoreSection(target_far=target_far))  # before any work
     loaded = load_speaker_model(path)
     config = from_dict(SpeakerTrainConfig, loaded.config)
+    if target_far != "keep":
+        config = dataclasses.replace(config, score=dataclasses.replace(config.score, target_far=target_far))
     val = load_data(config, data, format, progress=False).val
-    narrow = narrowband_threshold(loaded.model, val, loaded.scorer, config.score, resolve_device(device),
-                                  loaded.sample_rate)
+    scorer, _ = calibrate_thresholds(loaded.model, val, loaded.scorer, config.score, resolve_device(device),
+                                     loaded.sample_rate)
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    payload["scoring"]["narrow"] = {"below_hz": float(narrow.below_hz), "threshold": float(narrow.threshold),
-                                    "table": narrow.table.to_dict() if narrow.table is not None else None}
+    payload["scoring"]["threshold"] = float(scorer.threshold)
+    payload["scoring"]["table"] = scorer.table.to_dict() if scorer.table is not None else None
+    payload["scoring"].pop("narrow", None)
+    if scorer.narrow is not None:
+        payload["scoring"]["narrow"] = {"below_hz": float(scorer.narrow.below_hz),
+                                        "threshold": float(scorer.narrow.threshold),
+                                        "table": scorer.narrow.table.to_dict() if scorer.narrow.table else None}
+    payload["config"] = to_dict(config)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    return narrow
+    return scorer

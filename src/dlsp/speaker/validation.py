@@ -139,14 +139,22 @@ def calibrate_scoring(encoder: nn.Module, train: SpeakerClips, val: SpeakerClips
         # Rounded as the model file stores it, so the threshold is set on the scores verify will compute.
         cohort = embed_clips(encoder, clips, device, score, sr).astype(np.float16).astype(np.float32)
     kind = "cosine" if cohort is None else "asnorm"
-    scorer = Scorer(kind, 0.0, cohort, score.top_k)
+    return calibrate_thresholds(encoder, val, Scorer(kind, 0.0, cohort, score.top_k), score, device, sr)
+
+
+def calibrate_thresholds(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
+                         device: torch.device, sr: int) -> tuple[Scorer, dict[str, Any]]:
+    """`scorer` (its kind and cohort settled; its thresholds play no part) with the thresholds and rate tables
+    of the validation trials: at their EER or `score.target_far`, and the narrowband one where it applies; and
+    the summary `calibrate_scoring` returns. Also re-calibrates a trained model (`dlsp.release.recalibrate_speaker`)."""
+    kind, cohort = scorer.kind, scorer.cohort
     embeddings = embed_clips(encoder, val.audio, device, score, sr)
     trials, groups, names = corpus_trials(val)
     scores = scorer.trial_scores(embeddings, trials.first, trials.second)
     rate, threshold, table = settle_threshold(scores, trials.target, groups, score.target_far)
     cosine_rate = balanced_eer(score_trials(embeddings, trials), trials.target, groups)[0]
     summary = {"score_kind": kind, "cohort_size": 0 if cohort is None else int(cohort.shape[0]),
-               "top_k": score.top_k, "score_threshold": threshold, "score_eer": rate, "cosine_eer": cosine_rate,
+               "top_k": scorer.top_k, "score_threshold": threshold, "score_eer": rate, "cosine_eer": cosine_rate,
                "score_far": table.far_at(threshold), "score_frr": table.frr_at(threshold),
                **{f"score_eer_{metric_name(names[g])}": eer(scores[groups == g], trials.target[groups == g])[0]
                   for g in np.unique(groups)}}
@@ -154,7 +162,7 @@ def calibrate_scoring(encoder: nn.Module, train: SpeakerClips, val: SpeakerClips
     if narrowband_applies(sr):
         narrow, narrow_summary = _narrowband_calibration(encoder, val, scorer, score, device, sr)
         summary.update(narrow_summary)
-    return Scorer(kind, threshold, cohort, score.top_k, table, narrow), summary
+    return Scorer(kind, threshold, cohort, scorer.top_k, table, narrow), summary
 
 
 def settle_threshold(scores: np.ndarray, target: np.ndarray, groups: np.ndarray, target_far: float | None
@@ -170,8 +178,8 @@ def settle_threshold(scores: np.ndarray, target: np.ndarray, groups: np.ndarray,
 def narrowband_threshold(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
                          device: torch.device, sr: int) -> NarrowbandThreshold:
     """The narrowband threshold of `scorer` (module docstring; its own threshold plays no part) on the validation
-    clips: to re-calibrate a model file, `dataclasses.replace(loaded.scorer, narrow=narrowband_threshold(...))`
-    and save it again. Refused for models at too low a rate to tell narrowband probes apart."""
+    clips (a model file's thresholds are set again by `dlsp.release.recalibrate_speaker`). Refused for models at
+    too low a rate to tell narrowband probes apart."""
     return _narrowband_calibration(encoder, val, scorer, score, device, sr)[0]
 
 
