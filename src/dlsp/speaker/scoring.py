@@ -18,8 +18,8 @@ Error rates over several corpora are averaged per corpus (`balanced_rates`): a f
 each corpus's own rate, so the threshold is not set by whichever corpus has the most trials.
 
 Telephone-band audio breaks the threshold: with nothing above ~4 kHz, two different voices look much alike, and
-AS-norm scores of impostors rise far above the wideband ones (the shipped model's threshold, 0.137, accepted 98% of
-FSDD's 8 kHz impostor trials: benchmarks/speaker.py). A
+AS-norm scores of impostors rise far above the wideband ones (the shipped model's wideband threshold at its validation
+EER, 0.137, accepted 98% of FSDD's 8 kHz impostor trials: benchmarks/speaker.py). A
 `Scorer` may therefore carry a narrowband rule (`NarrowbandThreshold`): a probe whose effective bandwidth
 (`dlsp.audio.bandwidth.effective_bandwidth`, measured on the probe as it is embedded: at the model's rate,
 silence trimmed) is below `below_hz` (`NARROWBAND_BELOW_HZ`, 5 kHz) is judged at the narrowband threshold and
