@@ -15,7 +15,6 @@ warning: add it where it belongs.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import math
 import sys
@@ -29,59 +28,34 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ("config", "device", "errors", "fileio", "paths", "progress")
-# Top row first: (band label, packages left to right).
-LAYERS = [
-    ("commands", ["cli"]),
-    ("experiments,\npublishing", ["experiments", "release"]),
-    ("tasks", ["denoise", "speaker", "classify", "vision"]),
-    ("engine and\nshared parts", ["data", "models", "train", "report"]),
-    ("signals,\nfigures", ["audio", "metrics"]),
-]
 CORE_LABEL = "core"
 
 
 def _walker():
-    """tests/test_import_cycles.py, loaded by path (it is not a package)."""
+    """tests/test_import_cycles.py, loaded by path (it is not a package): the import walker and the layers."""
     spec = importlib.util.spec_from_file_location("import_cycles", ROOT / "tests" / "test_import_cycles.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def package_of(module: str) -> str | None:
-    """The node a dotted module name belongs to (`None` for the root package)."""
-    parts = module.split(".")
-    if len(parts) == 1:
-        return None
-    if parts[1] == "__main__":
-        return "cli"
-    return "core" if parts[1] in CORE else parts[1]
+WALKER = _walker()
+LAYERS, CORE, package_of = WALKER.LAYERS, WALKER.CORE, WALKER.package_of
 
 
 def package_graph(src: Path) -> tuple[Counter, Counter, dict[str, tuple[int, int]]]:
     """(module-level edges, all edges) as Counters of (package, package) -> importing module pairs, and
     package -> (modules, lines)."""
-    walker = _walker()
-    modules = walker._module_names(src, "dlsp")
-    known = set(modules)
-    at_import = Counter()
-    for module, targets in walker.import_graph(src, "dlsp").items():
-        for target in targets:
-            at_import[(package_of(module), package_of(target))] += 1
-    every = Counter()
+    at_import, every = Counter(), Counter()
+    for graph, edges in ((WALKER.import_graph(src, "dlsp"), at_import), (WALKER.all_imports(src, "dlsp"), every)):
+        for module, targets in graph.items():
+            for target in targets:
+                edges[(package_of(module), package_of(target))] += 1
     sizes: dict[str, list[int]] = {}
-    for module, path in modules.items():
-        text = path.read_text(encoding="utf-8")
+    for module, path in WALKER._module_names(src, "dlsp").items():
         size = sizes.setdefault(package_of(module) or "core", [0, 0])
         size[0] += 1
-        size[1] += text.count("\n")
-        targets = set()
-        for node in ast.walk(ast.parse(text, filename=str(path))):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                targets |= walker._targets(node, module, path.name == "__init__.py", known)
-        for target in targets:
-            every[(package_of(module), package_of(target))] += 1
+        size[1] += path.read_text(encoding="utf-8").count("\n")
     keep = lambda edges: Counter({(a, b): n for (a, b), n in edges.items() if a and b and a != b})  # noqa: E731
     return keep(at_import), keep(every), {name: (s[0], s[1]) for name, s in sizes.items()}
 

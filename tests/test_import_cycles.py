@@ -14,6 +14,10 @@ What counts as an edge A -> B (A and B modules of the package):
 
 A cycle is a strongly connected component of more than one module, or a module importing itself.
 `find_import_cycles(folder)` works on any package folder (the tests below give it small made-up packages).
+
+Layers (ARCHITECTURE.md): the packages sit in the rows of `LAYERS`, top first, and a package imports only from its
+own row or the rows below it, at module level or inside functions (`upward_imports`). benchmarks/import_graph.py
+draws the same rows.
 """
 
 from __future__ import annotations
@@ -27,6 +31,36 @@ import pytest
 import dlsp
 
 DLSP_ROOT = Path(dlsp.__file__).resolve().parent
+# The bottom row, imported by every package.
+CORE = ("config", "device", "errors", "fileio", "paths", "progress")
+# Top row first: (band label, packages left to right); `core` below them all.
+LAYERS = [
+    ("commands", ["cli"]),
+    ("experiments,\npublishing", ["experiments", "release"]),
+    ("tasks", ["denoise", "speaker", "classify", "vision"]),
+    ("engine and\nshared parts", ["data", "models", "train", "report"]),
+    ("signals,\nfigures", ["audio", "metrics"]),
+]
+
+
+def package_of(module: str) -> str | None:
+    """The layer package a dotted module name belongs to (`None` for the root package)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return None
+    if parts[1] == "__main__":
+        return "cli"
+    return "core" if parts[1] in CORE else parts[1]
+
+
+def row_of(package: str) -> int:
+    """A package's row, 0 at the top; `core` below every row; a package missing from LAYERS counts as a task."""
+    if package == "core":
+        return len(LAYERS)
+    for row, (_, names) in enumerate(LAYERS):
+        if package in names:
+            return row
+    return 2
 
 
 def _module_names(root: Path, package: str) -> dict[str, Path]:
@@ -152,6 +186,49 @@ def find_import_cycles(root: Path, package: str | None = None) -> list[str]:
         edges = [f"{a} -> {b}" for a in component for b in sorted(graph[a] & members)]
         lines.append(f"cycle of {len(component)}: " + "; ".join(edges))
     return lines
+
+
+def all_imports(root: Path, package: str) -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere (module level or inside functions)."""
+    modules = _module_names(root, package)
+    known = set(modules)
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                graph[name] |= _targets(node, name, path.name == "__init__.py", known)
+    return graph
+
+
+def upward_imports(root: Path, package: str | None = None) -> list[str]:
+    """`importer -> imported` for every import that goes up a row of LAYERS."""
+    package = package or root.name
+    return [f"{module} -> {target}" for module, targets in sorted(all_imports(root, package).items())
+            for target in sorted(targets)
+            if package_of(module) and package_of(target)
+            and row_of(package_of(target)) < row_of(package_of(module))]
+
+
+def test_no_package_imports_from_a_row_above_it():
+    upward = upward_imports(DLSP_ROOT, "dlsp")
+    assert not upward, "imports against the layering (ARCHITECTURE.md):\n" + "\n".join(upward)
+
+
+def test_an_import_up_a_row_is_found_even_inside_a_function(tmp_path):
+    _write(
+        tmp_path / "pkg",
+        {
+            "__init__.py": "",
+            "models/__init__.py": "",
+            "models/compress.py": "def f():\n    from pkg.vision import train\n",
+            "vision/__init__.py": "",
+            "vision/train.py": "from pkg.models import compress\nfrom pkg.errors import E\n",
+            "errors.py": "class E(Exception): ...\n",
+        },
+    )
+    assert upward_imports(tmp_path / "pkg") == ["pkg.models.compress -> pkg.vision.train"]
 
 
 def test_dlsp_has_no_import_cycles():

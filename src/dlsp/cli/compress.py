@@ -34,14 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.errors import DlspError
     from dlsp.models.compress import compress_file
+    from dlsp.vision.compression import compression_figures
 
     if args.finetune < 0:
         raise DlspError(f"--finetune must be 0 or more epochs, got {args.finetune}")
     from dlsp.fileio import check_writable
 
     check_writable(args.out)  # before the factorisation and the fine-tuning
-    figures = compress_file(args.model, args.out, args.rank, args.finetune, args.data, args.lr, args.device,
-                            progress=not args.quiet)
+    evaluate = compression_figures(args.model, args.finetune, args.data, args.lr, args.device,
+                                   progress=not args.quiet)
+    figures = compress_file(args.model, args.out, args.rank, evaluate, args.finetune)
     before, after = figures["params_before"], figures["params_after"]
     print(f"{figures['model']}: {len(figures['layers'])} linear layers at rank {args.rank}: "
           f"{before:,} -> {after:,} parameters ({before / after:.1f}x fewer), "
