@@ -47,8 +47,8 @@ def package_graph(src: Path) -> tuple[Counter, Counter, dict[str, tuple[int, int
     """(module-level edges, all edges) as Counters of (package, package) -> importing module pairs, and
     package -> (modules, lines)."""
     at_import, every = Counter(), Counter()
-    for graph, edges in ((WALKER.import_graph(src, "dlsp"), at_import), (WALKER.all_imports(src, "dlsp"), every)):
-        for module, targets in graph.items():
+    for everywhere, edges in ((False, at_import), (True, every)):
+        for module, targets in WALKER.import_graph(src, "dlsp", everywhere).items():
             for target in targets:
                 edges[(package_of(module), package_of(target))] += 1
     sizes: dict[str, list[int]] = {}

@@ -119,8 +119,9 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, k
     return targets
 
 
-def import_graph(root: Path, package: str) -> dict[str, set[str]]:
-    """Module -> the package modules it imports at import time (see the module docstring)."""
+def import_graph(root: Path, package: str, everywhere: bool = False) -> dict[str, set[str]]:
+    """Module -> the package modules it imports at import time (see the module docstring), or, `everywhere`,
+    anywhere (inside functions too)."""
     modules = _module_names(root, package)
     known = set(modules)
     graph = {}
@@ -128,7 +129,9 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
         graph[name] = set()
-        for node in _import_time_imports(tree.body):
+        nodes = (node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)) if everywhere \
+            else _import_time_imports(tree.body)
+        for node in nodes:
             graph[name] |= _targets(node, name, is_package, known)
     return graph
 
@@ -188,24 +191,10 @@ def find_import_cycles(root: Path, package: str | None = None) -> list[str]:
     return lines
 
 
-def all_imports(root: Path, package: str) -> dict[str, set[str]]:
-    """Module -> the package modules it imports anywhere (module level or inside functions)."""
-    modules = _module_names(root, package)
-    known = set(modules)
-    graph = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        graph[name] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                graph[name] |= _targets(node, name, path.name == "__init__.py", known)
-    return graph
-
-
 def upward_imports(root: Path, package: str | None = None) -> list[str]:
     """`importer -> imported` for every import that goes up a row of LAYERS."""
     package = package or root.name
-    return [f"{module} -> {target}" for module, targets in sorted(all_imports(root, package).items())
+    return [f"{module} -> {target}" for module, targets in sorted(import_graph(root, package, everywhere=True).items())
             for target in sorted(targets)
             if package_of(module) and package_of(target)
             and row_of(package_of(target)) < row_of(package_of(module))]
