@@ -200,3 +200,29 @@ def test_bad_model_args_are_one_line_errors(corpus, tmp_path, cli):
         assert code == 2 and message in err and "model 'linear'" in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
         assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_a_gru_grows_into_deep_filtering_and_gru_df_trains_with_any_loss(corpus, tmp_path):
+    gru = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
+    config = _config(gru, "train.epochs=1")
+    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
+    train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
+    base = load_denoiser(tmp_path / "base" / "best.pt").model
+    start = f"train.init_from={tmp_path / 'base' / 'best.pt'}"
+    deep = "model={name: gru_df, args: {hidden: 8, layers: 1, lookahead: 0, output: mask, df_bins: 20, df_order: 3}}"
+    grown, _ = train_run(_config(deep, "train.epochs=1", "train.lr=1e-9", "train.loss=si_sdr", start), data,
+                         tmp_path / "grown", progress=False, log=lambda *a: None)
+    spectrum = StftConfig(n_fft=256, hop_length=128).stft(torch.randn(2, 8000))
+    with torch.no_grad():
+        before = torch.polar(base(spectrum.abs()), spectrum.angle())
+        out = grown.cpu()(torch.cat([spectrum.real, spectrum.imag], dim=1))
+        after = torch.complex(out[:, :129], out[:, 129:])
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=0)  # it starts out as the gru it grew from
+    assert load_denoiser(tmp_path / "grown" / "best.pt").name == "gru_df"
+    assert len(list((tmp_path / "grown" / "samples").glob("sample_*_denoised.wav"))) == 3
+    # From scratch, on a magnitude loss (its magnitude) and a sum with SI-SDR (its own phase).
+    for loss in ("compressed_mse", "si_sdr + 1000*compressed_mse"):
+        _, result = train_run(_config(deep, "train.epochs=1", f"train.loss={loss}"), data,
+                              tmp_path / loss.replace(" ", "").replace("*", "x").replace("+", "_"), progress=False,
+                              log=lambda *a: None)
+        assert np.isfinite(result.history[0]["val_loss"]) and np.isfinite(result.history[0]["val_si_sdr"])
