@@ -40,8 +40,8 @@ bench: $(BIN)/dlsp
 # (recipes/denoise_default.yaml, _finetune, _augment), then stage 4 on wideband speech from many more voices and
 # noise kinds, the cross-corpus benchmark's hold-outs excluded (recipes/denoise_default_wideband.yaml), and stage 5
 # with babble noise (recipes/denoise_default_babble.yaml), stages 6 and 7 with band-limited mixtures
-# (recipes/denoise_default_narrow.yaml, _narrow2), stages 8 and 9 grown into deep filtering of the low band
-# (recipes/denoise_default_deepfilter.yaml, _deepfilter2).
+# (recipes/denoise_default_narrow.yaml, _narrow2), stages 8-10 grown into deep filtering of the low band
+# (recipes/denoise_default_deepfilter.yaml, _deepfilter2, _deepfilter3: SI-SDR + compressed magnitude loss).
 # Retraining starts each stage's run folder afresh; RUN_FLAGS=--resume continues interrupted ones instead.
 RUN_FLAGS ?= --overwrite
 # The data folder: $DLSP_DATA (its first entry) when set, else ../shared/data beside the project.
@@ -69,7 +69,9 @@ pretrained-denoiser: $(BIN)/dlsp
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_deepfilter
 	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_deepfilter2.yaml --clean $(WIDE_CLEAN) \
 	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_deepfilter2
-	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_default_deepfilter2/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml, recipes/denoise_default_babble.yaml, recipes/denoise_default_narrow.yaml, recipes/denoise_default_narrow2.yaml, recipes/denoise_default_deepfilter.yaml and recipes/denoise_default_deepfilter2.yaml')"
+	$(BIN)/dlsp denoise train $(RUN_FLAGS) --recipe recipes/denoise_default_deepfilter3.yaml --clean $(WIDE_CLEAN) \
+	  --noise $(WIDE_NOISE) --cache runs/cache_wideband --out runs/denoise_default_deepfilter3
+	$(BIN)/python -c "from dlsp.release import publish_denoiser; publish_denoiser('runs/denoise_default_deepfilter3/best.pt', recipe='recipes/denoise_default.yaml, fine-tuned by recipes/denoise_default_finetune.yaml, recipes/denoise_default_augment.yaml, recipes/denoise_default_wideband.yaml, recipes/denoise_default_babble.yaml, recipes/denoise_default_narrow.yaml, recipes/denoise_default_narrow2.yaml, recipes/denoise_default_deepfilter.yaml, recipes/denoise_default_deepfilter2.yaml and recipes/denoise_default_deepfilter3.yaml')"
 
 # Retrain the bundled U-Net (dlsp denoise run --model unet): recipes/denoise_unet_bundled.yaml on FSDD + Arabic,
 # then recipes/denoise_unet_wideband.yaml on the wideband data of stage 4 above.
