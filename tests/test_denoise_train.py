@@ -152,13 +152,19 @@ def test_init_from_fine_tunes_an_earlier_model(corpus, tmp_path):
         torch.testing.assert_close(mine.cpu(), theirs, atol=1e-6, rtol=0, msg=name)
 
 
-def test_init_from_grows_a_gru_to_more_lookahead_and_units(corpus, tmp_path, cli):
-    gru = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
-    config = _config(gru, "train.epochs=1")
+GRU = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
+
+
+def _trained_gru(corpus, tmp_path):
+    """`(data, base model, init_from override)`: a small gru trained for one epoch in tmp_path/base."""
+    config = _config(GRU, "train.epochs=1")
     data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
     train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
-    base = load_denoiser(tmp_path / "base" / "best.pt").model
-    start = f"train.init_from={tmp_path / 'base' / 'best.pt'}"
+    return data, load_denoiser(tmp_path / "base" / "best.pt").model, f"train.init_from={tmp_path / 'base' / 'best.pt'}"
+
+
+def test_init_from_grows_a_gru_to_more_lookahead_and_units(corpus, tmp_path, cli):
+    data, base, start = _trained_gru(corpus, tmp_path)
     wider = "model={name: gru, args: {hidden: 11, project: 8, layers: 1, lookahead: 2, output: mask}}"
     grown, _ = train_run(_config(wider, "train.epochs=1", "train.lr=1e-9", start), data,
                          tmp_path / "grown", progress=False, log=lambda *a: None)
@@ -169,7 +175,7 @@ def test_init_from_grows_a_gru_to_more_lookahead_and_units(corpus, tmp_path, cli
     # Growing is the one difference allowed: a wider GRU whose input projection widens too is refused, in one line.
     sets = [a for item in TINY for a in ("--set", item)]
     code, _, err = cli("denoise", "train", "--clean", corpus / "speech", "--noise", corpus / "noise", "--out",
-                       tmp_path / "r", "--quiet", *sets, "--set", gru, "--set", "model.args.hidden=9", "--set", start)
+                       tmp_path / "r", "--quiet", *sets, "--set", GRU, "--set", "model.args.hidden=9", "--set", start)
     assert code == 2 and "'hidden': 9" in err and "best.pt" in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
 
@@ -203,12 +209,7 @@ def test_bad_model_args_are_one_line_errors(corpus, tmp_path, cli):
 
 
 def test_a_gru_grows_into_deep_filtering_and_gru_df_trains_with_any_loss(corpus, tmp_path):
-    gru = "model={name: gru, args: {hidden: 8, layers: 1, lookahead: 0, output: mask}}"
-    config = _config(gru, "train.epochs=1")
-    data = load_data(config, clean=[str(corpus / "speech")], noise=[str(corpus / "noise")], progress=False)
-    train_run(config, data, tmp_path / "base", progress=False, log=lambda *a: None)
-    base = load_denoiser(tmp_path / "base" / "best.pt").model
-    start = f"train.init_from={tmp_path / 'base' / 'best.pt'}"
+    data, base, start = _trained_gru(corpus, tmp_path)
     deep = "model={name: gru_df, args: {hidden: 8, layers: 1, lookahead: 0, output: mask, df_bins: 20, df_order: 3}}"
     grown, _ = train_run(_config(deep, "train.epochs=1", "train.lr=1e-9", "train.loss=si_sdr", start), data,
                          tmp_path / "grown", progress=False, log=lambda *a: None)
