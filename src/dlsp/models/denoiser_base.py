@@ -98,9 +98,14 @@ def apply_head(raw: torch.Tensor, magnitude: torch.Tensor, output: str, mask_max
     Shape: `(batch, freq, frames)`, `(batch, freq, frames) -> (batch, freq, frames)`.
     """
     if output == "mask":
-        mask = torch.sigmoid(raw)
-        return (mask if mask_max == 1.0 else mask * mask_max) * magnitude
+        return bounded_mask(raw, mask_max) * magnitude
     return torch.relu(raw)
+
+
+def bounded_mask(raw: torch.Tensor, mask_max: float) -> torch.Tensor:
+    """The `mask` head's gain: `mask_max * sigmoid(raw)`, in (0, mask_max)."""
+    mask = torch.sigmoid(raw)
+    return mask if mask_max == 1.0 else mask * mask_max
 
 
 def time_padding(kernel: int, dilation: int = 1, causal: bool = False) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlsp.models.denoiser_base import SpectralDenoiser, SpectralNormalizer, apply_head, check_head
+from dlsp.models.denoiser_base import SpectralDenoiser, SpectralNormalizer, apply_head, bounded_mask, check_head
 
 
 class GruDenoiser(SpectralDenoiser):
@@ -228,9 +228,7 @@ class DeepFilterGru(GruDenoiser):
         magnitude = torch.sqrt(real.square() + imag.square())
         features = self.normalizer(magnitude).transpose(1, 2)  # (B, T, F)
         hidden, gru_state = self.gru(self.project(features), gru_state)
-        mask = torch.sigmoid(self.head(hidden)).transpose(1, 2)  # (B, F, T)
-        if self.mask_max != 1.0:
-            mask = mask * self.mask_max
+        mask = bounded_mask(self.head(hidden), self.mask_max).transpose(1, 2)  # (B, F, T)
         coefficients = torch.tanh(self.df_head(self.df_hidden(torch.cat([hidden, phase], dim=-1))))  # (B, T, 2kD)
         coefficients = coefficients.reshape(spectrum.shape[0], frames, 2, order, bins).permute(0, 2, 3, 4, 1)
         filtered_re = torch.zeros_like(now[:, 0])
