@@ -87,3 +87,6 @@ def test_a_probes_bandwidth_is_measured_on_what_is_embedded_and_picks_the_thresh
     for name, (clip, _) in measured.items():
         np.testing.assert_array_equal(clip, embedder.load(files[name]))
         np.testing.assert_array_equal(embedder.embed_prepared([clip])[0], embedder.embed_files([files[name]])[0])
+        embedding, hz = embedder.embed_probe(files[name])
+        np.testing.assert_array_equal(embedding, embedder.embed_files([files[name]])[0])
+        assert hz == bandwidth[name]

@@ -23,7 +23,7 @@ from dlsp.errors import DlspError
 from dlsp.fileio import atomic_path
 from dlsp.paths import PRETRAINED_DIR
 from dlsp.speaker.model_file import DEFAULT_MODEL_NAME as DEFAULT_SPEAKER_NAME
-from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
+from dlsp.speaker.model_file import load_speaker_model, save_speaker_model, scoring_payload
 from dlsp.speaker.scoring import Scorer
 from dlsp.train.checkpoint import round_to_half
 
@@ -133,13 +133,7 @@ def recalibrate_speaker(path: str | os.PathLike[str], data: list[str], format: s
     scorer, _ = calibrate_thresholds(loaded.model, val, loaded.scorer, config.score, resolve_device(device),
                                      loaded.sample_rate)
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    payload["scoring"]["threshold"] = float(scorer.threshold)
-    payload["scoring"]["table"] = scorer.table.to_dict() if scorer.table is not None else None
-    payload["scoring"].pop("narrow", None)
-    if scorer.narrow is not None:
-        payload["scoring"]["narrow"] = {"below_hz": float(scorer.narrow.below_hz),
-                                        "threshold": float(scorer.narrow.threshold),
-                                        "table": scorer.narrow.table.to_dict() if scorer.narrow.table else None}
+    payload["scoring"] = scoring_payload(scorer)  # the cohort stays where it is, in payload["cohort"]
     payload["config"] = to_dict(config)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -4,9 +4,9 @@ database, and EER/minDCF evaluation.
     from dlsp.speaker import SpeakerEmbedder
     embedder = SpeakerEmbedder.from_file(None)          # the default encoder shipped with dlsp
     alice = embedder.embed_files(["alice1.wav"])[0]
-    probe, bandwidth = embedder.load_probe("unknown.wav")  # decoded, trimmed, and where its content stops
+    probe, bandwidth = embedder.embed_probe("unknown.wav")  # and where its content stops
     scorer = embedder.loaded.scorer                     # AS-norm when the model file has a cohort, else cosine
-    score = scorer.scores(alice[None], embedder.embed_prepared([probe])[0])[0]
+    score = scorer.scores(alice[None], probe)[0]
     accepted = score >= scorer.threshold_for(bandwidth)  # telephone-band probes have their own threshold
 """
 

@@ -9,7 +9,7 @@ windows keep a long recording as close to what the model trained on (crops of 1-
 averaging many views of a voice steadies its embedding. Pieces of equal length are embedded in one batch;
 otherwise one at a time, so a clip's embedding never depends on its neighbours (beyond float rounding).
 
-A probe's effective bandwidth (`bandwidth`, `load_probe`), which picks a model's narrowband threshold
+A probe's effective bandwidth (`bandwidth`, `load_probe`, `embed_probe`), which picks a model's narrowband threshold
 (`dlsp.speaker.scoring`), is measured on exactly the audio that is embedded: at the model's rate, after silence
 trimming, so the pauses around the voice (room hiss, a different channel) do not decide it.
 """
@@ -85,6 +85,12 @@ class SpeakerEmbedder:
         `embed_files` does), and its effective bandwidth in Hz."""
         clip = self.load(path)
         return clip, self.bandwidth(clip)
+
+    def embed_probe(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float]:
+        """The embedding `(dim,)` of one file, as `embed_files` gives it, and its effective bandwidth in Hz (which
+        picks the model's threshold: `Scorer.threshold_for`)."""
+        clip, bandwidth = self.load_probe(path)
+        return self.embed_prepared([clip])[0], bandwidth
 
     def embed_prepared(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Embeddings `(N, dim)` of clips already at the model's rate and trimmed (windowed when long)."""

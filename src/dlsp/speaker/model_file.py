@@ -74,17 +74,23 @@ def save_speaker_model(path: str | os.PathLike[str], model: nn.Module, name: str
     `threshold` is the raw cosine threshold; `scorer` (default: cosine at `threshold`) is what verify uses.
     """
     scorer = scorer or Scorer("cosine", float(threshold))
-    scoring: dict[str, Any] = {"kind": scorer.kind, "threshold": float(scorer.threshold),
-                               "top_k": int(scorer.top_k), "table": _table_dict(scorer.table)}
-    if scorer.narrow is not None:
-        scoring["narrow"] = {"below_hz": float(scorer.narrow.below_hz), "threshold": float(scorer.narrow.threshold),
-                             "table": _table_dict(scorer.narrow.table)}
+    scoring = scoring_payload(scorer)
     if scorer.cohort is not None:
         extra["cohort"] = torch.from_numpy(np.asarray(scorer.cohort, dtype=np.float16))
     return save_checkpoint(path, model, name, task="speaker", sample_rate=int(sample_rate),
                            threshold=float(threshold), trim_db=float(trim_db), model_id=weights_id(model),
                            config=config or {}, window_seconds=float(window_seconds),
                            hop_seconds=float(hop_seconds), scoring=scoring, **extra)
+
+
+def scoring_payload(scorer: Scorer) -> dict[str, Any]:
+    """The `scoring` entry of a model file for `scorer` (its cohort is stored beside it, as `cohort`)."""
+    scoring: dict[str, Any] = {"kind": scorer.kind, "threshold": float(scorer.threshold),
+                               "top_k": int(scorer.top_k), "table": _table_dict(scorer.table)}
+    if scorer.narrow is not None:
+        scoring["narrow"] = {"below_hz": float(scorer.narrow.below_hz), "threshold": float(scorer.narrow.threshold),
+                             "table": _table_dict(scorer.narrow.table)}
+    return scoring
 
 
 def _table_dict(table: RateTable | None) -> dict[str, list[float]] | None:

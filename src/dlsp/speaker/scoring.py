@@ -263,8 +263,7 @@ class Scorer:
     def threshold_for(self, bandwidth_hz: float) -> float:
         """The model's threshold for a probe of this effective bandwidth: the narrowband one when the rule
         applies, else `threshold`."""
-        narrow = self.narrow
-        return narrow.threshold if narrow is not None and narrow.applies_to(bandwidth_hz) else self.threshold
+        return self.narrow.threshold if self.is_narrowband(bandwidth_hz) else self.threshold
 
 
 def check_threshold(value: float, scorer: Scorer) -> float:

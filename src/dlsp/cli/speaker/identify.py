@@ -57,11 +57,9 @@ def run(args: argparse.Namespace) -> int:
         calibration = db.calibration()
     if not people:
         raise DlspError("nobody is enrolled yet (enroll people first with 'dlsp speaker enroll')", args.db)
-    embedder = SpeakerEmbedder(loaded, args.device)
-    clip, bandwidth = embedder.load_probe(args.file)
+    embedding, bandwidth = SpeakerEmbedder(loaded, args.device).embed_probe(args.file)
     narrowband = loaded.scorer.is_narrowband(bandwidth)
     choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
-    embedding = embedder.embed_prepared([clip])[0]
     scores = loaded.scorer.scores(np.stack([p.embedding for p in people]), embedding)
     result = identify([p.name for p in people], scores, choice, args.margin)
     shown = min(args.top, len(result.names))

@@ -56,11 +56,9 @@ def run(args: argparse.Namespace) -> int:
     with SpeakerDatabase(args.db, loaded.model_id, loaded.embedding_dim, create=False) as db:
         enrolled = db.get(args.name)
         calibration = db.calibration()
-    embedder = SpeakerEmbedder(loaded, args.device)
-    clip, bandwidth = embedder.load_probe(args.file)
+    embedding, bandwidth = SpeakerEmbedder(loaded, args.device).embed_probe(args.file)
     narrowband = loaded.scorer.is_narrowband(bandwidth)
     choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
-    embedding = embedder.embed_prepared([clip])[0]
     score = float(loaded.scorer.scores(enrolled.embedding[None], embedding)[0])
     accepted = score >= choice.threshold
     print(f"{args.name}: score {score:.3f}, threshold {choice.threshold:.3f} -> {'ACCEPT' if accepted else 'REJECT'}"
