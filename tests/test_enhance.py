@@ -353,6 +353,24 @@ def test_soft_limit_leaves_samples_below_the_knee_and_bends_the_rest_under_full_
     assert np.all(np.diff(y) <= np.diff(x) + 1e-6)  # slope at most 1: continuous at the knee
 
 
+def test_enhance_soft_limits_an_overshoot_unless_the_input_itself_passes_full_scale(monkeypatch):
+    from dlsp.denoise import enhance
+    from dlsp.denoise.enhance import soft_limit
+
+    # A stand-in pipeline that overshoots by 3.5 dB, as no real model should, to see what enhance does with it.
+    monkeypatch.setattr(enhance._Pipeline, "push", lambda self, block: 1.5 * block)
+    monkeypatch.setattr(enhance._Pipeline, "finish", lambda self: np.zeros((1, 0), np.float32))
+    t = np.arange(SR) / SR
+    peaked = (0.98 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    model = tiny_model("linear")
+    got = Denoiser(model).enhance(peaked, SR)
+    np.testing.assert_array_equal(got, soft_limit(1.5 * peaked))
+    assert np.abs(got).max() < 1.0
+    np.testing.assert_array_equal(Denoiser(model, limit=False).enhance(peaked, SR), 1.5 * peaked)
+    hot = 1.2 * peaked  # float audio with headroom above full scale keeps it
+    np.testing.assert_array_equal(Denoiser(model).enhance(hot, SR), 1.5 * hot)
+
+
 def test_denoised_files_in_integer_formats_are_soft_limited_not_clipped(tmp_path):
     import soundfile as sf
 

@@ -69,12 +69,16 @@ class Denoiser:
             denoises each channel on its own.
         level_floor_db: quiet input is shown to the network raised until its loud frames reach this level (a
             causal gain undone on the output, `dlsp.denoise.input_level`); `None` shows the input as it is.
+        limit: `enhance` bends output samples above -0.9 dBFS smoothly under full scale (`soft_limit`) when the
+            input stays within full scale, so denoising adds no clipping wherever the result is stored (the
+            model's output can overshoot a peak-limited input by a fraction of a dB); a float input with peaks
+            beyond full scale keeps its headroom. Files are written so in integer formats whatever this says.
     """
 
     def __init__(self, model: DenoiserModel, device: str | torch.device = "cpu", chunk_seconds: float = 20.0,
                  strength: float = 1.0, atten_limit_db: float | None = None, *, engine: str | None = None,
                  onnx_threads: int | None = None, full_band: bool = True, link_channels: bool = True,
-                 level_floor_db: float | None = DEFAULT_FLOOR_DB) -> None:
+                 level_floor_db: float | None = DEFAULT_FLOOR_DB, limit: bool = True) -> None:
         check_options(strength, atten_limit_db)
         check_floor(level_floor_db)
         if not chunk_seconds > 0 or not math.isfinite(chunk_seconds):
@@ -98,7 +102,7 @@ class Denoiser:
         self.model, self.engine = model, engine
         self.chunk_seconds, self.strength, self.atten_limit_db = float(chunk_seconds), float(strength), atten_limit_db
         self.full_band, self.link_channels = bool(full_band), bool(link_channels)
-        self.level_floor_db = level_floor_db
+        self.level_floor_db, self.limit = level_floor_db, bool(limit)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str] | None = None, device: str = "auto", **options: Any
@@ -128,7 +132,7 @@ class Denoiser:
                                  atten_limit_db=self.atten_limit_db, chunk_frames=self.chunk_frames)
 
     def enhance(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Denoise an array at any rate; silent input is returned as is.
+        """Denoise an array at any rate; silent input is returned as is. See `limit` for samples near full scale.
 
         Shape: `(time,) -> (time,)` or `(channels, time) -> (channels, time)`, float32, same rate.
         """
@@ -145,6 +149,8 @@ class Denoiser:
         block = self._block_samples(sample_rate)
         out = [pipeline.push(signal[:, start:start + block]) for start in range(0, signal.shape[1], block)]
         out = np.concatenate([*out, pipeline.finish()], axis=1)
+        if self.limit and np.max(np.abs(audio)) <= 1.0:
+            out = soft_limit(out)
         return out if audio.ndim == 2 else out[0]
 
     def enhance_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], subtype: str | None = None,
