@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dlsp.models.speaker import SpeakerEncoder, change_speed
+from dlsp.models.speaker import SpeakerEncoder, change_speed, conv_frontend, conv_output_bands
 
 TINY = dict(n_fft=256, hop_length=128, hidden=16, embedding_dim=8)
 
@@ -23,6 +23,34 @@ def test_embeddings_are_unit_norm_and_deterministic(features, pooling):
     assert first.shape == (3, 8)
     torch.testing.assert_close(first.norm(dim=1), torch.ones(3), atol=1e-5, rtol=0)
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("bands", [20, 21, 64])
+def test_conv_frontend_feeds_the_gru_a_quarter_of_the_bands_per_channel(bands):
+    torch.manual_seed(1)
+    model = SpeakerEncoder(features="logmel", n_mels=bands, frontend="conv", conv_channels=4, **TINY).eval()
+    assert model.gru.input_size == 4 * conv_output_bands(bands) == 4 * math.ceil(bands / 4)
+    with torch.no_grad():
+        embedding = model(torch.randn(2, 4000))
+    assert embedding.shape == (2, 8)
+    torch.testing.assert_close(embedding.norm(dim=1), torch.ones(2), atol=1e-5, rtol=0)
+
+
+def test_conv_frontend_sees_a_spectral_shape_alike_in_any_band():
+    # Shifting the input by 4 bands (the front end's stride) shifts its output maps by one band, away from the edges.
+    torch.manual_seed(2)
+    frontend = conv_frontend(4).eval()
+    shape = torch.zeros(1, 1, 10, 48)
+    shape[..., 12:18] = torch.randn(10, 6)
+    with torch.no_grad():
+        out, moved = frontend(shape), frontend(shape.roll(8, dims=-1))
+    torch.testing.assert_close(moved[..., 4:10], out[..., 2:8], atol=1e-6, rtol=0)
+    assert out[..., 2:8].abs().sum() > 0
+
+
+def test_unknown_frontend_is_refused():
+    with pytest.raises(ValueError, match="frontend"):
+        SpeakerEncoder(frontend="resnet")
 
 
 def test_default_is_the_studies_architecture():

@@ -8,6 +8,11 @@ statistics pooling ("stats", "attention_stats": the weighted mean and standard d
 by side, Okabe et al. 2018, so the projection reads 1024 values), since how a voice varies over an utterance
 is itself a speaker trait.
 
+Convolutional front end (`frontend="conv"`): a few 3x3 convolutions over the (time, feature) plane before the
+GRU, two of them halving the feature axis, so the GRU reads `conv_channels` maps of a quarter of the bands: local
+spectral shapes (formant and harmonic patterns) that do not depend on exactly which band they fall in, as the
+convolutional stems of ResNet and ECAPA speaker encoders give them. The GRU stays the sequence model.
+
 Test-time speed views (`test_speeds`, eval mode only): the recording is also embedded played slightly faster
 and slower (speed perturbation made those other voices training speakers) and the unit embeddings of the views
 are concatenated and scaled by 1 / sqrt(views), so the cosine of two such embeddings is the mean of the
@@ -33,6 +38,7 @@ from torch import nn
 
 FEATURES = ("stft", "logmel")
 POOLINGS = ("mean", "attention", "stats", "attention_stats")
+FRONTENDS = ("none", "conv")
 STD_FLOOR = 1e-4
 LOG_EPS = 1e-5
 MAX_VIEWS = 16
@@ -58,12 +64,15 @@ class SpeakerEncoder(nn.Module):
             one random span of up to `time_mask` frames of the standardised input (SpecAugment), a
             regulariser for small speaker sets.
         test_speeds: speeds of the views embedded in eval mode (see the module docstring); `[1.0]`: one.
+        frontend: "none" (features straight into the GRU) or "conv" (see the module docstring).
+        conv_channels: channels of the convolutional front end.
     """
 
     def __init__(self, sample_rate: int = 16000, features: str = "stft", n_fft: int = 1024, hop_length: int = 256,
                  n_mels: int = 64, f_max: float | None = None, hidden: int = 256, layers: int = 1,
                  embedding_dim: int = 256, pooling: str = "attention", dropout: float = 0.0, freq_mask: int = 0,
-                 time_mask: int = 0, test_speeds: Sequence[float] = (1.0,)) -> None:
+                 time_mask: int = 0, test_speeds: Sequence[float] = (1.0,), frontend: str = "none",
+                 conv_channels: int = 32) -> None:
         super().__init__()
         test_speeds = [float(speed) for speed in test_speeds]
         if not 1 <= len(test_speeds) <= MAX_VIEWS or any(not 0.5 <= speed <= 2.0 for speed in test_speeds):
@@ -72,12 +81,14 @@ class SpeakerEncoder(nn.Module):
             raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if frontend not in FRONTENDS:
+            raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
         if f_max is not None and (features != "logmel" or not 0 < f_max <= sample_rate / 2):
             raise ValueError(f"f_max must be in (0, {sample_rate / 2:g}] Hz and needs logmel features, got {f_max}")
         self.args = dict(sample_rate=sample_rate, features=features, n_fft=n_fft, hop_length=hop_length,
                          n_mels=n_mels, f_max=f_max, hidden=hidden, layers=layers, embedding_dim=embedding_dim,
                          pooling=pooling, dropout=dropout, freq_mask=freq_mask, time_mask=time_mask,
-                         test_speeds=test_speeds)
+                         test_speeds=test_speeds, frontend=frontend, conv_channels=conv_channels)
         self.test_speeds = test_speeds
         self.freq_mask, self.time_mask = freq_mask, time_mask
         self.sample_rate, self.features, self.n_fft, self.hop_length = sample_rate, features, n_fft, hop_length
@@ -90,7 +101,9 @@ class SpeakerEncoder(nn.Module):
             self.register_buffer("mel_bank", mel_filterbank(sample_rate, n_fft, n_mels, fmax=f_max), persistent=False)
         self.register_buffer("feature_mean", torch.zeros(self.n_inputs))
         self.register_buffer("feature_std", torch.ones(self.n_inputs))
-        self.gru = nn.GRU(self.n_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.frontend = conv_frontend(conv_channels) if frontend == "conv" else None
+        gru_inputs = conv_channels * conv_output_bands(self.n_inputs) if frontend == "conv" else self.n_inputs
+        self.gru = nn.GRU(gru_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
         self.attention = nn.Linear(2 * hidden, 1) if pooling.startswith("attention") else None
         self.with_std = pooling.endswith("stats")
         self.dropout = nn.Dropout(dropout)
@@ -143,6 +156,9 @@ class SpeakerEncoder(nn.Module):
         feats = (self.log_features(wave) - self.feature_mean) / self.feature_std
         if self.training and (self.freq_mask or self.time_mask):
             feats = _mask(_mask(feats, self.freq_mask, dim=2), self.time_mask, dim=1)
+        if self.frontend is not None:
+            maps = self.frontend(feats.unsqueeze(1))  # (B, C, T, F / 4)
+            feats = maps.permute(0, 2, 1, 3).flatten(2)
         return self.gru(feats)[0]
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -165,6 +181,22 @@ class SpeakerEncoder(nn.Module):
             pooled = torch.cat([pooled, variance.clamp_min(STD_FLOOR).sqrt()], dim=-1)
         embedding = self.projection(self.dropout(pooled))
         return nn.functional.normalize(embedding, dim=-1)
+
+
+def conv_frontend(channels: int) -> nn.Sequential:
+    """Three 3x3 convolution blocks over `(B, 1, T, F)`; the last two halve F. Shape: `-> (B, C, T, ceil(F / 4))`."""
+    def block(inputs: int, stride: tuple[int, int]) -> list[nn.Module]:
+        return [nn.Conv2d(inputs, channels, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(channels),
+                nn.ReLU()]
+
+    return nn.Sequential(*block(1, (1, 1)), *block(channels, (1, 2)), *block(channels, (1, 2)))
+
+
+def conv_output_bands(bands: int) -> int:
+    """Features per channel after `conv_frontend` (two stride-2 convolutions with padding 1)."""
+    for _ in range(2):
+        bands = (bands - 1) // 2 + 1
+    return bands
 
 
 def change_speed(wave: torch.Tensor, speed: float) -> torch.Tensor:
