@@ -3,6 +3,7 @@ ONNX engine check are tested with the default models and the export: test_defaul
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,12 @@ def test_an_old_speaker_file_gets_the_narrowband_threshold_training_sets_and_kee
     assert again.scorer.table.far_at(strict.threshold) <= 0.05 + 1e-9
     assert again.scorer.narrow.table.far_at(strict.narrow.threshold) <= 0.05 + 1e-9
     assert strict.threshold >= trained.scorer.threshold  # fewer false accepts than at the EER (over 5% here)
+    # On speaker models of 2 clips against one, as verify judges: the config records it, the rate still holds.
+    enrolled = recalibrate_speaker(path, [str(corpus / "speech")], enroll_clips=2)
+    again = load_speaker_model(path)
+    assert again.config["score"]["enroll_clips"] == 2 and again.config["score"]["target_far"] == 0.05
+    assert again.scorer.threshold == enrolled.threshold and enrolled.table.far_at(enrolled.threshold) <= 0.05 + 1e-9
+    assert not np.array_equal(enrolled.table.far, strict.table.far)  # other trials
 
 
 def test_an_8_khz_speaker_file_takes_no_narrowband_threshold(tmp_path):

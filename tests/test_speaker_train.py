@@ -336,6 +336,51 @@ def test_validation_trials_stay_within_each_corpus():
     assert trials.target.size == 9 * 8 // 2 + 6 * 5 // 2  # every pair within a and within b
 
 
+def test_enrolled_trials_score_speaker_models_against_every_other_clip_of_their_corpus():
+    from dlsp.speaker.evaluate import unit_rows
+    from dlsp.speaker.validation import enrolled_trials
+
+    clips = _corpus_clips({"a": 3, "b": 2, "c": 1})  # c has one speaker: no trials of its own
+    clips.labels[-1] = 0  # a's first speaker gets a fourth clip; everyone else has 3 (c's speaker 2)
+    rng = np.random.default_rng(1)
+    embeddings = rng.standard_normal((clips.labels.size, 6)).astype(np.float32)
+    rows, trials, groups, names = enrolled_trials(embeddings, clips, 2, models_per_speaker=4)
+    corpus = np.asarray([clips.speakers[label].split("/")[0] for label in clips.labels])
+    assert names == ["a", "b", "c"] and set(groups.tolist()) == {0, 1}
+    models = np.unique(trials.first)
+    assert models.size == 4 * (3 + 2) and models.min() == embeddings.shape[0]  # appended rows
+    np.testing.assert_array_equal(rows[: embeddings.shape[0]], embeddings)
+    for model in models:
+        tested = trials.second[trials.first == model]
+        own = np.flatnonzero(corpus == names[groups[trials.first == model][0]])
+        # The model is the mean of 2 unit embeddings of one speaker of this corpus, neither of them tested.
+        enrolled = np.setdiff1d(own, tested)
+        assert enrolled.size == 2 and np.unique(clips.labels[enrolled]).size == 1
+        np.testing.assert_allclose(rows[model], unit_rows(embeddings[enrolled]).mean(axis=0), atol=1e-6)
+        is_target = trials.target[trials.first == model].astype(bool)
+        assert np.array_equal(is_target, clips.labels[tested] == clips.labels[enrolled[0]])
+    with pytest.raises(DlspError, match="2 or more speakers of more than 3"):  # only a's 4-clip speaker qualifies
+        enrolled_trials(embeddings, clips, 3, models_per_speaker=4)
+
+
+def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
+    from dlsp.speaker.scoring import threshold_at_far
+    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, check_score, enrolled_trials, scoring_line
+
+    encoder, train, val = _wideband_validation()
+    score = ScoreSection(window_seconds=0, cohort=True, cohort_per_speaker=2, top_k=3, target_far=0.2,
+                         enroll_clips=2)
+    scorer, summary = calibrate_scoring(encoder, train, val, score, torch.device("cpu"), 16000)
+    embeddings = embed_clips(encoder, val.audio, torch.device("cpu"))
+    rows, trials, groups, _ = enrolled_trials(embeddings, val, 2)
+    scores = scorer.trial_scores(rows, trials.first, trials.second)
+    assert scorer.threshold == pytest.approx(threshold_at_far(scores, trials.target, 0.2, groups), abs=1e-9)
+    assert summary["enroll_clips"] == 2 and "on speaker models of 2 clips vs one" in scoring_line(summary)
+    assert scorer.narrow.table.far_at(scorer.narrow.threshold) <= 0.2 + 1e-9
+    with pytest.raises(DlspError, match=r"score\.enroll_clips"):
+        check_score(ScoreSection(enroll_clips=-1))
+
+
 def _write_corpus(root, speakers, takes=3, seed=0):
     from dlsp.audio.io import save_audio
 
