@@ -344,8 +344,8 @@ def test_enrolled_trials_score_speaker_models_against_every_other_clip_of_their_
     clips.labels[-1] = 0  # a's first speaker gets a fourth clip; everyone else has 3 (c's speaker 2)
     rng = np.random.default_rng(1)
     embeddings = rng.standard_normal((clips.labels.size, 6)).astype(np.float32)
-    rows, trials, groups, names = enrolled_trials(embeddings, clips, 2, models_per_speaker=4)
     corpus = np.asarray([clips.speakers[label].split("/")[0] for label in clips.labels])
+    rows, trials, groups, names = enrolled_trials(embeddings, clips.labels, corpus, 2, models_per_speaker=4)
     assert names == ["a", "b", "c"] and set(groups.tolist()) == {0, 1}
     models = np.unique(trials.first)
     assert models.size == 4 * (3 + 2) and models.min() == embeddings.shape[0]  # appended rows
@@ -360,7 +360,7 @@ def test_enrolled_trials_score_speaker_models_against_every_other_clip_of_their_
         is_target = trials.target[trials.first == model].astype(bool)
         assert np.array_equal(is_target, clips.labels[tested] == clips.labels[enrolled[0]])
     with pytest.raises(DlspError, match="2 or more speakers of more than 3"):  # only a's 4-clip speaker qualifies
-        enrolled_trials(embeddings, clips, 3, models_per_speaker=4)
+        enrolled_trials(embeddings, clips.labels, corpus, 3, models_per_speaker=4)
 
 
 def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
@@ -372,7 +372,8 @@ def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
                          enroll_clips=2)
     scorer, summary = calibrate_scoring(encoder, train, val, score, torch.device("cpu"), 16000)
     embeddings = embed_clips(encoder, val.audio, torch.device("cpu"))
-    rows, trials, groups, _ = enrolled_trials(embeddings, val, 2)
+    corpora = [val.speakers[label].split("/")[0] for label in val.labels]
+    rows, trials, groups, _ = enrolled_trials(embeddings, val.labels, corpora, 2)
     scores = scorer.trial_scores(rows, trials.first, trials.second)
     assert scorer.threshold == pytest.approx(threshold_at_far(scores, trials.target, 0.2, groups), abs=1e-9)
     assert summary["enroll_clips"] == 2 and "on speaker models of 2 clips vs one" in scoring_line(summary)

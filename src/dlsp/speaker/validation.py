@@ -112,14 +112,15 @@ def corpus_trials(clips: SpeakerClips) -> tuple[Trials, np.ndarray, list[str]]:
     return Trials(first, second, target), groups, names
 
 
-def enrolled_trials(embeddings: np.ndarray, clips: SpeakerClips, n_enroll: int,
+def enrolled_trials(embeddings: np.ndarray, labels: np.ndarray, corpora: Sequence[str], n_enroll: int,
                     models_per_speaker: int = ENROLLMENTS_PER_SPEAKER, seed: int = 0
                     ) -> tuple[np.ndarray, Trials, np.ndarray, list[str]]:
-    """Trials as verify makes them: for each speaker with more than `n_enroll` clips, `models_per_speaker`
-    speaker models (the mean of `n_enroll` random clips' unit embeddings), each against every other clip of its
-    corpus. Returns the embeddings with the models' rows appended (trials' `first` index them), the trials, the
-    corpus index of each trial and the corpus names; corpora without two such speakers give none."""
-    corpora = np.asarray([corpus_of(clips.speakers[int(label)]) for label in clips.labels])
+    """Trials as verify makes them, for recordings of speakers `labels` from `corpora` (one name per recording):
+    for each speaker with more than `n_enroll` recordings, `models_per_speaker` speaker models (the mean of
+    `n_enroll` random recordings' unit embeddings), each against every other recording of its corpus. Returns the
+    embeddings with the models' rows appended (trials' `first` index them), the trials, the corpus index of each
+    trial and the corpus names; corpora without two such speakers give none."""
+    labels, corpora = np.asarray(labels), np.asarray(corpora)
     names = sorted(set(corpora.tolist()))
     unit = unit_rows(embeddings)
     rng = np.random.default_rng(seed)
@@ -127,21 +128,21 @@ def enrolled_trials(embeddings: np.ndarray, clips: SpeakerClips, n_enroll: int,
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for g, name in enumerate(names):
         own = np.flatnonzero(corpora == name)
-        speakers = [s for s in np.unique(clips.labels[own]) if np.count_nonzero(clips.labels[own] == s) > n_enroll]
+        speakers = [s for s in np.unique(labels[own]) if np.count_nonzero(labels[own] == s) > n_enroll]
         if len(speakers) < 2:
             continue
         for speaker in speakers:
-            mine = own[clips.labels[own] == speaker]
+            mine = own[labels[own] == speaker]
             for _ in range(models_per_speaker):
                 enrolled = rng.choice(mine, n_enroll, replace=False)
                 tested = np.setdiff1d(own, enrolled)
                 row = embeddings.shape[0] + len(models)
                 models.append(unit[enrolled].mean(axis=0))
-                parts.append((np.full(tested.size, row), tested, (clips.labels[tested] == speaker).astype(np.int64),
+                parts.append((np.full(tested.size, row), tested, (labels[tested] == speaker).astype(np.int64),
                               np.full(tested.size, g)))
     if not parts:
-        raise DlspError(f"calibrating on speaker models of {n_enroll} clips needs a corpus with 2 or more speakers "
-                        f"of more than {n_enroll} validation clips each")
+        raise DlspError(f"calibrating on speaker models of {n_enroll} recordings needs 2 or more speakers of more "
+                        f"than {n_enroll} recordings each (in one corpus)")
     first, second, target, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
     return np.concatenate([embeddings, np.stack(models).astype(embeddings.dtype)]), Trials(first, second, target), \
         groups, names
@@ -152,7 +153,8 @@ def calibration_trials(embeddings: np.ndarray, clips: SpeakerClips, score: Score
     """The trials thresholds are set on and the embeddings they index: clip pairs (`corpus_trials`), or speaker
     models of `score.enroll_clips` clips against one (`enrolled_trials`)."""
     if score.enroll_clips:
-        return enrolled_trials(embeddings, clips, score.enroll_clips)
+        corpora = [corpus_of(clips.speakers[int(label)]) for label in clips.labels]
+        return enrolled_trials(embeddings, clips.labels, corpora, score.enroll_clips)
     trials, groups, names = corpus_trials(clips)
     return embeddings, trials, groups, names
 
