@@ -93,10 +93,15 @@ def embed_clips(encoder: nn.Module, clips: Sequence[np.ndarray], device: torch.d
     return embed_windows(encoder, clips, device, window, hop)
 
 
+def clip_corpora(clips: SpeakerClips) -> np.ndarray:
+    """The corpus (dataset folder) of each clip. Shape: `-> (clips,)` of str."""
+    return np.asarray([corpus_of(clips.speakers[int(label)]) for label in clips.labels])
+
+
 def corpus_trials(clips: SpeakerClips) -> tuple[Trials, np.ndarray, list[str]]:
     """Every pair of clips within each corpus, the corpus index of each trial, and the corpus names (corpora
     without two speakers, one of them with two clips, give no trials)."""
-    corpora = np.asarray([corpus_of(clips.speakers[int(label)]) for label in clips.labels])
+    corpora = clip_corpora(clips)
     names = sorted(set(corpora.tolist()))
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for g, name in enumerate(names):
@@ -153,8 +158,7 @@ def calibration_trials(embeddings: np.ndarray, clips: SpeakerClips, score: Score
     """The trials thresholds are set on and the embeddings they index: clip pairs (`corpus_trials`), or speaker
     models of `score.enroll_clips` clips against one (`enrolled_trials`)."""
     if score.enroll_clips:
-        corpora = [corpus_of(clips.speakers[int(label)]) for label in clips.labels]
-        return enrolled_trials(embeddings, clips.labels, corpora, score.enroll_clips)
+        return enrolled_trials(embeddings, clips.labels, clip_corpora(clips), score.enroll_clips)
     trials, groups, names = corpus_trials(clips)
     return embeddings, trials, groups, names
 
