@@ -337,8 +337,7 @@ def test_validation_trials_stay_within_each_corpus():
 
 
 def test_enrolled_trials_score_speaker_models_against_every_other_clip_of_their_corpus():
-    from dlsp.speaker.evaluate import unit_rows
-    from dlsp.speaker.validation import enrolled_trials
+    from dlsp.speaker.evaluate import enrolled_trials, unit_rows
 
     clips = _corpus_clips({"a": 3, "b": 2, "c": 1})  # c has one speaker: no trials of its own
     clips.labels[-1] = 0  # a's first speaker gets a fourth clip; everyone else has 3 (c's speaker 2)
@@ -364,8 +363,9 @@ def test_enrolled_trials_score_speaker_models_against_every_other_clip_of_their_
 
 
 def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
+    from dlsp.speaker.evaluate import enrolled_trials
     from dlsp.speaker.scoring import threshold_at_far
-    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, check_score, enrolled_trials, scoring_line
+    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, check_score, scoring_line
 
     encoder, train, val = _wideband_validation()
     score = ScoreSection(window_seconds=0, cohort=True, cohort_per_speaker=2, top_k=3, target_far=0.2,

@@ -18,6 +18,8 @@ import numpy as np
 from dlsp.errors import DlspError
 from dlsp.metrics.verification import bootstrap_ci, det_curve, eer, min_dcf
 
+ENROLLMENTS_PER_SPEAKER = 20  # random speaker models per speaker in enrolled trials
+
 P_TARGET = 0.01
 
 
@@ -66,26 +68,54 @@ def score_trials(embeddings: np.ndarray, trials: Trials) -> np.ndarray:
     return np.einsum("ij,ij->i", unit[trials.first], unit[trials.second])
 
 
-def enrollment_scores(embeddings: np.ndarray, labels: Sequence, n_enroll: int, models_per_speaker: int = 20,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """`(scores, target)` of trials as `dlsp speaker enroll` / `verify` make them: a speaker model is the mean
-    embedding of `n_enroll` random recordings of one speaker, scored by cosine against every recording not used
-    to enroll it (a target trial when it is the same speaker's). `models_per_speaker` random models each."""
-    labels = np.asarray(labels)
+def enrolled_trials(embeddings: np.ndarray, labels: np.ndarray, corpora: Sequence[str], n_enroll: int,
+                    models_per_speaker: int = ENROLLMENTS_PER_SPEAKER, seed: int = 0
+                    ) -> tuple[np.ndarray, Trials, np.ndarray, list[str]]:
+    """Trials as verify makes them, for recordings of speakers `labels` from `corpora` (one name per recording):
+    for each speaker with more than `n_enroll` recordings, `models_per_speaker` speaker models (the mean of
+    `n_enroll` random recordings' unit embeddings), each against every other recording of its corpus. Returns the
+    embeddings with the models' rows appended (trials' `first` index them), the trials, the corpus index of each
+    trial and the corpus names; corpora without two such speakers give none."""
+    labels, corpora = np.asarray(labels), np.asarray(corpora)
+    names = sorted(set(corpora.tolist()))
     unit = unit_rows(embeddings)
     rng = np.random.default_rng(seed)
-    scores, target = [], []
+    models: list[np.ndarray] = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for g, name in enumerate(names):
+        own = np.flatnonzero(corpora == name)
+        speakers = [s for s in np.unique(labels[own]) if np.count_nonzero(labels[own] == s) > n_enroll]
+        if len(speakers) < 2:
+            continue
+        for speaker in speakers:
+            mine = own[labels[own] == speaker]
+            for _ in range(models_per_speaker):
+                enrolled = rng.choice(mine, n_enroll, replace=False)
+                tested = np.setdiff1d(own, enrolled)
+                row = embeddings.shape[0] + len(models)
+                models.append(unit[enrolled].mean(axis=0))
+                parts.append((np.full(tested.size, row), tested, (labels[tested] == speaker).astype(np.int64),
+                              np.full(tested.size, g)))
+    if not parts:
+        raise DlspError(f"speaker models of {n_enroll} recordings need 2 or more speakers of more than {n_enroll} "
+                        "recordings each (in one corpus)")
+    first, second, target, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return np.concatenate([embeddings, np.stack(models).astype(embeddings.dtype)]), Trials(first, second, target), \
+        groups, names
+
+
+def enrollment_scores(embeddings: np.ndarray, labels: Sequence, n_enroll: int,
+                      models_per_speaker: int = ENROLLMENTS_PER_SPEAKER, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """`(scores, target)` of trials as `dlsp speaker enroll` / `verify` make them (`enrolled_trials`, one corpus),
+    scored by cosine; every speaker must have more than `n_enroll` recordings."""
+    labels = np.asarray(labels)
     for speaker in np.unique(labels):
-        own = np.flatnonzero(labels == speaker)
-        if own.size <= n_enroll:
-            raise DlspError(f"speaker {speaker} has {own.size} recordings; enrolling {n_enroll} leaves none to test")
-        for _ in range(models_per_speaker):
-            enrolled = rng.choice(own, n_enroll, replace=False)
-            model = unit_rows(unit[enrolled].mean(axis=0, keepdims=True))[0]
-            tested = np.setdiff1d(np.arange(labels.size), enrolled)
-            scores.append(unit[tested] @ model)
-            target.append((labels[tested] == speaker).astype(np.int64))
-    return np.concatenate(scores), np.concatenate(target)
+        count = int(np.count_nonzero(labels == speaker))
+        if count <= n_enroll:
+            raise DlspError(f"speaker {speaker} has {count} recordings; enrolling {n_enroll} leaves none to test")
+    rows, trials, _, _ = enrolled_trials(embeddings, labels, [""] * labels.size, n_enroll, models_per_speaker, seed)
+    return score_trials(rows, trials), trials.target
 
 
 def summarize_scores(scores: np.ndarray, target: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:

@@ -39,7 +39,7 @@ from dlsp.errors import DlspError
 from dlsp.metrics.verification import eer
 from dlsp.speaker.data import SpeakerClips, corpus_of
 from dlsp.speaker.embed import embed_windows
-from dlsp.speaker.evaluate import Trials, build_trials, score_trials, unit_rows
+from dlsp.speaker.evaluate import Trials, build_trials, enrolled_trials, score_trials
 from dlsp.speaker.scoring import (
     NARROWBAND_BELOW_HZ,
     NarrowbandThreshold,
@@ -54,7 +54,6 @@ from dlsp.speaker.scoring import (
 # Validation clips are low-passed here for the narrowband threshold: the top of the telephone band (3.4 kHz) with
 # room to spare, and where FSDD's 8 kHz recordings stop.
 NARROW_CUTOFF_HZ = 4000.0
-ENROLLMENTS_PER_SPEAKER = 20  # random speaker models per validation speaker when calibrating on them
 
 
 @dataclass(frozen=True)
@@ -115,42 +114,6 @@ def corpus_trials(clips: SpeakerClips) -> tuple[Trials, np.ndarray, list[str]]:
         raise DlspError("validation needs a corpus with 2 or more speakers, one of them with 2 or more clips")
     first, second, target, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
     return Trials(first, second, target), groups, names
-
-
-def enrolled_trials(embeddings: np.ndarray, labels: np.ndarray, corpora: Sequence[str], n_enroll: int,
-                    models_per_speaker: int = ENROLLMENTS_PER_SPEAKER, seed: int = 0
-                    ) -> tuple[np.ndarray, Trials, np.ndarray, list[str]]:
-    """Trials as verify makes them, for recordings of speakers `labels` from `corpora` (one name per recording):
-    for each speaker with more than `n_enroll` recordings, `models_per_speaker` speaker models (the mean of
-    `n_enroll` random recordings' unit embeddings), each against every other recording of its corpus. Returns the
-    embeddings with the models' rows appended (trials' `first` index them), the trials, the corpus index of each
-    trial and the corpus names; corpora without two such speakers give none."""
-    labels, corpora = np.asarray(labels), np.asarray(corpora)
-    names = sorted(set(corpora.tolist()))
-    unit = unit_rows(embeddings)
-    rng = np.random.default_rng(seed)
-    models: list[np.ndarray] = []
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for g, name in enumerate(names):
-        own = np.flatnonzero(corpora == name)
-        speakers = [s for s in np.unique(labels[own]) if np.count_nonzero(labels[own] == s) > n_enroll]
-        if len(speakers) < 2:
-            continue
-        for speaker in speakers:
-            mine = own[labels[own] == speaker]
-            for _ in range(models_per_speaker):
-                enrolled = rng.choice(mine, n_enroll, replace=False)
-                tested = np.setdiff1d(own, enrolled)
-                row = embeddings.shape[0] + len(models)
-                models.append(unit[enrolled].mean(axis=0))
-                parts.append((np.full(tested.size, row), tested, (labels[tested] == speaker).astype(np.int64),
-                              np.full(tested.size, g)))
-    if not parts:
-        raise DlspError(f"calibrating on speaker models of {n_enroll} recordings needs 2 or more speakers of more "
-                        f"than {n_enroll} recordings each (in one corpus)")
-    first, second, target, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return np.concatenate([embeddings, np.stack(models).astype(embeddings.dtype)]), Trials(first, second, target), \
-        groups, names
 
 
 def calibration_trials(embeddings: np.ndarray, clips: SpeakerClips, score: ScoreSection

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="calibrate on speaker models of N recordings against one (default: pairs of recordings)")
     parser.add_argument("--max-per-speaker", type=positive_int, metavar="N", help="at most N recordings each")
     parser.add_argument("--max-nontarget", type=positive_int, default=500_000, metavar="N",
-                        help="sample this many non-target pairs when there are more")
+                        help="sample this many non-target pairs when there are more (pairs only: --enroll "
+                             "scores every model against every recording)")
     parser.add_argument("--clear", action="store_true", help="remove the database's calibration")
     parser.add_argument("--json", metavar="FILE", help="also write the calibration as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -95,9 +96,8 @@ def measure(args: argparse.Namespace, loaded: SpeakerModel) -> tuple[Calibration
     from dlsp.speaker.data import index_speakers
     from dlsp.speaker.database import Calibration
     from dlsp.speaker.embed import SpeakerEmbedder
-    from dlsp.speaker.evaluate import build_trials, embed_items, select_items
+    from dlsp.speaker.evaluate import build_trials, embed_items, enrolled_trials, select_items
     from dlsp.speaker.scoring import balanced_rates, rate_table, threshold_at_far
-    from dlsp.speaker.validation import enrolled_trials
 
     chosen = select_items(index_speakers([args.data], args.format), "all", (), args.max_per_speaker)
     embedded = embed_items(SpeakerEmbedder(loaded, args.device), chosen, progress=not args.no_progress)
