@@ -7,6 +7,7 @@ early stopping, a time budget, progress bars and non-finite losses.
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -122,6 +123,10 @@ def fit(
     bar.close()
     if size > 1:
         torch.distributed.barrier()  # rank 0's last checkpoint is written before anyone reads it
+        # DistributedDataParallel sits in reference cycles: left to the collector it can outlive the interpreter,
+        # and its process group's worker threads then abort the process during shutdown. Free it now.
+        del train_model
+        gc.collect()
     if best_state is not None:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
