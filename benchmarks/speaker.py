@@ -405,18 +405,11 @@ def parser_error(message: str) -> None:
 
 def enrollment_plan(speakers: list[str], n_enroll: int = N_ENROLL, per_speaker: int = MODELS_PER_SPEAKER,
                     seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """`(speaker, enrolled clip indices)` of every speaker model (the draws of
-    `dlsp.speaker.evaluate.enrollment_scores`); speakers with too few clips to leave a probe are skipped."""
-    labels = np.asarray(speakers)
-    rng = np.random.default_rng(seed)
-    plan = []
-    for speaker in np.unique(labels):
-        own = np.flatnonzero(labels == speaker)
-        if own.size <= n_enroll:
-            continue
-        for _ in range(per_speaker):
-            plan.append((str(speaker), rng.choice(own, n_enroll, replace=False)))
-    return plan
+    """`(speaker, enrolled clip indices)` of every speaker model: the draws `dlsp speaker eval` and calibration
+    make (`dlsp.speaker.evaluate.enrollment_draws`); speakers with too few clips to leave a probe are skipped."""
+    from dlsp.speaker.evaluate import enrollment_draws
+
+    return enrollment_draws(speakers, n_enroll, per_speaker, np.random.default_rng(seed))
 
 
 def enrolled_scores(scorer, embeddings: np.ndarray, speakers: list[str], plan: list[tuple[str, np.ndarray]],

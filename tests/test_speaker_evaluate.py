@@ -9,6 +9,7 @@ from dlsp.errors import DlspError
 from dlsp.speaker.evaluate import (
     build_trials,
     det_plot,
+    enrollment_draws,
     enrollment_scores,
     error_breakdown,
     evaluate_embeddings,
@@ -83,6 +84,17 @@ def test_enrollment_trials_average_recordings_and_never_test_on_them(rng):
     assert eer(*enrollment_scores(separated, labels, n_enroll=2))[0] == 0.0
     with pytest.raises(DlspError, match="leaves none to test"):
         enrollment_scores(embeddings, labels, n_enroll=6)
+
+
+def test_enrollment_draws_pick_distinct_recordings_of_speakers_that_keep_one_to_test():
+    labels = np.array(["b", "a", "b", "c", "a", "b", "a", "b", "c"])  # a: 3, b: 4, c: 2 recordings
+    draws = enrollment_draws(labels, 2, 4, np.random.default_rng(0))
+    assert [speaker for speaker, _ in draws] == ["a"] * 4 + ["b"] * 4  # c has none left to test; sorted order
+    for speaker, drawn in draws:
+        assert drawn.size == 2 and np.unique(drawn).size == 2 and (labels[drawn] == speaker).all()
+    rng = np.random.default_rng(0)
+    assert enrollment_draws(labels, 3, 4, rng, min_speakers=2) == []  # only b has more than 3
+    assert rng.integers(1 << 30) == np.random.default_rng(0).integers(1 << 30)  # and nothing was drawn
 
 
 def test_error_breakdown_names_the_look_alike_pair_and_the_scattered_speaker(rng):

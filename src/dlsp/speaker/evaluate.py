@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,14 +69,30 @@ def score_trials(embeddings: np.ndarray, trials: Trials) -> np.ndarray:
     return np.einsum("ij,ij->i", unit[trials.first], unit[trials.second])
 
 
+def enrollment_draws(labels: Sequence, n_enroll: int, models_per_speaker: int, rng: np.random.Generator,
+                     min_speakers: int = 1) -> list[tuple[Any, np.ndarray]]:
+    """`(speaker, recording indices)` of each speaker model verify would meet: for each speaker (in sorted order)
+    with more than `n_enroll` recordings, `models_per_speaker` random draws of `n_enroll` of them. None, and
+    nothing drawn from `rng`, when fewer than `min_speakers` speakers have that many."""
+    labels = np.asarray(labels)
+    speakers = [s for s in np.unique(labels) if np.count_nonzero(labels == s) > n_enroll]
+    if len(speakers) < min_speakers:
+        return []
+    draws = []
+    for speaker in speakers:
+        mine = np.flatnonzero(labels == speaker)
+        draws.extend((speaker, rng.choice(mine, n_enroll, replace=False)) for _ in range(models_per_speaker))
+    return draws
+
+
 def enrolled_trials(embeddings: np.ndarray, labels: np.ndarray, corpora: Sequence[str], n_enroll: int,
                     models_per_speaker: int = ENROLLMENTS_PER_SPEAKER, seed: int = 0
                     ) -> tuple[np.ndarray, Trials, np.ndarray, list[str]]:
     """Trials as verify makes them, for recordings of speakers `labels` from `corpora` (one name per recording):
-    for each speaker with more than `n_enroll` recordings, `models_per_speaker` speaker models (the mean of
-    `n_enroll` random recordings' unit embeddings), each against every other recording of its corpus. Returns the
-    embeddings with the models' rows appended (trials' `first` index them), the trials, the corpus index of each
-    trial and the corpus names; corpora without two such speakers give none."""
+    the speaker models of `enrollment_draws` (the mean of `n_enroll` random recordings' unit embeddings), each
+    against every other recording of its corpus. Returns the embeddings with the models' rows appended (trials'
+    `first` index them), the trials, the corpus index of each trial and the corpus names; corpora without two
+    such speakers give none."""
     labels, corpora = np.asarray(labels), np.asarray(corpora)
     names = sorted(set(corpora.tolist()))
     unit = unit_rows(embeddings)
@@ -84,18 +101,13 @@ def enrolled_trials(embeddings: np.ndarray, labels: np.ndarray, corpora: Sequenc
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for g, name in enumerate(names):
         own = np.flatnonzero(corpora == name)
-        speakers = [s for s in np.unique(labels[own]) if np.count_nonzero(labels[own] == s) > n_enroll]
-        if len(speakers) < 2:
-            continue
-        for speaker in speakers:
-            mine = own[labels[own] == speaker]
-            for _ in range(models_per_speaker):
-                enrolled = rng.choice(mine, n_enroll, replace=False)
-                tested = np.setdiff1d(own, enrolled)
-                row = embeddings.shape[0] + len(models)
-                models.append(unit[enrolled].mean(axis=0))
-                parts.append((np.full(tested.size, row), tested, (labels[tested] == speaker).astype(np.int64),
-                              np.full(tested.size, g)))
+        for speaker, drawn in enrollment_draws(labels[own], n_enroll, models_per_speaker, rng, min_speakers=2):
+            enrolled = own[drawn]
+            tested = np.setdiff1d(own, enrolled)
+            row = embeddings.shape[0] + len(models)
+            models.append(unit[enrolled].mean(axis=0))
+            parts.append((np.full(tested.size, row), tested, (labels[tested] == speaker).astype(np.int64),
+                          np.full(tested.size, g)))
     if not parts:
         raise DlspError(f"speaker models of {n_enroll} recordings need 2 or more speakers of more than {n_enroll} "
                         "recordings each (in one corpus)")
