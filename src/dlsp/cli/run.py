@@ -63,13 +63,14 @@ def run(args: argparse.Namespace) -> int:
                         progress=not args.quiet, track=args.track, track_uri=args.track_uri)
     if not distributed.is_main():
         return 0
-    best = result.history[result.best_epoch] if result.history else {}
+    shipped, best = result.shipped()
     if not task.epochs_api:
         print(f"{task.name}: {result.stopped}: " + ", ".join(f"{key} {value:.4g}" for key, value in best.items()))
         print(f"results: {out / 'results.json'}")
         return 0
-    print(f"{task.name}: {len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
-          + ", ".join(f"{key} {value:.4g}" for key, value in best.items() if key not in ("epoch", "seconds")))
+    print(f"{task.name}: {len(result.history)} epochs ({result.stopped}); {shipped}: "
+          + ", ".join(f"{key} {value:.4g}" for key, value in best.items()
+                      if key not in ("epoch", "seconds") and isinstance(value, int | float)))
     results = out / "results.json"
     if results.exists():
         print(f"results: {results}  " + json.dumps({k: v for k, v in json.loads(results.read_text()).items()

@@ -163,7 +163,7 @@ def train_run(config: DenoiseConfig, data: DenoiseData, out: str | os.PathLike[s
 
             loss_curves(out / "loss.png", result.history, title=f"{config.model.name} denoiser")
             write_samples(out / "samples", best, val_list, stft, config.data.sample_rate, device)
-            return {"val_loss": result.best_val_loss, "val_si_sdr": record.get("val_si_sdr"),
+            return {"val_loss": record.get("val_loss"), "val_si_sdr": record.get("val_si_sdr"),
                     "val_si_sdr_improvement": record.get("val_si_sdr_improvement"), "model": config.model.name}
 
         return Training(

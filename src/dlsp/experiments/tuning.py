@@ -146,7 +146,7 @@ def work(job: TuneJob, lock: Any = None) -> None:
         ensure_dir(trial_dir)
         # A trial folder left by an earlier study in the same folder is started over.
         result = task.train(config, data, trial_dir, tracker, job.progress, overwrite=True)
-        record = result.history[result.best_epoch]
+        record = result.shipped()[1]
         if spec.metric not in record:
             raise DlspError(f"tune.metric {spec.metric!r} is not reported by task {task.name!r}")
         return float(record[spec.metric])

@@ -39,6 +39,16 @@ class FitResult:
     best_val_loss: float = math.inf
     stopped: str = "epochs"
     seconds: float = 0.0
+    # With `train.average_last` (dlsp.train.run): the shipped average's record, `averaged_epochs` its first and
+    # last epoch (counted from 1).
+    averaged: dict[str, Any] | None = None
+
+    def shipped(self) -> tuple[str, dict[str, Any]]:
+        """What the run ships and its record: `("best epoch N", record)` or `("mean of epochs A-B", record)`."""
+        if self.averaged is not None:
+            first, last = self.averaged["averaged_epochs"]
+            return f"mean of epochs {first}-{last}", self.averaged
+        return f"best epoch {self.best_epoch + 1}", self.history[self.best_epoch] if self.history else {}
 
 
 def fit(

@@ -6,7 +6,9 @@ overrides given then are recorded) and `splits.json` when a run starts; `metrics
 after every epoch; `results.json` at the end (`best_epoch` counted from 1, `epochs`, `stopped` and the task's
 figures); the tracker (`dlsp.train.tracking`); under torchrun, writing from rank 0 only. A task supplies what
 differs as a `Training`, built by its `setup(device)`: the module to train, its optimiser, step and batches, the
-validation figures, how to save its model file and what to add when training ends.
+validation figures, how to save its model file and what to add when training ends. With `train.average_last: N`
+the model that ships is the mean of the last N epochs' weights (`dlsp.train.averaging`), scored on the
+validation data like an epoch (`results.json` keeps the best single epoch's figure beside it).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from torch import nn
 from dlsp.config import save_config, to_dict
 from dlsp.device import resolve_device
 from dlsp.fileio import ensure_dir, write_json
+from dlsp.train.averaging import RunningAverage, averaging_start
 from dlsp.train.distributed import is_main
-from dlsp.train.loop import FitResult, StepFn, fit
+from dlsp.train.loop import FitResult, StepFn, evaluate_loss, fit
 from dlsp.train.run_folder import (
     INPUTS,
     append_metrics,
@@ -47,6 +50,8 @@ class TrainSection:
     max_seconds: float | None = None
     seed: int = 0
     device: str = "auto"
+    # Ship the mean of the last N epochs' weights instead of the best single epoch (0: off; dlsp.train.averaging).
+    average_last: int = 0
 
 
 def make_optimizer(params: Iterable[Any], lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -99,12 +104,14 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
         ensure_dir(out)
         tracker.log_params(to_dict(config))
         training = setup(resolve_device(config.train.device))
+        start = averaging_start(config.train.epochs, config.train.average_last)
+        average = None if start is None else RunningAverage(start)
         # The optimiser's state comes back from last.pt, but its learning rates come from the config, so a
         # `--set train.lr=...` given on resuming (recorded in config.yaml below) takes effect.
         resumed = None
         if resume:
             rates = [group["lr"] for group in training.optimizer.param_groups]
-            resumed = resume_state(out, training.model, training.optimizer)
+            resumed = resume_state(out, training.model, training.optimizer, average)
             for group, lr in zip(training.optimizer.param_groups, rates, strict=True):
                 group["lr"] = lr
         if is_main():  # under torchrun, one process writes the run folder
@@ -121,7 +128,9 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
             append_metrics(out, record)
             if improved:
                 training.save_best(record)
-            save_resume_state(out, training.model, training.optimizer, so_far)
+            if average is not None:
+                average.update(training.model, int(record["epoch"]))
+            save_resume_state(out, training.model, training.optimizer, so_far, average)
 
         train = config.train
         result = fit(training.model, training.step, training.optimizer, training.train_batches,
@@ -129,14 +138,40 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
                      max_seconds=train.max_seconds, grad_clip=train.grad_clip, progress=progress,
                      on_epoch_end=on_epoch_end, resume=so_far, val_metrics=training.val_metrics,
                      monitor=training.monitor, tracker=tracker)
-        best = (training.load_best() if training.load_best else training.model).eval()
         if not is_main():
-            return best, result, None
+            return (training.load_best() if training.load_best else training.model).eval(), result, None
         record = result.history[result.best_epoch] if result.history else {}
+        averaged = {}
+        if average is not None and average.count >= 2:
+            record = result.averaged = averaged_record(training, average, result)
+            training.save_best(record)
+            averaged = {"averaged_epochs": record["averaged_epochs"],
+                        f"best_single_epoch_{training.monitor}": result.best_val_loss}
+            scored = (f"{training.monitor} {record[training.monitor]:.4g} (best single epoch, "
+                      f"{result.best_epoch + 1}: {result.best_val_loss:.4g})" if training.monitor in record
+                      else "not validated (no validation data)")
+            log(f"shipping the mean of epochs {average.epochs[0] + 1}-{average.epochs[-1] + 1}: {scored}")
+        best = (training.load_best() if training.load_best else training.model).eval()
         results = {"best_epoch": result.best_epoch + 1, "epochs": len(result.history), "stopped": result.stopped,
-                   **training.finish(best, result, record)}
+                   **averaged, **training.finish(best, result, record)}
         write_json(out / "results.json", results)
         return best, result, results
 
     return tracked_run(tracker, run, out, ("best.pt", "config.yaml", "results.json", *artifacts),
                        lambda value: value[2])
+
+
+def averaged_record(training: Training, average: RunningAverage, result: FitResult) -> dict[str, Any]:
+    """Load the averaged weights into `training.model` and score them as an epoch is scored: the record of the
+    last averaged epoch with its validation figures replaced by the average's."""
+    average.load_into(training.model)
+    record = dict(result.history[average.epochs[-1]])
+    record.pop("train_loss")  # that epoch's; the average was never trained on
+    if training.val_batches is None:
+        record.pop("val_loss")  # without validation batches it only repeated the training loss
+    if training.val_batches is not None:
+        record["val_loss"] = evaluate_loss(training.model, training.step, training.val_batches())
+    if training.val_metrics is not None:
+        record.update(training.val_metrics(training.model))
+    record["averaged_epochs"] = [average.epochs[0] + 1, average.epochs[-1] + 1]
+    return record

@@ -26,6 +26,7 @@ from torch import nn
 
 from dlsp.errors import DlspError
 from dlsp.fileio import append_json_line, atomic_path, check_writable, remove_stale_temp_files, write_text
+from dlsp.train.averaging import RunningAverage
 from dlsp.train.distributed import is_main
 from dlsp.train.loop import FitResult
 
@@ -83,17 +84,20 @@ def append_metrics(out: str | os.PathLike[str], record: dict[str, Any]) -> None:
 
 
 def save_resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer,
-                      result: FitResult) -> None:
-    """Write `last.pt` (atomically): everything `resume_state` needs to continue after this epoch."""
+                      result: FitResult, average: RunningAverage | None = None) -> None:
+    """Write `last.pt` (atomically): everything `resume_state` needs to continue after this epoch (with the
+    running weight average, if the run keeps one)."""
     state = {"format": RESUME_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "history": result.history, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-             "torch_rng": torch.get_rng_state()}
+             "torch_rng": torch.get_rng_state(), "average": None if average is None else average.state()}
     with atomic_path(Path(out) / RESUME) as tmp:
         torch.save(state, tmp)
 
 
-def resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer) -> FitResult:
-    """Load `last.pt` into `model` and `optimizer`, restore the RNG, trim the log; return the history so far."""
+def resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer,
+                 average: RunningAverage | None = None) -> FitResult:
+    """Load `last.pt` into `model`, `optimizer` (and the running weight `average`), restore the RNG, trim the
+    log; return the history so far."""
     out = Path(out)
     path = out / RESUME
     if not path.exists():
@@ -104,6 +108,8 @@ def resume_state(out: str | os.PathLike[str], model: nn.Module, optimizer: torch
             raise ValueError("not a dlsp resume state")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None:
+            average.restore(state.get("average"))
     except Exception as exc:  # a torn or foreign file must not crash with a traceback
         raise DlspError(f"cannot resume from last.pt ({str(exc).splitlines()[0][:120]})", path) from None
     torch.set_rng_state(state["torch_rng"])

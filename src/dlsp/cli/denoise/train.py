@@ -61,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
     tracker = make_tracker(args.track, args.out, args.track_uri)
     _, result = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=not args.quiet, tracker=tracker, inputs=inputs)
-    best = result.history[result.best_epoch] if result.history else {}
-    print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: "
-          f"val loss {result.best_val_loss:.4g}, val SI-SDR {best.get('val_si_sdr', float('nan')):.2f} dB "
+    shipped, best = result.shipped()
+    print(f"{len(result.history)} epochs ({result.stopped}); {shipped}: "
+          f"val loss {best.get('val_loss', float('nan')):.4g}, "
+          f"val SI-SDR {best.get('val_si_sdr', float('nan')):.2f} dB "
           f"({best.get('val_si_sdr_improvement', float('nan')):+.2f} dB over noisy)")
     print(f"model: {args.out}/best.pt   curves: {args.out}/loss.png")
     return 0

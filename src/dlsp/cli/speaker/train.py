@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(config, inputs["data"], inputs["format"], progress=not args.quiet)
     _, result = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
                           progress=not args.quiet, inputs=inputs)
-    best = result.history[result.best_epoch] if result.history else {}
+    shipped, best = result.shipped()
     corpora = {k[len("val_eer_"):]: v for k, v in best.items() if k.startswith("val_eer_")}
-    print(f"{len(result.history)} epochs ({result.stopped}); best epoch {result.best_epoch + 1}: validation EER "
+    print(f"{len(result.history)} epochs ({result.stopped}); {shipped}: validation EER "
           f"{100 * best.get('val_eer', float('nan')):.2f}% at threshold {best.get('val_threshold', float('nan')):.3f}"
           + (" (mean of " + ", ".join(f"{name} {100 * rate:.2f}%" for name, rate in corpora.items()) + ")"
              if len(corpora) > 1 else ""))
