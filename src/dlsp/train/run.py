@@ -51,6 +51,7 @@ class TrainSection:
     seed: int = 0
     device: str = "auto"
     # Ship the mean of the last N epochs' weights instead of the best single epoch (0: off; dlsp.train.averaging).
+    # If fewer than 2 of those epochs run (early stopping, time budget), the best single epoch ships.
     average_last: int = 0
 
 
@@ -169,7 +170,7 @@ def averaged_record(training: Training, average: RunningAverage, result: FitResu
     record.pop("train_loss")  # that epoch's; the average was never trained on
     if training.val_batches is None:
         record.pop("val_loss")  # without validation batches it only repeated the training loss
-    if training.val_batches is not None:
+    else:
         record["val_loss"] = evaluate_loss(training.model, training.step, training.val_batches())
     if training.val_metrics is not None:
         record.update(training.val_metrics(training.model))
