@@ -131,3 +131,13 @@ def test_the_run_ships_the_mean_of_the_last_epochs_and_resumes_it(tmp_path):
     train_in_folder(tmp_path / "cut", TinyConfig(), tiny_training(seen_cut, saved_cut), splits={}, resume=True,
                     progress=False, log=lambda line: None)
     assert torch.allclose(saved_cut[-1][0], shipped, atol=1e-6)
+
+
+def test_a_run_that_stops_before_two_averaged_epochs_ships_its_best_epoch(tmp_path):
+    seen, saved = [], []
+    config = TinyConfig(train=TinyTrain(epochs=5, average_last=3, device="cpu", patience=None, max_seconds=1e-9))
+    _, result, results = train_in_folder(tmp_path / "run", config, tiny_training(seen, saved), splits={},
+                                         progress=False, log=lambda line: None)
+    assert len(result.history) == 1 and result.stopped == "time budget"  # the budget ends it after epoch 1
+    assert result.shipped() == ("best epoch 1", result.history[0]) and "averaged_epochs" not in results
+    assert len(seen) == 1 and torch.equal(saved[-1][0], seen[0])  # no average was scored or saved
