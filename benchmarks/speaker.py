@@ -64,6 +64,7 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 N_ENROLL = 3
+ENROLL_SIZES = (1, 3, 5, 9)  # enrolment sizes of the rates-by-enrolment table
 MODELS_PER_SPEAKER = 20
 DURATIONS = (0.5, 1.0, 2.0, 5.0)
 CUT_TOLERANCE = 0.010  # seconds a recording may fall short of a cut length and still give that probe
@@ -443,6 +444,23 @@ def plan_trials(plan: list[tuple[str, np.ndarray]], probe_of: np.ndarray) -> tup
     return np.concatenate(first), np.concatenate(second)
 
 
+def enrolment_rates(system, embeddings: np.ndarray, speakers: list[str], narrow: np.ndarray) -> dict:
+    """False-accept / false-reject rates at the threshold verify uses, for speaker models of each of
+    `ENROLL_SIZES` recordings (20 random models per speaker, as `enrollment_plan`); None where no speaker has
+    a recording left to test."""
+    rates = {}
+    for n in ENROLL_SIZES:
+        plan = enrollment_plan(speakers, n_enroll=n)
+        if not plan:
+            rates[str(n)] = None
+            continue
+        scores, target = enrolled_scores(system.scorer, embeddings, speakers, plan)
+        probe_narrow = narrow[plan_trials(plan, np.arange(len(speakers)))[1]]
+        rates[str(n)] = None if target.all() or not target.any() else rates_at(
+            scores, target, system.thresholds(probe_narrow), probe_narrow)
+    return rates
+
+
 def summary(scores: np.ndarray, target: np.ndarray, boot: int = 0) -> dict | None:
     """EER, minDCF (p_target 0.01), counts and (with `boot`) 95% intervals; None without both kinds of trial."""
     from dlsp.speaker.evaluate import summarize_scores
@@ -541,6 +559,7 @@ def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namesp
                 enrolled_narrow = narrow[plan_trials(plan, np.arange(len(speakers)))[1]]
                 result["enrolled_at_threshold"] = rates_at(enrolled, target, system.thresholds(enrolled_narrow),
                                                            enrolled_narrow)
+                result["by_enrolment"] = enrolment_rates(system, embeddings, speakers, narrow)
             for seconds, (sources, per_system) in cuts.items():
                 if sources.size == 0:
                     result[f"probe_{seconds}"] = None
@@ -658,6 +677,16 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
           f"FRR <= {pct(MAX_FRR, 0)} %)", ["system", "verify accepts", "validation table says",
                                           *(f"{lab}, {k}" for lab in labels for k in ("1v1", "enr. 3"))],
           rate_rows)
+    size_rows = []
+    for s in dlsp:
+        for c, lab in zip(shorts, labels, strict=True):
+            by_size = get[s.name, c].get("by_enrolment") or {}
+            size_rows.append([s.name, lab, *("n/a" if by_size.get(str(n)) is None else
+                                             f"{pct(by_size[str(n)]['far'], 1)} / {pct(by_size[str(n)]['frr'], 1)}"
+                                             for n in ENROLL_SIZES)])
+    table("FAR % / FRR % at the shipped threshold by enrolment size (speaker models of n recordings against one; "
+          "the threshold is set on models of the recipe's score.enroll_clips)",
+          ["system", "corpus", *(f"enrolled {n}" for n in ENROLL_SIZES)], size_rows)
     narrow_counts = []
     for s in dlsp:
         narrow = results["systems"][s.name]["narrow"]
