@@ -3,6 +3,8 @@ without --model, and (with ../shared/data) its EER on speakers it never trained 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -58,6 +60,16 @@ def test_cli_enroll_and_verify_with_the_default_model(tmp_path, cli):
     assert code == 0 and "ACCEPT" in out
     code, out, _ = cli("speaker", "verify", low.name, files[high.name, 3], "--db", db)
     assert code == 1 and "REJECT" in out
+    assert "measured on people" not in out  # enrolled with 3, as the model's thresholds were set
+    # Someone enrolled with another number of recordings than the validation models: the rate is said to be
+    # measured on models of 3.
+    code, _, err = cli("speaker", "enroll", "one", files[low.name, 0], "--db", db)
+    assert code == 0, err
+    code, out, _ = cli("speaker", "verify", "one", files[low.name, 3], "--db", db, "--json", tmp_path / "v.json")
+    assert "expected false-accept rate at the threshold" in out
+    assert "measured on people enrolled with 3 recordings; one has 1)" in out
+    result = json.loads((tmp_path / "v.json").read_text())
+    assert (result["table_enrolled_files"], result["enrolled_files"]) == (3, 1)
 
 
 @pytest.mark.shared_data

@@ -241,7 +241,9 @@ def test_the_narrowband_threshold_comes_after_the_users_and_the_databases():
     calibration = Calibration(1.5, scorer.score_id, 0.01, 0.01, 0.1, 0.05, 10, 100, "mine", time.time(), db_table)
     from_db = choose_threshold(scorer, calibration, None, narrowband=True)
     assert (from_db.threshold, from_db.table, from_db.source) == (1.5, db_table, "database calibration on mine")
-    assert choose_threshold(scorer, calibration, 2.5, narrowband=True) == ThresholdChoice(2.5, "--threshold", db_table)
+    assert choose_threshold(scorer, calibration, 2.5, narrowband=True) == ThresholdChoice(2.5, "--threshold", db_table,
+                                                                                          table_from_model=False)
+    assert not from_db.table_from_model and model.table_from_model
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +302,11 @@ def test_verify_and_identify_judge_a_narrowband_probe_at_the_narrowband_threshol
         opened.set_calibration(Calibration(0.3, "cosine", 0.01, 0.01, 0.1, 0.05, 10, 100, "mine", time.time()))
     calibrated, _ = verify("phone")
     assert calibrated["threshold"] == 0.3 and calibrated["threshold_source"] == "database calibration on mine"
+
+
+def test_table_enrolment_reads_the_recipes_enroll_clips():
+    from dlsp.speaker.decision import table_enrolment
+
+    assert table_enrolment({"score": {"enroll_clips": 3}}) == 3
+    assert table_enrolment({"score": {"enroll_clips": 0}}) == 1  # pairs: one recording against one
+    assert table_enrolment({}) is None and table_enrolment({"score": {"enroll_clips": "3"}}) is None

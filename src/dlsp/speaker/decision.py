@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class ThresholdChoice:
     threshold: float
     source: str
     table: RateTable | None
+    table_from_model: bool = True  # the rate table is the model's (else the database calibration's)
 
     @property
     def expected_far(self) -> float | None:
@@ -50,11 +52,12 @@ def choose_threshold(scorer: Scorer, calibration: Calibration | None, override: 
                         f"model scores with {scorer.score_id}; run 'dlsp speaker calibrate' again or pass "
                         "--threshold", db_path)
     model = model_choice(scorer, narrowband)
-    table = calibration.table if calibration is not None and calibration.table is not None else model.table
+    own = calibration is None or calibration.table is None
+    table = model.table if own else calibration.table
     if override is not None:
-        return ThresholdChoice(check_threshold(override, scorer), "--threshold", table)
+        return ThresholdChoice(check_threshold(override, scorer), "--threshold", table, own)
     if calibration is not None:
-        return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table)
+        return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table, own)
     return model
 
 
@@ -65,6 +68,17 @@ def model_choice(scorer: Scorer, narrowband: bool) -> ThresholdChoice:
         return ThresholdChoice(narrow.threshold, f"model validation, narrowband probe (content below "
                                                  f"{narrow.below_hz / 1000:g} kHz)", narrow.table)
     return ThresholdChoice(scorer.threshold, "model validation", scorer.table)
+
+
+def table_enrolment(config: dict[str, Any]) -> int | None:
+    """How many recordings each speaker model held in the validation trials that measured a model file's rate
+    tables (and set its thresholds): the recipe's `score.enroll_clips`, 1 for pairs of single recordings; None
+    when the file's config does not say. People enrolled with more recordings are rejected less often and, at
+    the same threshold, accepted as impostors a little more often (benchmarks/speaker.py, by enrolment size)."""
+    score = config.get("score")
+    if not isinstance(score, dict) or not isinstance(score.get("enroll_clips"), int):
+        return None
+    return max(1, score["enroll_clips"])
 
 
 def identify_margin(choice: ThresholdChoice, n_enrolled: int) -> float:
