@@ -132,6 +132,12 @@ def test_a_calibration_is_stored_read_back_and_checked(tmp_path, rng):
     with SpeakerDatabase(path, None, None, create=False) as db:
         back = db.calibration()
     assert back.threshold == 1.0 and back.score_id == "asnorm-k100-abc" and back.n_nontarget == 270
+    assert back.enrolled_files is None  # not given (as in databases calibrated before it was recorded)
+    import dataclasses
+
+    assert Calibration.from_json(dataclasses.replace(calibration, enrolled_files=3).to_json()).enrolled_files == 3
+    with pytest.raises(ValueError, match="enrolled_files"):
+        Calibration.from_json(dataclasses.replace(calibration, enrolled_files=0).to_json())
     np.testing.assert_array_equal(back.table.far, table.far)
     assert check_database(path).ok
     with sqlite3.connect(path) as con:

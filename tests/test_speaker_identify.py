@@ -155,12 +155,15 @@ def test_calibrate_sets_the_database_threshold_that_verify_and_identify_use(setu
     assert cal["n_target"] == N_SPEAKERS * TAKES * (TAKES - 1) // 2 and cal["far"] <= 0.05
     assert "EER" in out and "false accepts" in out and "false rejects" in out and "stored in" in out
     with SpeakerDatabase(enrolled, None, None, create=False) as db:
-        assert db.calibration().threshold == cal["threshold"]
+        assert db.calibration().threshold == cal["threshold"] and db.calibration().enrolled_files == 1  # pairs
     code, out, _ = cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model,
                        "--json", tmp_path / "v.json")
     result = json.loads((tmp_path / "v.json").read_text())
     assert result["threshold"] == cal["threshold"] and result["threshold_source"].startswith("database calibration")
     assert "threshold from database calibration on" in out
+    # Measured on pairs of recordings, quoted for someone enrolled with 3: the line says so.
+    assert (result["table_enrolled_files"], result["enrolled_files"]) == (1, 3)
+    assert f"measured on people enrolled with 1 recording; {names[0]} has 3)" in out
     code, _, _ = cli("speaker", "identify", files[(names[0], 4)], "--db", enrolled, "--model", model, "--margin",
                      "0", "--json", tmp_path / "i.json")
     assert json.loads((tmp_path / "i.json").read_text())["threshold"] == cal["threshold"]
@@ -172,6 +175,10 @@ def test_calibrate_sets_the_database_threshold_that_verify_and_identify_use(setu
     cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model, "--json",
         tmp_path / "v3.json")
     assert json.loads((tmp_path / "v3.json").read_text())["threshold_source"] == "model validation"
+    assert cli("speaker", "calibrate", "--db", enrolled, "--data", root, "--format", "speakers", "--enroll", "3",
+               "--model", model, "--no-progress")[0] == 0
+    code, out, _ = cli("speaker", "verify", names[0], files[(names[0], 4)], "--db", enrolled, "--model", model)
+    assert "measured on people" not in out  # calibrated on models of 3, as this person is enrolled
 
 
 def test_a_calibration_for_another_scoring_is_refused(setup, enrolled, cli):

@@ -70,6 +70,8 @@ class Calibration:
     data: str
     created: float
     table: RateTable | None = None
+    # Recordings per speaker model in the trials (`calibrate --enroll N`; 1 for pairs); None: not recorded (older).
+    enrolled_files: int | None = None
 
     def to_json(self) -> str:
         fields = {k: v for k, v in self.__dict__.items() if k != "table"}
@@ -89,8 +91,11 @@ class Calibration:
                 not isinstance(data.get(k), int) or data[k] < 0 for k in ("n_target", "n_nontarget")):
             raise ValueError("a calibration field has the wrong type")
         table = None if data.get("table") is None else RateTable.from_dict(data["table"])
+        enrolled = data.get("enrolled_files")
+        if enrolled is not None and (not isinstance(enrolled, int) or isinstance(enrolled, bool) or enrolled < 1):
+            raise ValueError("enrolled_files must be a positive integer")
         return cls(**{k: data[k] for k in (*numbers, "score_id", "data", "n_target", "n_nontarget")},
-                   table=table)
+                   table=table, enrolled_files=enrolled)
 
 
 class SpeakerDatabase:

@@ -117,7 +117,7 @@ def measure(args: argparse.Namespace, loaded: SpeakerModel) -> tuple[Calibration
     model_far, model_frr = (float(v[0]) for v in balanced_rates(scores, trials.target, None, [scorer.threshold]))
     calibration = Calibration(threshold, scorer.score_id, args.far, far, frr, rate, trials.n_target,
                               trials.n_nontarget, str(Path(args.data).resolve()), time.time(),
-                              rate_table(scores, trials.target, extra=[threshold]))
+                              rate_table(scores, trials.target, extra=[threshold]), args.enroll or 1)
     kind = "AS-norm" if scorer.kind == "asnorm" else "cosine"
     notes = [f"{len(embedded.speakers)} recordings of {len(set(embedded.speakers))} speakers: {trials.n_target} "
              f"target and {trials.n_nontarget} non-target trials, {units} ({kind} scores)"]
