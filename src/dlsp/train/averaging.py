@@ -23,15 +23,19 @@ class RunningAverage:
     """The mean of a model's state over the epochs from `start` (0-based) on."""
 
     def __init__(self, start: int) -> None:
-        self.start, self.count = int(start), 0
+        self.start = int(start)
         self.mean: dict[str, torch.Tensor] = {}
         self.epochs: list[int] = []
+
+    @property
+    def count(self) -> int:
+        """Epochs averaged so far."""
+        return len(self.epochs)
 
     def update(self, model: nn.Module, epoch: int) -> None:
         """Add the model's weights after `epoch` (epochs before `start` are ignored)."""
         if epoch < self.start:
             return
-        self.count += 1
         self.epochs.append(int(epoch))
         for key, value in model.state_dict().items():
             value = value.detach().to("cpu", copy=True)
@@ -49,7 +53,7 @@ class RunningAverage:
 
     def state(self) -> dict[str, Any]:
         """Plain data for `last.pt`."""
-        return {"start": self.start, "count": self.count, "epochs": list(self.epochs),
+        return {"start": self.start, "epochs": list(self.epochs),
                 "mean": {key: value.clone() for key, value in self.mean.items()}}
 
     def restore(self, state: dict[str, Any] | None) -> None:
@@ -58,7 +62,7 @@ class RunningAverage:
             return
         if int(state["start"]) != self.start:
             raise DlspError(f"last.pt averages from epoch {int(state['start']) + 1}, this run from {self.start + 1}")
-        self.count, self.epochs, self.mean = int(state["count"]), list(state["epochs"]), dict(state["mean"])
+        self.epochs, self.mean = list(state["epochs"]), dict(state["mean"])
 
 
 def averaging_start(epochs: int, average_last: int) -> int | None:
