@@ -55,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(config, inputs["data"], inputs["format"], cache_dir(args), progress=not args.quiet)
     for line in data.report:
         print(line, flush=True)
-    _, _, results = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
-                              progress=not args.quiet, inputs=inputs)
-    shipped = (f"mean of epochs {results['averaged_epochs'][0]}-{results['averaged_epochs'][1]}"
-               if "averaged_epochs" in results else f"best epoch {results['best_epoch']}")
-    print(f"{results['epochs']} epochs ({results['stopped']}, {results['train_seconds']:.0f} s); {shipped}"
-          f": val accuracy {results['val_accuracy']:.1%} (segments), "
+    _, result, results = train_run(config, data, args.out, resume=args.resume, overwrite=args.overwrite,
+                                   progress=not args.quiet, inputs=inputs)
+    print(f"{results['epochs']} epochs ({results['stopped']}, {results['train_seconds']:.0f} s); "
+          f"{result.shipped()[0]}: val accuracy {results['val_accuracy']:.1%} (segments), "
           f"{results['val_clip_accuracy']:.1%} (clips)")
     if "test" in results:
         test = results["test"]
