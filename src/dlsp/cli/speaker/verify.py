@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
     score = float(loaded.scorer.scores(enrolled.embedding[None], embedding)[0])
     accepted = score >= choice.threshold
-    measured_on = (table_enrolment(loaded.config) if choice.table_from_model else
-                   calibration.enrolled_files if calibration is not None else None)
+    # A table not the model's is the database calibration's.
+    measured_on = table_enrolment(loaded.config) if choice.table_from_model else calibration.enrolled_files
     note = ("" if choice.expected_far is None or measured_on in (None, enrolled.n_files) else
             f", measured on people enrolled with {measured_on} recording{'s' * (measured_on > 1)}; {args.name} "
             f"has {enrolled.n_files}")
