@@ -33,7 +33,8 @@ Trials:
   with fewer than 5 recordings that long says n/a; under 30 the count is shown (speechocean762 has 8 of 5 s).
 Metrics: EER, minDCF (p_target 0.01); for dlsp models the false-accept and false-reject rates at the shipped
 threshold (the one verify uses without --threshold or a database calibration: the AS-norm threshold when the
-file stores scoring, else its cosine threshold; per trial, the model's narrowband threshold when the file has one
+file stores scoring, else its cosine threshold; for a model with thresholds by enrolment size, those of the
+trial's speaker-model size: 1 for 1 vs 1, 3 for enrolled 3; per trial, the model's narrowband threshold when it has one
 and the trial's probe - its second clip, the single recording against an enrolled model - is narrowband, its
 content stopping below the rule's limit, measured as verify measures it on the prepared clip). How many clips
 are narrowband is printed below that table. Throughput: utterances per second embedding 1 s Arabic clips
@@ -252,8 +253,9 @@ class System:
         """Which prepared clips are narrowband probes (none, for systems without a threshold)."""
         return np.zeros(len(prepared), dtype=bool)
 
-    def thresholds(self, narrowband: np.ndarray) -> np.ndarray:
-        """The threshold verify applies to each trial whose probe is `narrowband` or not."""
+    def thresholds(self, narrowband: np.ndarray, enrolled: int = 1) -> np.ndarray:
+        """The threshold verify applies to each trial whose probe is `narrowband` or not, against a person
+        enrolled with `enrolled` recordings."""
         return np.full(narrowband.shape, self.threshold, dtype=np.float64)
 
 
@@ -290,14 +292,18 @@ class DlspSystem(System):
         below = NARROWBAND_BELOW_HZ if self.scorer.narrow is None else self.scorer.narrow.below_hz
         return np.array([self.embedder.bandwidth(clip) < below for clip in prepared], dtype=bool)
 
-    def thresholds(self, narrowband: np.ndarray) -> np.ndarray:
-        if self.scorer.narrow is None:
-            return super().thresholds(narrowband)
-        return np.where(narrowband, self.scorer.narrow.threshold, self.threshold)
+    def thresholds(self, narrowband: np.ndarray, enrolled: int = 1) -> np.ndarray:
+        scorer = self.scorer.for_enrolment(enrolled)
+        narrow = np.inf if scorer.narrow is None else scorer.narrow.threshold
+        return np.where(narrowband & (scorer.narrow is not None), narrow, scorer.threshold)
 
     def describe(self) -> dict:
         table, narrow = self.scorer.table, self.scorer.narrow
         return {**super().describe(), "path": str(self.path), "model_id": self.loaded.model_id,
+                "enrolled": self.scorer.enrolled,
+                "by_enrolment": {str(e.enrolled): {"threshold": e.threshold,
+                                                   "narrow_threshold": None if e.narrow is None else e.narrow.threshold}
+                                 for e in self.scorer.by_enrolment},
                 "narrow": None if narrow is None else {
                     "below_hz": narrow.below_hz, "threshold": narrow.threshold,
                     "validation_far_at_threshold": None if narrow.table is None else narrow.table.far_at(
@@ -457,7 +463,7 @@ def enrolment_rates(system, embeddings: np.ndarray, speakers: list[str], narrow:
         scores, target = enrolled_scores(system.scorer, embeddings, speakers, plan)
         probe_narrow = narrow[plan_trials(plan, np.arange(len(speakers)))[1]]
         rates[str(n)] = None if target.all() or not target.any() else rates_at(
-            scores, target, system.thresholds(probe_narrow), probe_narrow)
+            scores, target, system.thresholds(probe_narrow, n), probe_narrow)
     return rates
 
 
@@ -545,11 +551,11 @@ def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namesp
             narrow = system.narrowband([prepared[system.name][i] for i in index])
             result["narrowband_clips"] = int(narrow.sum())
             probe_narrow = narrow[trials.second]
-            thresholds = system.thresholds(probe_narrow)
+            thresholds = system.thresholds(probe_narrow, 1)  # one recording against one
             result["1v1_at_threshold"] = rates_at(scores, trials.target, thresholds, probe_narrow)
             # The breakdown of score - threshold at 0 is the breakdown at each trial's own threshold.
             errors = error_breakdown(scores - thresholds, trials, speakers, 0.0, top=1)
-            result["1v1_errors"] = {**errors, "threshold": system.threshold}
+            result["1v1_errors"] = {**errors, "threshold": float(system.thresholds(np.zeros(1, bool), 1)[0])}
         if plan:
             enrolled, target = enrolled_scores(system.scorer, embeddings, speakers, plan)
             result["enrolled"] = summary(enrolled, target, args.boot)
@@ -557,8 +563,8 @@ def evaluate_corpus(corpus: Corpus, systems: list[System], args: argparse.Namesp
                 result["enrolled_cosine"] = summary(*enrolled_scores(cosine, embeddings, speakers, plan))
             if system.threshold is not None:
                 enrolled_narrow = narrow[plan_trials(plan, np.arange(len(speakers)))[1]]
-                result["enrolled_at_threshold"] = rates_at(enrolled, target, system.thresholds(enrolled_narrow),
-                                                           enrolled_narrow)
+                result["enrolled_at_threshold"] = rates_at(
+                    enrolled, target, system.thresholds(enrolled_narrow, N_ENROLL), enrolled_narrow)
                 result["by_enrolment"] = enrolment_rates(system, embeddings, speakers, narrow)
             for seconds, (sources, per_system) in cuts.items():
                 if sources.size == 0:
@@ -659,15 +665,21 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
                                                                        for k in ("1v1", "enr. 3"))], dcf_rows)
     rate_rows = []
     for s in dlsp:
-        info = results["systems"][s.name]
-        promised = info.get("validation_far_at_threshold")
-        narrow = info.get("narrow")
-        cells = [f"{s.scorer.kind} >= {s.threshold:.3f}" + ("" if narrow is None else
-                                                            f"; narrowband >= {narrow['threshold']:.3f}"),
-                 "-" if promised is None else f"{pct(promised)} / {pct(info['validation_frr_at_threshold'])}"
-                 + ("" if narrow is None or narrow["validation_far_at_threshold"] is None else
-                    f"; narrowband {pct(narrow['validation_far_at_threshold'])} / "
-                    f"{pct(narrow['validation_frr_at_threshold'])}")]
+        sizes = (1, N_ENROLL) if s.scorer.by_enrolment else (None,)
+        rules, promises = [], []
+        for n in sizes:
+            scorer = s.scorer if n is None else s.scorer.for_enrolment(n)
+            said = "" if n is None else f"enrolled {scorer.enrolled}: "
+            narrow = scorer.narrow
+            rules.append(f"{said}{scorer.kind} >= {scorer.threshold:.3f}"
+                         + ("" if narrow is None else f", narrowband >= {narrow.threshold:.3f}"))
+            if scorer.table is not None:
+                promises.append(f"{said}{pct(scorer.table.far_at(scorer.threshold))} / "
+                                f"{pct(scorer.table.frr_at(scorer.threshold))}"
+                                + ("" if narrow is None or narrow.table is None else
+                                   f", narrowband {pct(narrow.table.far_at(narrow.threshold))} / "
+                                   f"{pct(narrow.table.frr_at(narrow.threshold))}"))
+        cells = ["; ".join(rules), "; ".join(promises) or "-"]
         for c in shorts:
             for key in ("1v1_at_threshold", "enrolled_at_threshold"):
                 r = get[s.name, c].get(key)
@@ -685,7 +697,8 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
                                              f"{pct(by_size[str(n)]['far'], 1)} / {pct(by_size[str(n)]['frr'], 1)}"
                                              for n in ENROLL_SIZES)])
     table("FAR % / FRR % at the shipped threshold by enrolment size (speaker models of n recordings against one; "
-          "the threshold is set on models of the recipe's score.enroll_clips)",
+          "verify's threshold for that size: from the model's thresholds by enrolment size, score.enroll_sizes, "
+          "where it has them, else the one set on models of score.enroll_clips)",
           ["system", "corpus", *(f"enrolled {n}" for n in ENROLL_SIZES)], size_rows)
     narrow_counts = []
     for s in dlsp:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from dlsp.config import apply_overrides, from_dict, load_config, save_config, to_dict
+from dlsp.config import apply_overrides, config_changes, from_dict, load_config, save_config, to_dict
 from dlsp.errors import DlspError
 
 
@@ -83,3 +83,11 @@ def test_saved_config_round_trips(tmp_path):
     save_config(tmp_path / "config.yaml", config)
     assert load_config(Config, tmp_path / "config.yaml") == config
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == to_dict(config)
+
+
+def test_config_changes_name_every_differing_value_by_its_dotted_key():
+    before = {"train": {"seed": 1, "lr": 0.001, "old": 2}, "data": {"speeds": [0.9, 1.0]}, "name": "a"}
+    after = {"train": {"seed": 0, "lr": 0.001}, "data": {"speeds": [0.9, 1.0, 1.1]}, "name": "a", "new": None}
+    assert config_changes(before, after) == ["train.seed 1 -> 0", "train.old 2 -> (none)",
+                                             "data.speeds [0.9, 1.0] -> [0.9, 1.0, 1.1]", "new (none) -> null"]
+    assert config_changes(after, after) == []

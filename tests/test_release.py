@@ -60,6 +60,13 @@ def test_an_old_speaker_file_gets_the_narrowband_threshold_training_sets_and_kee
     assert again.config["score"]["enroll_clips"] == 2 and again.config["score"]["target_far"] == 0.05
     assert again.scorer.threshold == enrolled.threshold and enrolled.table.far_at(enrolled.threshold) <= 0.05 + 1e-9
     assert not np.array_equal(enrolled.table.far, strict.table.far)  # other trials
+    # With thresholds by enrolment size: the size of the one threshold gets the same threshold again.
+    sized = recalibrate_speaker(path, [str(corpus / "speech")], enroll_sizes=[1, 2])
+    again = load_speaker_model(path)
+    assert again.config["score"]["enroll_sizes"] == [1, 2] and [e.enrolled for e in again.scorer.by_enrolment] == [1, 2]
+    assert again.scorer.for_enrolment(2).threshold == sized.threshold == pytest.approx(enrolled.threshold)
+    assert again.scorer.for_enrolment(1).table.far_at(again.scorer.for_enrolment(1).threshold) <= 0.05 + 1e-9
+    assert recalibrate_speaker(path, [str(corpus / "speech")], enroll_sizes=[]).by_enrolment == ()
 
 
 def test_an_8_khz_speaker_file_takes_no_narrowband_threshold(tmp_path):

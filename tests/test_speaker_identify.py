@@ -113,10 +113,31 @@ def test_the_one_to_n_margin_follows_the_rate_table():
     assert identify_margin(choice, 5) == pytest.approx(1.0)  # 10% / 5 = 2%: reached at score 3
     assert identify_margin(choice, 1000) == pytest.approx(2.0)  # below the table: its highest impostor score
     assert identify_margin(ThresholdChoice(2.0, "x", None), 5) == 0.0
-    ranked = identify(["bo", "al", "cy"], np.array([2.5, 3.5, 3.5]), choice)
-    assert ranked.names == ["al", "cy", "bo"] and ranked.required == pytest.approx(2.0 + 1.0)
+    ranked = identify(["bo", "al", "cy"], np.array([2.5, 3.5, 3.5]), [choice] * 3)
+    assert ranked.names == ["al", "cy", "bo"] and list(ranked.required) == pytest.approx([2.0 + 1.0] * 3)
     assert ranked.identified == "al"
-    assert identify(["al", "bo"], np.array([2.9, 1.0]), choice, margin=None).identified is None  # 2.9 < 2 + margin
+    assert ranked.chance_impostor_named() == pytest.approx(3 * table.far_at(3.0))  # N chances at 2% each
+    assert identify(["al", "bo"], np.array([2.9, 1.0]), [choice] * 2, margin=None).identified is None  # < 2 + 1
+
+
+def test_identify_judges_each_person_at_their_own_threshold():
+    table = RateTable(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([0.5, 0.2, 0.1, 0.02, 0.0]),
+                      np.array([0.0, 0.01, 0.05, 0.2, 0.6]))
+    # al enrolled with 1 recording (threshold 1), bo with 5 (threshold 2); no margin, to see the thresholds.
+    choices = [ThresholdChoice(1.0, "model validation", table, enrolled=1),
+               ThresholdChoice(2.0, "model validation", table, enrolled=5)]
+    ranked = identify(["al", "bo"], np.array([1.5, 1.2]), choices, margin=0.0)
+    assert ranked.identified == "al" and list(ranked.required) == [1.0, 2.0]
+    assert ranked.choices[0].enrolled == 1
+    # bo best but below his own threshold: unknown, though al's threshold would have let the score in.
+    ranked = identify(["al", "bo"], np.array([0.5, 1.5]), choices, margin=0.0)
+    assert ranked.names == ["bo", "al"] and ranked.identified is None and list(ranked.required) == [2.0, 1.0]
+    assert ranked.chance_impostor_named() == pytest.approx(table.far_at(2.0) + table.far_at(1.0))
+    assert ThresholdChoice(1.0, "x", None) in identify(["al"], np.array([0.0]), [ThresholdChoice(1.0, "x", None)]
+                                                        ).choices
+    assert identify(["al"], np.array([0.0]), [ThresholdChoice(1.0, "x", None)]).chance_impostor_named() is None
+    with pytest.raises(ValueError, match="one threshold choice per"):
+        identify(["al", "bo"], np.array([0.0, 1.0]), choices[:1])
 
 
 def test_noise_and_hum_are_never_accepted(setup, enrolled, tmp_path, cli, write_wav):
@@ -312,8 +333,58 @@ def test_verify_and_identify_judge_a_narrowband_probe_at_the_narrowband_threshol
 
 
 def test_table_enrolment_reads_the_recipes_enroll_clips():
-    from dlsp.speaker.decision import table_enrolment
+    from dlsp.speaker.model_file import table_enrolment
 
     assert table_enrolment({"score": {"enroll_clips": 3}}) == 3
     assert table_enrolment({"score": {"enroll_clips": 0}}) == 1  # pairs: one recording against one
     assert table_enrolment({}) is None and table_enrolment({"score": {"enroll_clips": "3"}}) is None
+    assert table_enrolment({"score": {"enroll_clips": True}}) is None
+
+
+def test_verify_and_identify_use_the_thresholds_of_the_persons_enrolment_size(tmp_path, cli):
+    """A model with thresholds set on speaker models of 1, 3 and 5 recordings (and its one threshold on models of
+    3): each person is judged at the size they were enrolled with (2 -> 3, 6 -> 5), wideband and narrowband."""
+    from dlsp.audio.bandwidth import band_limit
+    from dlsp.models.speaker import SpeakerEncoder
+    from dlsp.speaker.scoring import EnrolmentThresholds
+
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(sample_rate=16000, features="logmel", n_mels=20, n_fft=512, hop_length=256, hidden=8,
+                             embedding_dim=4)
+    sizes = tuple(EnrolmentThresholds(n, wide, _table(1.0 + n / 10), NarrowbandThreshold(5000.0, narrow, _table(0.9)))
+                  for n, wide, narrow in ((1, 0.05, 0.55), (3, 0.15, 0.65), (5, 0.2, 0.7)))
+    scorer = Scorer("cosine", 0.1, table=_table(1.0), narrow=NarrowbandThreshold(5000.0, 0.6, _table(0.9)),
+                    by_enrolment=sizes)
+    model = save_speaker_model(tmp_path / "m.pt", encoder, "gru", sample_rate=16000, threshold=0.1, trim_db=40.0,
+                               scorer=scorer, config={"score": {"enroll_clips": 3, "enroll_sizes": [1, 3, 5]}})
+    voice = make_speakers(2, seed=4)[0]
+    clips = [save_audio(tmp_path / f"{j}.wav", synth_utterance(voice, 1.2, 16000, rng=j), 16000) for j in range(7)]
+    phone = save_audio(tmp_path / "phone.wav", band_limit(synth_utterance(voice, 1.2, 16000, rng=9), 16000, 3400.0),
+                       16000)
+    db = tmp_path / "people.db"
+    for name, n in (("one", 1), ("two", 2), ("six", 6)):
+        assert cli("speaker", "enroll", name, *clips[:n], "--db", db, "--model", model)[0] == 0
+
+    def verify(name, probe):
+        code, out, err = cli("speaker", "verify", name, probe, "--db", db, "--model", model, "--json",
+                             tmp_path / "v.json")
+        assert code in (0, 1), err
+        return json.loads((tmp_path / "v.json").read_text()), out
+
+    expected = {"one": (0.05, 0.55, 1), "two": (0.15, 0.65, 3), "six": (0.2, 0.7, 5)}
+    for name, (wide, narrow, size) in expected.items():
+        full, out = verify(name, clips[6])
+        assert (full["threshold"], full["table_enrolled_files"]) == (wide, size)
+        assert full["expected_far"] == pytest.approx(_table(1.0 + size / 10).far_at(wide))
+        assert ("measured on people enrolled with" in out) == (name != "one"), out
+        assert verify(name, phone)[0]["threshold"] == narrow
+    assert "measured on people enrolled with 3 recordings; two has 2)" in verify("two", clips[6])[1]
+    code, _, err = cli("speaker", "identify", phone, "--db", db, "--model", model, "--margin", "0", "--json",
+                       tmp_path / "i.json")
+    who = json.loads((tmp_path / "i.json").read_text())
+    assert code in (0, 1) and {r["name"]: r["required"] for r in who["ranking"]} == {
+        name: narrow for name, (_, narrow, _) in expected.items()}, err
+    # The database's calibration still applies to everyone alike.
+    with SpeakerDatabase(db, None, None, create=False) as opened:
+        opened.set_calibration(Calibration(0.3, "cosine", 0.01, 0.01, 0.1, 0.05, 10, 100, "mine", time.time()))
+    assert {verify(name, clips[6])[0]["threshold"] for name in expected} == {0.3}

@@ -1,5 +1,6 @@
 """dlsp.speaker.scoring and the model file's scoring: AS-norm by hand, corpus-balanced rates and thresholds,
-rate tables, the narrowband threshold rule, and old model files that keep scoring by raw cosine."""
+rate tables, the narrowband threshold rule, thresholds by enrolment size, and old model files that keep scoring
+by raw cosine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dlsp.models.speaker import SpeakerEncoder
 from dlsp.speaker.model_file import load_speaker_model, save_speaker_model
 from dlsp.speaker.scoring import (
     NARROWBAND_BELOW_HZ,
+    EnrolmentThresholds,
     NarrowbandThreshold,
     RateTable,
     Scorer,
@@ -143,6 +145,48 @@ def test_the_narrowband_rule_picks_its_threshold_below_its_limit_and_leaves_scor
     assert scorer.scores(e[None], t)[0] == plain.scores(e[None], t)[0] and scorer.score_id == plain.score_id
 
 
+def _sized(n, threshold, narrow=None):
+    table = RateTable(np.array([0.0, 4.0]), np.array([0.5, 0.0]), np.array([0.0, 0.5 + n / 100]))
+    rule = None if narrow is None else NarrowbandThreshold(NARROWBAND_BELOW_HZ, narrow, table)
+    return EnrolmentThresholds(n, threshold, table, rule)
+
+
+def test_the_thresholds_for_a_person_come_from_the_nearest_enrolment_size_at_or_above():
+    base = Scorer("asnorm", 2.0, np.eye(3), top_k=2, narrow=NarrowbandThreshold(NARROWBAND_BELOW_HZ, 4.0),
+                  enrolled=3, by_enrolment=(_sized(5, 2.4, 4.4), _sized(1, 1.5, 3.5), _sized(3, 2.1, 4.1)))
+    picked = {n: base.for_enrolment(n) for n in (1, 2, 3, 4, 5, 9)}
+    assert {n: s.threshold for n, s in picked.items()} == {1: 1.5, 2: 2.1, 3: 2.1, 4: 2.4, 5: 2.4, 9: 2.4}
+    assert {n: s.enrolled for n, s in picked.items()} == {1: 1, 2: 3, 3: 3, 4: 5, 5: 5, 9: 5}
+    assert picked[1].narrow.threshold == 3.5 and picked[1].threshold_for(3400.0) == 3.5
+    assert picked[2].table is base.by_enrolment[2].table
+    # Only the thresholds move: scores and the scoring's id (what database calibrations name) stay.
+    e, t = np.array([1.0, 0.2, 0.0]), np.array([0.3, 1.0, 0.1])
+    assert picked[1].scores(e[None], t)[0] == base.scores(e[None], t)[0] and picked[1].score_id == base.score_id
+    assert picked[1].for_enrolment(5).threshold == 2.4  # picking again picks from the same sizes
+    plain = Scorer("cosine", 0.3, enrolled=3)
+    assert plain.for_enrolment(1) is plain  # no thresholds by size: the one threshold for everyone
+
+
+def test_model_file_keeps_the_thresholds_by_enrolment_size(tmp_path):
+    rule = NarrowbandThreshold(3000.0, 0.7)
+    sizes = (_sized(1, 0.2, None), _sized(5, 0.4, None))
+    sizes = tuple(EnrolmentThresholds(e.enrolled, e.threshold, e.table, NarrowbandThreshold(3000.0, 0.6 + e.enrolled
+                                                                                             / 100)) for e in sizes)
+    scorer = Scorer("cosine", 0.3, narrow=rule, by_enrolment=sizes)
+    path = save_speaker_model(tmp_path / "m.pt", _encoder(), "gru", sample_rate=SR, threshold=0.3, trim_db=40.0,
+                              scorer=scorer, config={"score": {"enroll_clips": 3}})
+    loaded = load_speaker_model(path).scorer
+    assert loaded.enrolled == 3 and [e.enrolled for e in loaded.by_enrolment] == [1, 5]
+    assert [e.threshold for e in loaded.by_enrolment] == [0.2, 0.4]
+    assert [e.narrow.threshold for e in loaded.by_enrolment] == [0.61, 0.65]
+    np.testing.assert_array_equal(loaded.by_enrolment[1].table.frr, sizes[1].table.frr)
+    assert loaded.for_enrolment(2).threshold == 0.4 and loaded.for_enrolment(1).narrow.threshold == 0.61
+    assert load_speaker_model(save_speaker_model(tmp_path / "p.pt", _encoder(), "gru", sample_rate=SR,
+                                                 threshold=0.3, trim_db=40.0, config={"score": {"enroll_clips": 0}})
+                              ).scorer.by_enrolment == ()  # none written, none read; pairs count as 1
+    assert load_speaker_model(tmp_path / "p.pt").scorer.enrolled == 1
+
+
 def test_only_models_that_see_above_the_limit_get_a_narrowband_rule():
     assert narrowband_applies(16000) and narrowband_applies(44100)
     assert not narrowband_applies(8000) and not narrowband_applies(11025)  # Nyquist at or just above 5 kHz
@@ -220,6 +264,26 @@ def test_old_model_files_score_by_cosine_with_default_windows(tmp_path):
     ({"scoring": {"kind": "cosine", "threshold": 0.5,
                   "narrow": {"below_hz": 3000.0, "threshold": 0.6, "table": {"score": [0, 1]}}}},
      "bad narrowband table"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "by_enrolment": {"1": 0.4}}}, "bad scoring 'by_enrolment'"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "by_enrolment": [0.4]}}, "bad scoring 'by_enrolment' entry"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "by_enrolment": [{"enrolled": 0, "threshold": 0.4}]}},
+     "bad enrolment size 0"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5,
+                  "by_enrolment": [{"enrolled": 2, "threshold": 0.4}, {"enrolled": 2, "threshold": 0.6}]}},
+     "bad enrolment size 2"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "by_enrolment": [{"enrolled": 2, "threshold": None}]}},
+     "bad threshold None for speaker models of 2"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5,
+                  "by_enrolment": [{"enrolled": 2, "threshold": 0.4, "table": {"score": [0]}}]}},
+     "bad rate table for speaker models of 2"),
+    # A narrowband probe would meet a wideband threshold for people of this size.
+    ({"scoring": {"kind": "cosine", "threshold": 0.5, "narrow": {"below_hz": 3000.0, "threshold": 0.6},
+                  "by_enrolment": [{"enrolled": 2, "threshold": 0.4}]}},
+     "of 2 recordings lack a narrowband rule the file has"),
+    ({"scoring": {"kind": "cosine", "threshold": 0.5,
+                  "by_enrolment": [{"enrolled": 2, "threshold": 0.4,
+                                    "narrow": {"below_hz": 3000.0, "threshold": 0.6}}]}},
+     "of 2 recordings have a narrowband rule the file lacks"),
 ])
 def test_damaged_scoring_fields_are_refused_in_one_line(tmp_path, edit, message):
     path = save_checkpoint(tmp_path / "bad.pt", _encoder(), "gru", task="speaker", sample_rate=SR, threshold=0.5,

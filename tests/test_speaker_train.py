@@ -380,6 +380,9 @@ def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
     assert scorer.narrow.table.far_at(scorer.narrow.threshold) <= 0.2 + 1e-9
     with pytest.raises(DlspError, match=r"score\.enroll_clips"):
         check_score(ScoreSection(enroll_clips=-1))
+    for sizes in ([0, 3], [3, 3]):
+        with pytest.raises(DlspError, match=r"score\.enroll_sizes are distinct numbers of clips"):
+            check_score(ScoreSection(enroll_sizes=sizes))
 
 
 def _write_corpus(root, speakers, takes=3, seed=0):
@@ -469,6 +472,34 @@ def test_calibration_sets_the_narrowband_threshold_on_band_limited_validation_tr
     again = narrowband_threshold(encoder, val, scorer, score, torch.device("cpu"), 16000)
     assert (again.below_hz, again.threshold) == (narrow.below_hz, narrow.threshold)
     np.testing.assert_array_equal(again.table.far, narrow.table.far)
+
+
+def test_calibration_sets_thresholds_by_enrolment_size_on_speaker_models_of_that_size():
+    from dlsp.audio.bandwidth import band_limit
+    from dlsp.speaker.evaluate import enrolled_trials
+    from dlsp.speaker.scoring import threshold_at_far
+    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, clip_corpora, scoring_line
+
+    encoder, train, val = _wideband_validation()  # 3 validation clips per speaker: models of 1 or 2 leave probes
+    score = ScoreSection(window_seconds=0, cohort=True, cohort_per_speaker=2, top_k=3, target_far=0.2,
+                         enroll_clips=2, enroll_sizes=[3, 1, 2])
+    scorer, summary = calibrate_scoring(encoder, train, val, score, torch.device("cpu"), 16000)
+    assert scorer.enrolled == 2 and [e.enrolled for e in scorer.by_enrolment] == [1, 2]
+    assert summary["enroll_sizes_unmeasured"] == [3]
+    same = scorer.for_enrolment(2)  # the size of the one threshold: the same trials, the same threshold
+    assert same.threshold == scorer.threshold and same.narrow.threshold == scorer.narrow.threshold
+    cpu = torch.device("cpu")
+    for entry, clips in ((scorer.by_enrolment[0], val.audio),
+                         (scorer.by_enrolment[0].narrow, [band_limit(c, 16000, 4000.0) for c in val.audio])):
+        # By hand: speaker models of 1 clip against every other clip of their corpus, AS-norm, 20% false accepts.
+        rows, trials, groups, _ = enrolled_trials(embed_clips(encoder, clips, cpu), val.labels, clip_corpora(val), 1)
+        scores = Scorer("asnorm", 0.0, scorer.cohort, 3).trial_scores(rows, trials.first, trials.second)
+        assert entry.threshold == pytest.approx(threshold_at_far(scores, trials.target, 0.2, groups), abs=1e-9)
+    assert scorer.by_enrolment[0].threshold != pytest.approx(scorer.threshold, abs=1e-3)
+    assert summary["enrolled1_threshold"] == scorer.by_enrolment[0].threshold and summary["enrolled1_far"] <= 0.2
+    line = scoring_line(summary)
+    assert "thresholds by enrolment size: 1 clip " in line and ", 2 clips " in line
+    assert "no thresholds for speaker models of 3 clips" in line
 
 
 def test_models_at_8_khz_get_no_narrowband_threshold():

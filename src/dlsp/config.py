@@ -120,6 +120,27 @@ def save_config(path: str | os.PathLike[str], config: Any) -> Path:
     return write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
+def config_changes(before: dict[str, Any], after: dict[str, Any], where: str = "") -> list[str]:
+    """`key.path before -> after` for every value that differs between two configs as plain data (a key only one
+    side has shows `(none)` on the other), in the order of `after` then `before`'s extra keys."""
+    changes = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        old, new = before.get(key, _NONE), after.get(key, _NONE)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(config_changes(old, new, _join(where, str(key))))
+        elif old != new:
+            changes.append(f"{_join(where, str(key))} {_shown(old)} -> {_shown(new)}")
+    return changes
+
+
+_NONE = object()
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is _NONE else yaml.safe_dump(value, default_flow_style=True, width=1_000).strip()\
+        .removesuffix("\n...").removesuffix("...").strip()
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():

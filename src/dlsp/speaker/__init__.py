@@ -5,7 +5,8 @@ database, and EER/minDCF evaluation.
     embedder = SpeakerEmbedder.from_file(None)          # the default encoder shipped with dlsp
     alice = embedder.embed_files(["alice1.wav"])[0]
     probe, bandwidth = embedder.embed_probe("unknown.wav")  # and where its content stops
-    scorer = embedder.loaded.scorer                     # AS-norm when the model file has a cohort, else cosine
+    # AS-norm when the model file has a cohort, else cosine; thresholds for a person enrolled with 1 recording
+    scorer = embedder.loaded.scorer.for_enrolment(1)
     score = scorer.scores(alice[None], probe)[0]
     accepted = score >= scorer.threshold_for(bandwidth)  # telephone-band probes have their own threshold
 """

@@ -2,25 +2,27 @@
 
 The threshold comes from, first to last: `--threshold` on the command line; the database's calibration
 (`dlsp speaker calibrate`, measured on the user's own recordings); the model's (set on its validation
-speakers). The model's is its narrowband threshold when the model has one and the probe is narrowband (its
-content stops below the rule's `below_hz`: telephone audio; `dlsp.speaker.scoring`), else its one threshold. The
-user's threshold and the database's apply to every probe alike: they were chosen for the user's own audio. The
-expected false-accept rate is read from the rate table of the same source (for `--threshold`, the database's
-table if it has one, else the model's table for this probe).
+speakers). The model's depends on the person and the probe: a model with thresholds by enrolment size uses the
+ones set on speaker models of the person's number of recordings (`dlsp.speaker.scoring.Scorer.for_enrolment`),
+and of those the narrowband threshold when the model has one and the probe is narrowband (its content stops
+below the rule's `below_hz`: telephone audio; `dlsp.speaker.scoring`), else the one threshold. The user's
+threshold and the database's apply to every probe and person alike: they were chosen for the user's own audio.
+The expected false-accept rate is read from the rate table of the same source (for `--threshold`, the
+database's table if it has one, else the model's table for this person and probe).
 
 Identification compares a probe with every one of N enrolled people, so an impostor has N chances to clear the
 threshold: at a 1:1 false-accept rate p, about N * p of impostor probes would be named as someone. The 1:N rule
-therefore raises the threshold by a margin: to the score where the table's false-accept rate is p / N (never
-above the highest impostor score the table saw), so naming a wrong person is about as rare as a false accept in
-verification. The best-scoring person is named when their score reaches threshold + margin; otherwise the probe
-is "unknown". `--margin` sets the margin directly; without a table it is 0.
+therefore raises each person's threshold by a margin: to the score where their table's false-accept rate is
+p / N (never above the highest impostor score the table saw), so naming a wrong person is about as rare as a
+false accept in verification. The best-scoring person is named when their score reaches their threshold plus
+margin; otherwise the probe is "unknown". `--margin` sets the margin directly; without a table it is 0.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -37,6 +39,7 @@ class ThresholdChoice:
     source: str
     table: RateTable | None
     table_from_model: bool = True  # the rate table is the model's (else the database calibration's)
+    enrolled: int | None = None  # recordings per speaker model in the trials of the table (None: not recorded)
 
     @property
     def expected_far(self) -> float | None:
@@ -44,41 +47,34 @@ class ThresholdChoice:
 
 
 def choose_threshold(scorer: Scorer, calibration: Calibration | None, override: float | None,
-                     db_path: str | os.PathLike[str] | None = None, narrowband: bool = False) -> ThresholdChoice:
+                     db_path: str | os.PathLike[str] | None = None, narrowband: bool = False,
+                     n_files: int | None = None) -> ThresholdChoice:
     """The threshold by precedence (module docstring) for a probe that is `narrowband` or not (by the model's
-    rule: `scorer.is_narrowband`). A calibration made for another scoring is refused."""
+    rule: `scorer.is_narrowband`) against a person enrolled with `n_files` recordings (None: the model's one
+    threshold). A calibration made for another scoring is refused."""
     if calibration is not None and calibration.score_id != scorer.score_id:
         raise DlspError(f"the database's threshold was calibrated for scoring {calibration.score_id}, but this "
                         f"model scores with {scorer.score_id}; run 'dlsp speaker calibrate' again or pass "
                         "--threshold", db_path)
-    model = model_choice(scorer, narrowband)
+    model = model_choice(scorer if n_files is None else scorer.for_enrolment(n_files), narrowband)
     own = calibration is None or calibration.table is None
-    table = model.table if own else calibration.table
+    table, enrolled = (model.table, model.enrolled) if own else (calibration.table, calibration.enrolled_files)
     if override is not None:
-        return ThresholdChoice(check_threshold(override, scorer), "--threshold", table, own)
+        return ThresholdChoice(check_threshold(override, scorer), "--threshold", table, own, enrolled)
     if calibration is not None:
-        return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table, own)
+        return ThresholdChoice(calibration.threshold, f"database calibration on {calibration.data}", table, own,
+                               enrolled)
     return model
 
 
 def model_choice(scorer: Scorer, narrowband: bool) -> ThresholdChoice:
-    """The model's own threshold for the probe: the narrowband one for a narrowband probe when it has one."""
+    """The scorer's own threshold for the probe: the narrowband one for a narrowband probe when it has one."""
     narrow = scorer.narrow
     if narrowband and narrow is not None:
         return ThresholdChoice(narrow.threshold, f"model validation, narrowband probe (content below "
-                                                 f"{narrow.below_hz / 1000:g} kHz)", narrow.table)
-    return ThresholdChoice(scorer.threshold, "model validation", scorer.table)
-
-
-def table_enrolment(config: dict[str, Any]) -> int | None:
-    """How many recordings each speaker model held in the validation trials that measured a model file's rate
-    tables (and set its thresholds): the recipe's `score.enroll_clips`, 1 for pairs of single recordings; None
-    when the file's config does not say. People enrolled with more recordings are rejected less often and, at
-    the same threshold, accepted as impostors a little more often (benchmarks/speaker.py, by enrolment size)."""
-    score = config.get("score")
-    if not isinstance(score, dict) or not isinstance(score.get("enroll_clips"), int):
-        return None
-    return max(1, score["enroll_clips"])
+                                                 f"{narrow.below_hz / 1000:g} kHz)", narrow.table,
+                               enrolled=scorer.enrolled)
+    return ThresholdChoice(scorer.threshold, "model validation", scorer.table, enrolled=scorer.enrolled)
 
 
 def identify_margin(choice: ThresholdChoice, n_enrolled: int) -> float:
@@ -91,22 +87,36 @@ def identify_margin(choice: ThresholdChoice, n_enrolled: int) -> float:
 
 @dataclass(frozen=True)
 class Identification:
-    """Everyone ranked by score (best first) and who, if anyone, is named."""
+    """Everyone ranked by score (best first), the score each must reach to be named (their threshold plus
+    margin) and that margin, in the same order; and who, if anyone, is named."""
 
     names: list[str]
     scores: np.ndarray
-    required: float
-    margin: float
+    required: np.ndarray
+    margins: np.ndarray
+    choices: list[ThresholdChoice]
 
     @property
     def identified(self) -> str | None:
-        return self.names[0] if self.names and self.scores[0] >= self.required else None
+        return self.names[0] if self.names and self.scores[0] >= self.required[0] else None
+
+    def chance_impostor_named(self) -> float | None:
+        """The expected share of impostor probes named as someone: the sum over the enrolled of each one's
+        false-accept rate at the score they must reach (None when a table is missing)."""
+        if any(choice.table is None for choice in self.choices):
+            return None
+        return min(1.0, sum(choice.table.far_at(float(need))
+                            for choice, need in zip(self.choices, self.required, strict=True)))
 
 
-def identify(names: list[str], scores: np.ndarray, choice: ThresholdChoice, margin: float | None = None
+def identify(names: list[str], scores: np.ndarray, choices: Sequence[ThresholdChoice], margin: float | None = None
              ) -> Identification:
-    """Rank enrolled `names` by `scores` (ties by name) and apply the 1:N rule."""
-    margin = identify_margin(choice, len(names)) if margin is None else float(margin)
+    """Rank enrolled `names` by `scores` (ties by name) and apply the 1:N rule with each person's threshold
+    choice (`choices`, one per name)."""
+    if len(choices) != len(names):
+        raise ValueError("identify needs one threshold choice per enrolled name")
     order = sorted(range(len(names)), key=lambda i: (-float(scores[i]), names[i]))
-    return Identification([names[i] for i in order], np.asarray(scores)[order], choice.threshold + margin,
-                          margin)
+    ranked = [choices[i] for i in order]
+    margins = np.array([identify_margin(c, len(names)) if margin is None else float(margin) for c in ranked])
+    required = np.array([c.threshold for c in ranked]) + margins
+    return Identification([names[i] for i in order], np.asarray(scores)[order], required, margins, ranked)

@@ -13,7 +13,10 @@ top_k, table}`, the score `dlsp speaker verify` uses (`cosine`, or `asnorm` agai
 on validation trials (`dlsp.speaker.scoring`). Without `scoring` a file scores by raw cosine at `threshold`.
 `scoring` may also hold `narrow: {below_hz, threshold, table}`, the threshold (and its table) for probes whose
 effective bandwidth is below `below_hz` (telephone-band audio; `dlsp.speaker.scoring.NarrowbandThreshold`); files
-without it judge every probe at the one threshold.
+without it judge every probe at the one threshold. And `by_enrolment: [{enrolled, threshold, table, narrow}]`:
+thresholds set on speaker models of `enrolled` recordings (`dlsp.speaker.scoring.EnrolmentThresholds`), each
+with a narrowband rule exactly when the file has one; files without it judge every person at the one threshold.
+The enrolment size of the one threshold's trials is the config's `score.enroll_clips` (`table_enrolment`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from torch import nn
 from dlsp.errors import DlspError
 from dlsp.models.speaker import MODELS
 from dlsp.paths import PRETRAINED_DIR
-from dlsp.speaker.scoring import KINDS, NarrowbandThreshold, RateTable, Scorer
+from dlsp.speaker.scoring import KINDS, EnrolmentThresholds, NarrowbandThreshold, RateTable, Scorer
 from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint, weights_id
 
 DEFAULT_MODEL_NAME = "speaker.pt"
@@ -88,9 +91,18 @@ def scoring_payload(scorer: Scorer) -> dict[str, Any]:
     scoring: dict[str, Any] = {"kind": scorer.kind, "threshold": float(scorer.threshold),
                                "top_k": int(scorer.top_k), "table": _table_dict(scorer.table)}
     if scorer.narrow is not None:
-        scoring["narrow"] = {"below_hz": float(scorer.narrow.below_hz), "threshold": float(scorer.narrow.threshold),
-                             "table": _table_dict(scorer.narrow.table)}
+        scoring["narrow"] = _narrow_dict(scorer.narrow)
+    if scorer.by_enrolment:
+        scoring["by_enrolment"] = [
+            {"enrolled": int(entry.enrolled), "threshold": float(entry.threshold), "table": _table_dict(entry.table),
+             "narrow": None if entry.narrow is None else _narrow_dict(entry.narrow)}
+            for entry in scorer.by_enrolment]
     return scoring
+
+
+def _narrow_dict(narrow: NarrowbandThreshold) -> dict[str, Any]:
+    return {"below_hz": float(narrow.below_hz), "threshold": float(narrow.threshold),
+            "table": _table_dict(narrow.table)}
 
 
 def _table_dict(table: RateTable | None) -> dict[str, list[float]] | None:
@@ -175,7 +187,52 @@ def _checked_scorer(payload: dict[str, Any], fields: dict[str, Any], model: nn.M
                 cohort.shape[0] < 1 or not torch.isfinite(cohort.float()).all():
             raise DlspError(f"model file's cohort must be a finite (M, {dim}) tensor for AS-norm scoring", path)
         cohort = cohort.float().numpy()
-    return Scorer(scoring["kind"], float(threshold), cohort, top_k, table, narrow)
+    by_enrolment = _checked_by_enrolment(scoring.get("by_enrolment", []), narrow is not None,
+                                         fields["sample_rate"], path)
+    return Scorer(scoring["kind"], float(threshold), cohort, top_k, table, narrow, table_enrolment(fields["config"]),
+                  by_enrolment)
+
+
+def table_enrolment(config: dict[str, Any]) -> int | None:
+    """How many recordings each speaker model held in the validation trials that measured a model file's one
+    threshold and its rate tables: the recipe's `score.enroll_clips`, 1 for pairs of single recordings; None
+    when the file's config does not say. People enrolled with more recordings are rejected less often and, at
+    the same threshold, accepted as impostors a little more often (benchmarks/speaker.py, by enrolment size)."""
+    score = config.get("score")
+    if not isinstance(score, dict) or not isinstance(score.get("enroll_clips"), int) or \
+            isinstance(score["enroll_clips"], bool):
+        return None
+    return max(1, score["enroll_clips"])
+
+
+def _checked_by_enrolment(entries: object, has_narrow: bool, sample_rate: int, path: Path
+                          ) -> tuple[EnrolmentThresholds, ...]:
+    """The stored thresholds by enrolment size, checked entry by entry: distinct sizes of at least 1, and a
+    narrowband rule in each exactly when the file has one (else a narrowband probe would meet a wideband
+    threshold for some people)."""
+    if not isinstance(entries, list):
+        raise DlspError("model file has a bad scoring 'by_enrolment' (expected a list)", path)
+    out: list[EnrolmentThresholds] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise DlspError("model file has a bad scoring 'by_enrolment' entry (expected a mapping with enrolled, "
+                            "threshold, table and narrow)", path)
+        enrolled, threshold = entry.get("enrolled"), entry.get("threshold")
+        if not isinstance(enrolled, int) or isinstance(enrolled, bool) or enrolled < 1 or \
+                any(e.enrolled == enrolled for e in out):
+            raise DlspError(f"model file has a bad enrolment size {enrolled!r} in scoring 'by_enrolment' (expected "
+                            "distinct whole numbers of recordings, each at least 1)", path)
+        if not _finite(threshold):
+            raise DlspError(f"model file has a bad threshold {threshold!r} for speaker models of {enrolled} "
+                            "recordings", path)
+        narrow = _checked_narrow(entry.get("narrow"), sample_rate, path)
+        if (narrow is not None) != has_narrow:
+            raise DlspError(f"model file's thresholds for speaker models of {enrolled} recordings "
+                            f"{'lack' if has_narrow else 'have'} a narrowband rule the file "
+                            f"{'has' if has_narrow else 'lacks'}", path)
+        table = _checked_table(entry.get("table"), f"rate table for speaker models of {enrolled} recordings", path)
+        out.append(EnrolmentThresholds(enrolled, float(threshold), table, narrow))
+    return tuple(out)
 
 
 def _checked_narrow(narrow: object, sample_rate: int, path: Path) -> NarrowbandThreshold | None:

@@ -26,6 +26,14 @@ silence trimmed) is below `below_hz` (`NARROWBAND_BELOW_HZ`, 5 kHz) is judged at
 read from its rate table. The scores themselves do not change, only the threshold they are compared with. The
 rule exists only for models whose Nyquist frequency lies well above `below_hz` (`narrowband_applies`): at 8 kHz
 every probe is narrowband and the one threshold is already set on such audio.
+
+The enrolment size moves the threshold too: a speaker model averaged over more recordings is a cleaner picture
+of the voice, so genuine probes score higher against it, and so do impostors (at one threshold the shipped model
+let in 4.5% of impostors against people enrolled with 1 recording and 5.5% with 9: benchmarks/speaker.py). A
+`Scorer` may therefore carry thresholds set on speaker models of several sizes (`EnrolmentThresholds`);
+`Scorer.for_enrolment(n)` gives the scorer for a person enrolled with `n` recordings: the thresholds of the
+smallest measured size of at least `n` (the largest when `n` exceeds them all), so the false-accept rate of
+people between two sizes stays at most the target.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -207,12 +215,26 @@ class NarrowbandThreshold:
 
 
 @dataclass(frozen=True)
+class EnrolmentThresholds:
+    """The thresholds set on trials of speaker models of `enrolled` recordings against one recording: the
+    wideband one and its rate table, and the narrowband rule for models that have one."""
+
+    enrolled: int
+    threshold: float
+    table: RateTable | None = None
+    narrow: NarrowbandThreshold | None = None
+
+
+@dataclass(frozen=True)
 class Scorer:
     """How a model scores a probe against enrolled embeddings, and the threshold on that score.
 
     `kind` "cosine": the cosine of the unit embeddings; "asnorm": its AS-norm against `cohort` `(M, D)` with the
     `top_k` closest members. `table`: false-accept/false-reject rates of this score on validation trials.
     `narrow`: the threshold for narrowband probes (module docstring); None: one threshold for every probe.
+    `enrolled`: how many recordings the speaker models held in the trials `threshold`, `table` and `narrow` were
+    set on (1 for pairs of recordings; None: not recorded). `by_enrolment`: thresholds set on speaker models of
+    other sizes, which `for_enrolment` picks from.
     """
 
     kind: str
@@ -221,6 +243,8 @@ class Scorer:
     top_k: int = 100
     table: RateTable | None = None
     narrow: NarrowbandThreshold | None = None
+    enrolled: int | None = None
+    by_enrolment: tuple[EnrolmentThresholds, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.kind == "asnorm") != (self.cohort is not None):
@@ -251,6 +275,17 @@ class Scorer:
             return raw
         mean, std = cohort_stats(embeddings, self.cohort, self.top_k)
         return as_norm(raw, (mean[first], std[first]), (mean[second], std[second]))
+
+    def for_enrolment(self, n_files: int) -> Scorer:
+        """The scorer for a person enrolled with `n_files` recordings: its thresholds, tables and `enrolled` from
+        the smallest size in `by_enrolment` of at least `n_files`, else the largest (module docstring); itself
+        when it has no such thresholds. The score and `score_id` do not change."""
+        if not self.by_enrolment:
+            return self
+        sizes = sorted(self.by_enrolment, key=lambda entry: entry.enrolled)
+        chosen = next((entry for entry in sizes if entry.enrolled >= n_files), sizes[-1])
+        return replace(self, threshold=chosen.threshold, table=chosen.table, narrow=chosen.narrow,
+                       enrolled=chosen.enrolled)
 
     def expected_far(self, threshold: float) -> float | None:
         """The validation false-accept rate at `threshold` (None without a table)."""

@@ -21,13 +21,18 @@ also sets the narrowband threshold (`narrowband_threshold`): the same trials wit
 `NARROW_CUTOFF_HZ` (4 kHz: a telephone call, enrolment and probe over the same channel), scored by the same
 scorer (the cohort stays wideband, as verify's is), thresholded the same way (EER or `target_far`), with its own
 table. Verify applies it to probes whose content stops below `NARROWBAND_BELOW_HZ` (5 kHz).
+
+With `enroll_sizes`, both thresholds are also set on speaker models of each of those sizes
+(`dlsp.speaker.scoring.EnrolmentThresholds`), so verify can judge a person enrolled with 1 recording and one
+enrolled with 5 each at the target false-accept rate (`Scorer.for_enrolment`). A size no validation corpus can
+measure (two speakers with more clips than the size) is left out and named in the summary.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +47,7 @@ from dlsp.speaker.embed import embed_windows
 from dlsp.speaker.evaluate import Trials, build_trials, enrolled_trials, score_trials
 from dlsp.speaker.scoring import (
     NARROWBAND_BELOW_HZ,
+    EnrolmentThresholds,
     NarrowbandThreshold,
     RateTable,
     Scorer,
@@ -68,6 +74,8 @@ class ScoreSection:
     top_k: int = 100
     target_far: float | None = None  # threshold at this validation false-accept rate; null: at the EER
     enroll_clips: int = 0  # thresholds set on speaker models of this many clips vs one clip (0: clip pairs)
+    # Further speaker-model sizes with thresholds of their own; verify picks by the person's number of files.
+    enroll_sizes: list[int] = field(default_factory=list)
 
 
 def check_score(score: ScoreSection) -> None:
@@ -80,6 +88,8 @@ def check_score(score: ScoreSection) -> None:
         raise DlspError("score.top_k, score.cohort_per_speaker and score.max_cohort must be at least 1")
     if score.enroll_clips < 0:
         raise DlspError(f"score.enroll_clips is a number of clips (0: clip pairs), got {score.enroll_clips}")
+    if any(n < 1 for n in score.enroll_sizes) or len(set(score.enroll_sizes)) < len(score.enroll_sizes):
+        raise DlspError(f"score.enroll_sizes are distinct numbers of clips, each at least 1, got {score.enroll_sizes}")
     if score.target_far is not None and not 0 < score.target_far < 1:
         raise DlspError(f"score.target_far is a rate in (0, 1) or null, got {score.target_far}")
 
@@ -116,12 +126,12 @@ def corpus_trials(clips: SpeakerClips) -> tuple[Trials, np.ndarray, list[str]]:
     return Trials(first, second, target), groups, names
 
 
-def calibration_trials(embeddings: np.ndarray, clips: SpeakerClips, score: ScoreSection
+def calibration_trials(embeddings: np.ndarray, clips: SpeakerClips, enroll_clips: int
                        ) -> tuple[np.ndarray, Trials, np.ndarray, list[str]]:
-    """The trials thresholds are set on and the embeddings they index: clip pairs (`corpus_trials`), or speaker
-    models of `score.enroll_clips` clips against one (`enrolled_trials`)."""
-    if score.enroll_clips:
-        return enrolled_trials(embeddings, clips.labels, clip_corpora(clips), score.enroll_clips)
+    """The trials thresholds are set on and the embeddings they index: clip pairs (`corpus_trials`) for
+    `enroll_clips` 0, else speaker models of that many clips against one (`enrolled_trials`)."""
+    if enroll_clips:
+        return enrolled_trials(embeddings, clips.labels, clip_corpora(clips), enroll_clips)
     trials, groups, names = corpus_trials(clips)
     return embeddings, trials, groups, names
 
@@ -167,25 +177,36 @@ def calibrate_scoring(encoder: nn.Module, train: SpeakerClips, val: SpeakerClips
 def calibrate_thresholds(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
                          device: torch.device, sr: int) -> tuple[Scorer, dict[str, Any]]:
     """`scorer` (its kind and cohort settled; its thresholds play no part) with the thresholds and rate tables
-    of the validation trials: at their EER or `score.target_far`, and the narrowband one where it applies; and
-    the summary `calibrate_scoring` returns. Also re-calibrates a trained model (`dlsp.release.recalibrate_speaker`)."""
-    kind, cohort = scorer.kind, scorer.cohort
-    embeddings, trials, groups, names = calibration_trials(embed_clips(encoder, val.audio, device, score, sr), val,
-                                                           score)
+    of the validation trials: at their EER or `score.target_far`, the narrowband one where it applies, and those
+    of `score.enroll_sizes`; and the summary `calibrate_scoring` returns. Also re-calibrates a trained model
+    (`dlsp.release.recalibrate_speaker`)."""
+    wide = embed_clips(encoder, val.audio, device, score, sr)
+    limited = _band_limited_embeddings(encoder, val, score, device, sr) if narrowband_applies(sr) else None
+    embeddings, trials, groups, names = calibration_trials(wide, val, score.enroll_clips)
     scores = scorer.trial_scores(embeddings, trials.first, trials.second)
     rate, threshold, table = settle_threshold(scores, trials.target, groups, score.target_far)
     cosine_rate = balanced_eer(score_trials(embeddings, trials), trials.target, groups)[0]
-    summary = {"score_kind": kind, "cohort_size": 0 if cohort is None else int(cohort.shape[0]),
+    summary = {"score_kind": scorer.kind, "cohort_size": 0 if scorer.cohort is None else int(scorer.cohort.shape[0]),
                "enroll_clips": score.enroll_clips,
                "top_k": scorer.top_k, "score_threshold": threshold, "score_eer": rate, "cosine_eer": cosine_rate,
                "score_far": table.far_at(threshold), "score_frr": table.frr_at(threshold),
                **{f"score_eer_{metric_name(names[g])}": eer(scores[groups == g], trials.target[groups == g])[0]
                   for g in np.unique(groups)}}
     narrow = None
-    if narrowband_applies(sr):
-        narrow, narrow_summary = _narrowband_calibration(encoder, val, scorer, score, device, sr)
+    if limited is not None:
+        narrow, narrow_summary = _narrowband_rule(scorer, limited, val, score.enroll_clips, score.target_far)
         summary.update(narrow_summary)
-    return Scorer(kind, threshold, cohort, scorer.top_k, table, narrow), summary
+    by_enrolment = []
+    for n in sorted(score.enroll_sizes):
+        try:
+            entry = _thresholds_at_size(scorer, wide, limited, val, n, score.target_far)
+        except DlspError:  # no corpus has two speakers with more than n validation clips
+            summary.setdefault("enroll_sizes_unmeasured", []).append(n)
+            continue
+        by_enrolment.append(entry)
+        summary.update(enrolment_summary(entry))
+    return Scorer(scorer.kind, threshold, scorer.cohort, scorer.top_k, table, narrow, max(1, score.enroll_clips),
+                  tuple(by_enrolment)), summary
 
 
 def settle_threshold(scores: np.ndarray, target: np.ndarray, groups: np.ndarray, target_far: float | None
@@ -198,25 +219,56 @@ def settle_threshold(scores: np.ndarray, target: np.ndarray, groups: np.ndarray,
     return rate, threshold, rate_table(scores, target, groups, extra=[threshold])
 
 
+def _thresholds_at_size(scorer: Scorer, wide: np.ndarray, limited: np.ndarray | None, val: SpeakerClips, n: int,
+                        target_far: float | None) -> EnrolmentThresholds:
+    """The thresholds (wideband, and narrowband when `limited` embeddings are given) on speaker models of `n`
+    validation clips against one."""
+    embeddings, trials, groups, _ = calibration_trials(wide, val, n)
+    scores = scorer.trial_scores(embeddings, trials.first, trials.second)
+    _, threshold, table = settle_threshold(scores, trials.target, groups, target_far)
+    narrow = None if limited is None else _narrowband_rule(scorer, limited, val, n, target_far)[0]
+    return EnrolmentThresholds(n, threshold, table, narrow)
+
+
+def enrolment_summary(entry: EnrolmentThresholds) -> dict[str, float]:
+    """`enrolled<n>_*` summary entries of one enrolment size: threshold, validation false-accept and
+    false-reject rates at it, and the same of its narrowband rule."""
+    out = {f"enrolled{entry.enrolled}_threshold": entry.threshold,
+           f"enrolled{entry.enrolled}_far": entry.table.far_at(entry.threshold),
+           f"enrolled{entry.enrolled}_frr": entry.table.frr_at(entry.threshold)}
+    if entry.narrow is not None:
+        out |= {f"enrolled{entry.enrolled}_narrow_threshold": entry.narrow.threshold,
+                f"enrolled{entry.enrolled}_narrow_far": entry.narrow.table.far_at(entry.narrow.threshold),
+                f"enrolled{entry.enrolled}_narrow_frr": entry.narrow.table.frr_at(entry.narrow.threshold)}
+    return out
+
+
 def narrowband_threshold(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
                          device: torch.device, sr: int) -> NarrowbandThreshold:
     """The narrowband threshold of `scorer` (module docstring; its own threshold plays no part) on the validation
     clips (a model file's thresholds are set again by `dlsp.release.recalibrate_speaker`). Refused for models at
     too low a rate to tell narrowband probes apart."""
-    return _narrowband_calibration(encoder, val, scorer, score, device, sr)[0]
+    limited = _band_limited_embeddings(encoder, val, score, device, sr)
+    return _narrowband_rule(scorer, limited, val, score.enroll_clips, score.target_far)[0]
 
 
-def _narrowband_calibration(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, score: ScoreSection,
-                            device: torch.device, sr: int) -> tuple[NarrowbandThreshold, dict[str, float]]:
-    """`narrowband_threshold` and its `narrow_*` summary: threshold, corpus-balanced EER, and the false-accept
-    and false-reject rates at the threshold, of the band-limited validation trials."""
+def _band_limited_embeddings(encoder: nn.Module, val: SpeakerClips, score: ScoreSection, device: torch.device,
+                             sr: int) -> np.ndarray:
+    """Embeddings of the validation clips low-passed at `NARROW_CUTOFF_HZ`; refused for models at too low a rate
+    to tell narrowband probes apart."""
     if not narrowband_applies(sr):
         raise DlspError(f"a {sr} Hz model sees too little above {NARROWBAND_BELOW_HZ / 1000:g} kHz to tell "
                         "narrowband probes from wideband ones, so it takes no narrowband threshold")
-    limited = [band_limit(clip, sr, NARROW_CUTOFF_HZ) for clip in val.audio]
-    embeddings, trials, groups, _ = calibration_trials(embed_clips(encoder, limited, device, score, sr), val, score)
+    return embed_clips(encoder, [band_limit(clip, sr, NARROW_CUTOFF_HZ) for clip in val.audio], device, score, sr)
+
+
+def _narrowband_rule(scorer: Scorer, limited: np.ndarray, val: SpeakerClips, enroll_clips: int,
+                     target_far: float | None) -> tuple[NarrowbandThreshold, dict[str, float]]:
+    """The narrowband rule set on the band-limited validation embeddings `limited`, and its `narrow_*` summary:
+    threshold, corpus-balanced EER, and the false-accept and false-reject rates at the threshold."""
+    embeddings, trials, groups, _ = calibration_trials(limited, val, enroll_clips)
     scores = scorer.trial_scores(embeddings, trials.first, trials.second)
-    rate, threshold, table = settle_threshold(scores, trials.target, groups, score.target_far)
+    rate, threshold, table = settle_threshold(scores, trials.target, groups, target_far)
     summary = {"narrow_threshold": threshold, "narrow_eer": rate, "narrow_far": table.far_at(threshold),
                "narrow_frr": table.frr_at(threshold)}
     return NarrowbandThreshold(NARROWBAND_BELOW_HZ, threshold, table), summary
@@ -236,7 +288,23 @@ def scoring_line(scoring: dict[str, Any]) -> str:
             f"false accepts {100 * scoring['score_far']:.2f}%, false rejects {100 * scoring['score_frr']:.2f}% "
             "(corpus-averaged); "
             f"validation EER at one threshold for every corpus {100 * scoring['score_eer']:.2f}% (raw cosine "
-            f"{100 * scoring['cosine_eer']:.2f}%)" + narrow_line(scoring))
+            f"{100 * scoring['cosine_eer']:.2f}%)" + narrow_line(scoring) + enrolment_line(scoring))
+
+
+def enrolment_line(scoring: dict[str, Any]) -> str:
+    """The part of `scoring_line` on thresholds by enrolment size (nothing when there are none)."""
+    sizes = sorted(int(key[8:-10]) for key in scoring if re.fullmatch(r"enrolled\d+_threshold", key))
+    parts = []
+    for n in sizes:
+        narrow = (f", narrowband {scoring[f'enrolled{n}_narrow_threshold']:.3f}"
+                  if f"enrolled{n}_narrow_threshold" in scoring else "")
+        parts.append(f"{n} clip{'s' * (n > 1)} {scoring[f'enrolled{n}_threshold']:.3f} (false accepts "
+                     f"{100 * scoring[f'enrolled{n}_far']:.2f}%, false rejects {100 * scoring[f'enrolled{n}_frr']:.2f}%"
+                     f"{narrow})")
+    unmeasured = scoring.get("enroll_sizes_unmeasured")
+    missing = (f"; no thresholds for speaker models of {', '.join(map(str, unmeasured))} clips (too few validation "
+               "clips per speaker)") if unmeasured else ""
+    return ("; thresholds by enrolment size: " + ", ".join(parts) if parts else "") + missing
 
 
 def narrow_line(scoring: dict[str, Any]) -> str:

@@ -2,18 +2,20 @@
 
 The engine owns the run folder, the same for `dlsp <task> train`, `dlsp run` and `dlsp tune`'s trials: the rule
 for an existing folder (`dlsp.train.run_folder.check_run_folder`); `config.yaml` (rewritten on resuming, so the
-overrides given then are recorded) and `splits.json` when a run starts; `metrics.jsonl`, `best.pt` and `last.pt`
-after every epoch; `results.json` at the end (`best_epoch` counted from 1, `epochs`, `stopped` and the task's
-figures); the tracker (`dlsp.train.tracking`); under torchrun, writing from rank 0 only. A task supplies what
-differs as a `Training`, built by its `setup(device)`: the module to train, its optimiser, step and batches, the
-validation figures, how to save its model file and what to add when training ends. With `train.average_last: N`
-the model that ships is the mean of the last N epochs' weights (`dlsp.train.averaging`), scored on the
-validation data like an epoch (`results.json` keeps the best single epoch's figure beside it).
+overrides given then are recorded; what they change is logged) and `splits.json` when a run starts;
+`metrics.jsonl`, `best.pt` and `last.pt` after every epoch; `results.json` at the end (`best_epoch` counted from
+1, `epochs`, `stopped` and the task's figures); the tracker (`dlsp.train.tracking`); under torchrun, writing from
+rank 0 only. A task supplies what differs as a `Training`, built by its `setup(device)`: the module to train, its
+optimiser, step and batches, the validation figures, how to save its model file and what to add when training
+ends. With `train.average_last: N` the model that ships is the mean of the last N epochs' weights
+(`dlsp.train.averaging`), scored on the validation data like an epoch (`results.json` keeps the best single
+epoch's figure beside it).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlsp.config import save_config, to_dict
+from dlsp.config import config_changes, load_recipe, save_config, to_dict
 from dlsp.device import resolve_device
+from dlsp.errors import DlspError
 from dlsp.fileio import ensure_dir, write_json
 from dlsp.train.averaging import RunningAverage, averaging_start
 from dlsp.train.distributed import is_main
@@ -81,6 +84,19 @@ class Training:
     load_best: Callable[[], nn.Module] | None = None
 
 
+def resumed_config_changes(out: Path, config: Any) -> list[str]:
+    """What differs between the config a run was started (or last resumed) with, its `config.yaml`, and
+    `config`: a recipe or --set given on resuming replaces the run's own settings, which should not go unsaid."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return []
+    try:
+        saved = load_recipe(path)
+    except DlspError:
+        return ["config.yaml could not be read, so the changes are unknown"]
+    return config_changes(saved, to_dict(config))
+
+
 def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[torch.device], Training], *,
                     splits: Any, artifacts: Sequence[str] = (), resume: bool = False, overwrite: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print,
@@ -115,6 +131,11 @@ def train_in_folder(out: str | os.PathLike[str], config: Any, setup: Callable[[t
             resumed = resume_state(out, training.model, training.optimizer, average)
             for group, lr in zip(training.optimizer.param_groups, rates, strict=True):
                 group["lr"] = lr
+        if resumed is not None and is_main():
+            changed = resumed_config_changes(out, config)
+            if changed:  # a warning, so it is said even when the log is silenced (`dlsp run`)
+                warnings.warn("resuming with a config that differs from the run's (config.yaml now records the new "
+                              "one): " + "; ".join(changed), stacklevel=2)
         if is_main():  # under torchrun, one process writes the run folder
             if resumed is None:
                 clear_run_files(out, artifacts)

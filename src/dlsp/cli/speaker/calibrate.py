@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace, loaded: SpeakerModel) -> tuple[Calibration
     else:
         trials = build_trials(embedded.speakers, args.max_nontarget)
         units = "pairs of recordings"
-    scorer = loaded.scorer
+    scorer = loaded.scorer.for_enrolment(args.enroll or 1)  # the model's thresholds for these trials
     scores = scorer.trial_scores(embeddings, trials.first, trials.second)
     rate, eer_score = eer(scores, trials.target)
     threshold = threshold_at_far(scores, trials.target, args.far)

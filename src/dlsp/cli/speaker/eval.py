@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "n_nontarget, errors, ...) to FILE. `errors` (and the report) name the speaker pairs most "
                     "often confused and the speakers most often rejected at the model's cosine threshold. "
                     "`at_threshold` gives the false-accept and false-reject rates here at the threshold verify "
-                    "uses, beside the false-accept rate the model's validation promised there; for a model that "
+                    "uses for a person enrolled with one recording (these trials are pairs of recordings), beside "
+                    "the false-accept rate the model's validation promised there; for a model that "
                     "scores by AS-norm, `asnorm` holds the EER and minDCF of the normalised scores. Evaluate on "
                     "speakers the model never trained on.",
     )
@@ -103,14 +104,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def model_scoring(scorer: Scorer, embeddings: np.ndarray, trials: Trials, n_boot: int, seed: int) -> dict:
-    """`at_threshold` (rates at verify's threshold and the validation's promise) and, for AS-norm, `asnorm`."""
+    """`at_threshold` (rates at verify's threshold for a person enrolled with one recording, as in these pairs,
+    and the validation's promise) and, for AS-norm, `asnorm`."""
     from dlsp.speaker.evaluate import summarize_scores
     from dlsp.speaker.scoring import balanced_rates
 
     scores = scorer.trial_scores(embeddings, trials.first, trials.second)
+    scorer = scorer.for_enrolment(1)
     far, frr = (float(v[0]) for v in balanced_rates(scores, trials.target, None, [scorer.threshold]))
     out = {"at_threshold": {"score_kind": scorer.kind, "threshold": scorer.threshold, "far": far, "frr": frr,
-                            "expected_far": scorer.expected_far(scorer.threshold)}}
+                            "expected_far": scorer.expected_far(scorer.threshold),
+                            "threshold_enrolled_files": scorer.enrolled}}
     if scorer.kind != "cosine":
         out["asnorm"] = summarize_scores(scores, trials.target, n_boot, seed)
     return out
@@ -135,7 +139,9 @@ def _scoring_lines(summary: dict) -> str:
     lines = []
     if "asnorm" in summary:
         lines.append(f"AS-norm EER {100 * summary['asnorm']['eer']:.2f}%, minDCF {summary['asnorm']['min_dcf']:.3f}")
-    promised = "" if at["expected_far"] is None else f" (validation: {100 * at['expected_far']:.2f}%)"
+    enrolled = at.get("threshold_enrolled_files")
+    measured = "" if enrolled in (None, 1) else f", on speaker models of {enrolled} recordings"
+    promised = "" if at["expected_far"] is None else f" (validation{measured}: {100 * at['expected_far']:.2f}%)"
     lines.append(f"at verify's threshold {at['threshold']:.3f} ({kind}): false accepts {100 * at['far']:.2f}%"
                  f"{promised}, false rejects {100 * at['frr']:.2f}%")
     return "".join("\n" + line for line in lines)

@@ -20,12 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score the recording against every enrolled person (1:N) with the model's score (AS-norm or "
                     "cosine, as verify) and list the best --top. The best person is named when their score "
                     "reaches the threshold plus a margin; otherwise the answer is 'unknown'. The threshold is "
-                    "chosen as in verify (--threshold, else the database's calibration, else the model's: its "
-                    "narrowband threshold for a recording whose content stops below 5 kHz, when it has one). The "
-                    "margin makes up for the N chances an impostor gets: it raises the threshold to the score "
-                    "where the expected false-accept rate is the threshold's divided by N (from the rate table "
-                    "of the threshold's source; 0 without one), so naming a wrong person is about as rare as a "
-                    "false accept in verify. --margin sets it directly. Exit code: 0 named, 1 unknown, 2 error.",
+                    "chosen for each person as in verify (--threshold, else the database's calibration, else the "
+                    "model's: for the person's number of enrolled recordings when the model has thresholds by "
+                    "enrolment size, and its narrowband threshold for a recording whose content stops below 5 kHz, "
+                    "when it has one). The margin makes up for the N chances an impostor gets: it raises each "
+                    "threshold to the score where the expected false-accept rate is the threshold's divided by N "
+                    "(from the rate table of the threshold's source; 0 without one), so naming a wrong person is "
+                    "about as rare as a false accept in verify. --margin sets it directly. Exit code: 0 named, "
+                    "1 unknown, 2 error.",
     )
     parser.add_argument("file", metavar="FILE", help="recording to identify")
     add_speaker_db_option(parser)
@@ -59,27 +61,30 @@ def run(args: argparse.Namespace) -> int:
         raise DlspError("nobody is enrolled yet (enroll people first with 'dlsp speaker enroll')", args.db)
     embedding, bandwidth = SpeakerEmbedder(loaded, args.device).embed_probe(args.file)
     narrowband = loaded.scorer.is_narrowband(bandwidth)
-    choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
+    choices = [choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband, person.n_files)
+               for person in people]
     scores = loaded.scorer.scores(np.stack([p.embedding for p in people]), embedding)
-    result = identify([p.name for p in people], scores, choice, args.margin)
+    result = identify([p.name for p in people], scores, choices, args.margin)
     shown = min(args.top, len(result.names))
     rows = [(rank + 1, result.names[rank], float(result.scores[rank]),
-             "yes" if result.scores[rank] >= result.required else "") for rank in range(shown)]
+             "yes" if result.scores[rank] >= result.required[rank] else "") for rank in range(shown)]
     print(format_table(("rank", "name", "score", "clears"), rows))
-    rule = (f"threshold {choice.threshold:.3f} + margin {result.margin:.3f} for {len(people)} enrolled = "
-            f"{result.required:.3f}")
+    top = result.choices[0]
+    rule = (f"threshold {top.threshold:.3f} + margin {result.margins[0]:.3f} for {len(people)} enrolled = "
+            f"{result.required[0]:.3f}")
     who = result.identified
     print(f"-> {who} (score {result.scores[0]:.3f} >= {rule})" if who else
           f"-> unknown (best {result.names[0]} {result.scores[0]:.3f} < {rule})")
     kind = "AS-norm" if loaded.scorer.kind == "asnorm" else "cosine"
-    far = None if choice.table is None else choice.table.far_at(result.required)
-    print(f"{kind} scores; threshold from {choice.source}" + (
-        "" if far is None else f"; expected chance an impostor is named: {100 * min(1.0, far * len(people)):.2f}%"))
+    named = result.chance_impostor_named()
+    print(f"{kind} scores; threshold from {top.source}" + (
+        "" if named is None else f"; expected chance an impostor is named: {100 * named:.2f}%"))
     if args.json:
         write_json(args.json, {
-            "file": args.file, "identified": who, "threshold": choice.threshold, "margin": result.margin,
-            "required": result.required, "threshold_source": choice.source, "score_kind": loaded.scorer.kind,
-            "narrowband": narrowband, "bandwidth_hz": bandwidth,
-            "model_id": loaded.model_id, "ranking": [{"name": n, "score": float(s)} for n, s in
-                                                     zip(result.names[:shown], result.scores[:shown], strict=True)]})
+            "file": args.file, "identified": who, "threshold": top.threshold, "margin": float(result.margins[0]),
+            "required": float(result.required[0]), "threshold_source": top.source,
+            "score_kind": loaded.scorer.kind, "narrowband": narrowband, "bandwidth_hz": bandwidth,
+            "chance_impostor_named": named, "model_id": loaded.model_id,
+            "ranking": [{"name": result.names[rank], "score": float(result.scores[rank]),
+                         "required": float(result.required[rank])} for rank in range(shown)]})
     return IDENTIFIED if who else UNKNOWN

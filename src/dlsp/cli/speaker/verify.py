@@ -24,12 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "when score >= threshold. The score is the model's: AS-norm against the cohort of training "
                     "speakers stored in the model file (models trained with score.cohort), else the cosine "
                     "similarity. The threshold is --threshold, else the database's (set by 'dlsp speaker "
-                    "calibrate' on your own recordings), else the model's (set on its validation speakers: "
-                    "speaker models of the recipe's score.enroll_clips recordings, 3 for the default, against "
-                    "one recording; people enrolled with more recordings are rejected less often and impostors "
-                    "get in a little more often, which the result line notes). A model file with a narrowband "
-                    "threshold (set on validation clips low-passed to 4 kHz) applies it to a recording whose "
-                    "content stops below 5 kHz, as "
+                    "calibrate' on your own recordings), else the model's, set on its validation speakers: on "
+                    "speaker models of as many recordings as the person was enrolled with, for models with "
+                    "thresholds by enrolment size (score.enroll_sizes: 1, 3 and 5 for the default; a person "
+                    "enrolled with 2 or 4 gets the next larger size's, with more than the largest the largest's), "
+                    "else on speaker models of the recipe's score.enroll_clips recordings (people enrolled with "
+                    "more are rejected less often and impostors get in a little more often; the result line "
+                    "notes when the sizes differ). A model file with a narrowband threshold (set on validation "
+                    "clips low-passed to 4 kHz) applies it to a recording whose content stops below 5 kHz, as "
                     "telephone-band audio scores impostors far higher. Prints the expected false-accept rate "
                     "at the threshold where its source measured one. A steady sound (noise, hum) is refused as "
                     "no voice. "
@@ -51,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlsp.fileio import write_json
     from dlsp.speaker.database import SpeakerDatabase
-    from dlsp.speaker.decision import choose_threshold, table_enrolment
+    from dlsp.speaker.decision import choose_threshold
     from dlsp.speaker.embed import SpeakerEmbedder
     from dlsp.speaker.model_file import load_speaker_model
 
@@ -61,11 +63,10 @@ def run(args: argparse.Namespace) -> int:
         calibration = db.calibration()
     embedding, bandwidth = SpeakerEmbedder(loaded, args.device).embed_probe(args.file)
     narrowband = loaded.scorer.is_narrowband(bandwidth)
-    choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband)
+    choice = choose_threshold(loaded.scorer, calibration, args.threshold, args.db, narrowband, enrolled.n_files)
     score = float(loaded.scorer.scores(enrolled.embedding[None], embedding)[0])
     accepted = score >= choice.threshold
-    # A table not the model's is the database calibration's.
-    measured_on = table_enrolment(loaded.config) if choice.table_from_model else calibration.enrolled_files
+    measured_on = choice.enrolled
     note = ("" if choice.expected_far is None or measured_on in (None, enrolled.n_files) else
             f", measured on people enrolled with {measured_on} recording{'s' * (measured_on > 1)}; {args.name} "
             f"has {enrolled.n_files}")
