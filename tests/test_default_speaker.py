@@ -27,6 +27,11 @@ def test_default_model_is_small_plain_data_and_calibrated():
     assert -1 < loaded.threshold < 1
     # Telephone-band probes get their own, higher threshold (their impostors score higher).
     assert loaded.scorer.narrow is not None and loaded.scorer.narrow.threshold > loaded.scorer.threshold
+    # People enrolled with 4 or more recordings get the stricter thresholds set on speaker models of 5.
+    assert loaded.scorer.enrolled == 3 and [e.enrolled for e in loaded.scorer.by_enrolment] == [3, 5]
+    assert loaded.scorer.for_enrolment(1).threshold == loaded.scorer.threshold
+    many = loaded.scorer.for_enrolment(9)
+    assert many.threshold > loaded.scorer.threshold and many.narrow.threshold > loaded.scorer.narrow.threshold
     assert loaded.model_id == weights_id(loaded.model)
 
 

@@ -70,8 +70,8 @@ def test_existing_run_folder_needs_resume_or_overwrite(recipe, corpus, tmp_path,
     assert cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet")[0] == 0
     code, _, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet")
     assert code == 2 and "use --resume to continue it or --overwrite" in err and err.count("\n") == 1
-    code, out, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet", "--resume",
-                         "--set", "train.epochs=3")
+    code, _, err = cli("run", recipe, *inputs, "--out", run, "--quick", "--quiet", "--resume",
+                       "--set", "train.epochs=3")
     assert code == 0, err
     assert len(losses(run)) == 3  # two epochs kept, one more trained
     # The change to the run's own config is said, not silently taken.

@@ -107,6 +107,23 @@ def test_threshold_at_far_holds_the_rate_and_is_the_lowest_that_does():
         threshold_at_far(scores, target, 0.0)
 
 
+def test_threshold_at_far_in_every_corpus_holds_the_rate_in_the_worst_one():
+    # Corpus 0's impostors score 0-1, corpus 1's 0.5-1.5: at 10% averaged, corpus 1 lets in far more than 10%.
+    scores = np.r_[np.linspace(0, 1, 100), np.full(5, 3.0), np.linspace(0.5, 1.5, 100), np.full(5, 3.0)]
+    target = np.r_[np.zeros(100), np.ones(5), np.zeros(100), np.ones(5)].astype(int)
+    groups = np.repeat([0, 1], 105)
+    mean_rule = threshold_at_far(scores, target, 0.1, groups)
+    every = threshold_at_far(scores, target, 0.1, groups, every_group=True)
+    from dlsp.speaker.scoring import corpus_rates
+
+    per_corpus = corpus_rates(scores, target, groups, np.array([mean_rule, every]))[0]
+    assert per_corpus[:, 0].mean() <= 0.1 and per_corpus[1, 0] > 0.1  # the mean holds, corpus 1 does not
+    assert per_corpus[:, 1].max() == pytest.approx(0.1) and per_corpus[0, 1] == 0.0  # every corpus holds
+    assert every > mean_rule
+    assert threshold_at_far(scores[:105], target[:105], 0.1, groups[:105], every_group=True) == \
+        threshold_at_far(scores[:105], target[:105], 0.1, groups[:105])  # one corpus: the same rule
+
+
 def test_rate_table_reads_back_and_refuses_bad_tables():
     rng = np.random.default_rng(6)
     scores = np.r_[rng.normal(2, 1, 300), rng.normal(0, 1, 3000)]

@@ -173,7 +173,8 @@ def test_run_folder_model_file_and_resume(corpus, tmp_path):
     assert loaded.threshold == pytest.approx(best["val_threshold"]) and loaded.val_eer == best["val_eer"]
     assert best["val_eer"] == min(line["val_eer"] for line in lines)  # chosen by validation EER
     longer = apply_overrides(config, ["train.epochs=3"])
-    _, resumed = train_run(longer, data, run, resume=True, progress=False, log=lambda *a: None)
+    with pytest.warns(UserWarning, match=r"differs from the run's .*: train\.epochs 2 -> 3"):
+        _, resumed = train_run(longer, data, run, resume=True, progress=False, log=lambda *a: None)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
@@ -380,6 +381,8 @@ def test_thresholds_set_on_enrolled_models_hold_their_false_accept_rate_there():
     assert scorer.narrow.table.far_at(scorer.narrow.threshold) <= 0.2 + 1e-9
     with pytest.raises(DlspError, match=r"score\.enroll_clips"):
         check_score(ScoreSection(enroll_clips=-1))
+    with pytest.raises(DlspError, match=r"score\.far_over_corpora is one of mean, every, got 'max'"):
+        check_score(ScoreSection(far_over_corpora="max"))
     for sizes in ([0, 3], [3, 3]):
         with pytest.raises(DlspError, match=r"score\.enroll_sizes are distinct numbers of clips"):
             check_score(ScoreSection(enroll_sizes=sizes))
@@ -500,6 +503,21 @@ def test_calibration_sets_thresholds_by_enrolment_size_on_speaker_models_of_that
     line = scoring_line(summary)
     assert "thresholds by enrolment size: 1 clip " in line and ", 2 clips " in line
     assert "no thresholds for speaker models of 3 clips" in line
+
+
+def test_calibration_can_hold_the_false_accept_rate_in_every_validation_corpus():
+    from dlsp.speaker.scoring import corpus_rates, threshold_at_far
+    from dlsp.speaker.validation import ScoreSection, calibrate_scoring, corpus_trials
+
+    encoder, train, val = _wideband_validation()
+    score = ScoreSection(window_seconds=0, cohort=True, cohort_per_speaker=2, top_k=3, target_far=0.2,
+                         far_over_corpora="every")
+    scorer, _ = calibrate_scoring(encoder, train, val, score, torch.device("cpu"), 16000)
+    trials, groups, _ = corpus_trials(val)
+    scores = scorer.trial_scores(embed_clips(encoder, val.audio, torch.device("cpu")), trials.first, trials.second)
+    assert scorer.threshold == pytest.approx(threshold_at_far(scores, trials.target, 0.2, groups, every_group=True),
+                                             abs=1e-9)
+    assert corpus_rates(scores, trials.target, groups, np.array([scorer.threshold]))[0].max() <= 0.2 + 1e-9
 
 
 def test_models_at_8_khz_get_no_narrowband_threshold():

@@ -111,23 +111,26 @@ def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: fl
 
 def recalibrate_speaker(path: str | os.PathLike[str], data: list[str], format: str = "auto",
                         target_far: float | str | None = "keep", device: str = "cpu",
-                        enroll_clips: int | str = "keep", enroll_sizes: list[int] | str = "keep") -> Scorer:
+                        enroll_clips: int | str = "keep", enroll_sizes: list[int] | str = "keep",
+                        far_over_corpora: str = "keep") -> Scorer:
     """Set a speaker model file's thresholds again as training sets them at its end
     (`dlsp.speaker.validation.calibrate_thresholds`: the wideband one and, for models at 12.5 kHz or more, the
     narrowband one, with their rate tables), on the validation speakers its own config names, found in `data`,
     with the cohort stored in the file. `target_far`: a validation false-accept rate to set them at, `None` for the
     EER, "keep" for the config's `score.target_far`; `enroll_clips`: set them on speaker models of that many clips
     against one (0: on clip pairs; "keep": the config's `score.enroll_clips`); `enroll_sizes`: also set them on
-    speaker models of each of these sizes (`[]`: none; "keep": the config's); the config records all three. The file
-    is rewritten atomically; weights, cohort and the raw cosine threshold stay as they were. Gives files trained
-    before the narrowband rule existed their narrowband threshold."""
+    speaker models of each of these sizes (`[]`: none; "keep": the config's); `far_over_corpora`: "every" holds
+    the wideband rate in every validation corpus, "mean" on their average ("keep": the config's); the config
+    records them. The file is rewritten atomically; weights, cohort and the raw cosine threshold stay as they
+    were. Gives files trained before the narrowband rule existed their narrowband threshold."""
     from dlsp.config import from_dict, to_dict
     from dlsp.device import resolve_device
     from dlsp.speaker.train import SpeakerTrainConfig, load_data
     from dlsp.speaker.validation import ScoreSection, calibrate_thresholds, check_score
 
     changes = {name: value for name, value in (("target_far", target_far), ("enroll_clips", enroll_clips),
-                                               ("enroll_sizes", enroll_sizes)) if value != "keep"}
+                                               ("enroll_sizes", enroll_sizes), ("far_over_corpora", far_over_corpora))
+               if value != "keep"}
     check_score(ScoreSection(**changes))  # before any work
     loaded = load_speaker_model(path)
     config = from_dict(SpeakerTrainConfig, loaded.config)

@@ -129,12 +129,12 @@ def _groups(target: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     return np.zeros(target.size, dtype=np.int64) if groups is None else np.asarray(groups)
 
 
-def balanced_rates(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | None,
-                   thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False-accept and false-reject rates at each threshold (accept when score >= threshold), each the mean
-    of the per-group rates over the groups that have such trials.
+def corpus_rates(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | None, thresholds: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's own false-accept and false-reject rates at each threshold (accept when score >= threshold),
+    over the groups that have such trials.
 
-    Shape: `(T,)`, `(T,)`, `(T,)` or None, `(P,)` -> `(P,)`, `(P,)`.
+    Shape: `(T,)`, `(T,)`, `(T,)` or None, `(P,)` -> `(G_fa, P)`, `(G_fr, P)`.
     """
     scores, target, groups = np.asarray(scores, np.float64), np.asarray(target), _groups(target, groups)
     thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -148,7 +148,18 @@ def balanced_rates(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | 
             frr.append(np.searchsorted(genuine, thresholds, side="left") / genuine.size)
     if not far or not frr:
         raise DlspError("rates need both target and non-target trials")
-    return np.mean(far, axis=0), np.mean(frr, axis=0)
+    return np.array(far), np.array(frr)
+
+
+def balanced_rates(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | None,
+                   thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False-accept and false-reject rates at each threshold (accept when score >= threshold), each the mean
+    of the per-group rates over the groups that have such trials (`corpus_rates`).
+
+    Shape: `(T,)`, `(T,)`, `(T,)` or None, `(P,)` -> `(P,)`, `(P,)`.
+    """
+    far, frr = corpus_rates(scores, target, groups, thresholds)
+    return far.mean(axis=0), frr.mean(axis=0)
 
 
 def balanced_eer(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | None = None
@@ -170,15 +181,17 @@ def balanced_eer(scores: np.ndarray, target: np.ndarray, groups: np.ndarray | No
     return eer_on_curve(p_fa, 1.0 - p_hit, thresholds, tolerance=1e-12)
 
 
-def threshold_at_far(scores: np.ndarray, target: np.ndarray, far: float, groups: np.ndarray | None = None
-                     ) -> float:
-    """The lowest threshold whose (group-averaged) false-accept rate is at most `far`: just above the highest
-    non-target score that must be rejected. With too few non-target trials it rejects them all."""
+def threshold_at_far(scores: np.ndarray, target: np.ndarray, far: float, groups: np.ndarray | None = None,
+                     every_group: bool = False) -> float:
+    """The lowest threshold whose group-averaged false-accept rate (with `every_group`: every group's own) is at
+    most `far`: just above the highest non-target score that must be rejected. With too few non-target trials
+    it rejects them all."""
     if not 0 < far < 1:
         raise DlspError(f"a false-accept rate lies strictly between 0 and 1, got {far}")
     scores, target = np.asarray(scores, np.float64), np.asarray(target)
     candidates = np.nextafter(np.unique(scores[target == 0]), np.inf)
-    rates, _ = balanced_rates(scores, target, groups, candidates)
+    per_group, _ = corpus_rates(scores, target, groups, candidates)
+    rates = per_group.max(axis=0) if every_group else per_group.mean(axis=0)
     ok = np.flatnonzero(rates <= far + 1e-12)
     return float(candidates[ok[0]])
 
