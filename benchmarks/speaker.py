@@ -665,11 +665,14 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
                                                                        for k in ("1v1", "enr. 3"))], dcf_rows)
     rate_rows = []
     for s in dlsp:
-        sizes = (1, N_ENROLL) if s.scorer.by_enrolment else (None,)
+        # The thresholds of the 1 vs 1 and enrolled-3 columns, by the size they were set on (once when both
+        # columns pick the same size); None: the model's one threshold.
+        picked: dict = {}
+        for n in (1, N_ENROLL) if s.scorer.by_enrolment else ():
+            picked.setdefault(s.scorer.for_enrolment(n).enrolled, s.scorer.for_enrolment(n))
         rules, promises = [], []
-        for n in sizes:
-            scorer = s.scorer if n is None else s.scorer.for_enrolment(n)
-            said = "" if n is None else f"enrolled {scorer.enrolled}: "
+        for n, scorer in (picked or {None: s.scorer}).items():
+            said = "" if n is None else f"set on models of {n}: "
             narrow = scorer.narrow
             rules.append(f"{said}{scorer.kind} >= {scorer.threshold:.3f}"
                          + ("" if narrow is None else f", narrowband >= {narrow.threshold:.3f}"))

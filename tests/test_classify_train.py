@@ -85,7 +85,8 @@ def test_resumed_run_that_never_improves_returns_the_best_epochs_weights(toy_roo
                       for k, v in state["model"].items()}
     torch.save(state, out / "last.pt")
     more = apply_overrides(config, ["train.epochs=4"])
-    model, result, _ = train_run(more, data, out, resume=True, progress=False, log=lambda *a: None)
+    with pytest.warns(UserWarning, match=r"train\.epochs 2 -> 4"):
+        model, result, _ = train_run(more, data, out, resume=True, progress=False, log=lambda *a: None)
     assert result.best_epoch < 2
     best = load_checkpoint(out / "best.pt")["state_dict"]
     assert all(torch.equal(best[k], best_before[k]) for k in best)
@@ -102,8 +103,9 @@ def test_a_learning_rate_given_on_resuming_takes_effect(toy_root, tmp_path):
     out = tmp_path / "run"
     train_run(config, data, out, progress=False, log=lambda *a: None)
     before = torch.load(out / "last.pt", weights_only=True)["model"]
-    train_run(apply_overrides(config, ["train.epochs=2", "train.lr=0.0"]), data, out, resume=True, progress=False,
-              log=lambda *a: None)
+    with pytest.warns(UserWarning, match=r"train\.lr 0\.0001 -> 0\.0; train\.epochs 1 -> 2"):
+        train_run(apply_overrides(config, ["train.epochs=2", "train.lr=0.0"]), data, out, resume=True,
+                  progress=False, log=lambda *a: None)
     after = torch.load(out / "last.pt", weights_only=True)
     # lr 0 from the config: the resumed epoch moves no weight (last.pt's own rate used to come back with its state).
     assert after["optimizer"]["param_groups"][0]["lr"] == 0.0
