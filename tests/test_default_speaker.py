@@ -11,6 +11,7 @@ import torch
 
 from dlsp.audio.io import save_audio
 from dlsp.audio.synthetic import make_speakers, synth_utterance
+from dlsp.models.speaker import SpeakerEnsemble
 from dlsp.release import MAX_SPEAKER_BYTES
 from dlsp.speaker import SpeakerEmbedder, load_speaker_model
 from dlsp.speaker.model_file import default_model_path, weights_id
@@ -22,8 +23,11 @@ def test_default_model_is_small_plain_data_and_calibrated():
     payload = torch.load(path, map_location="cpu", weights_only=True)  # plain data: no code can run
     assert payload["task"] == "speaker" and "provenance" in payload
     loaded = load_speaker_model(None)
-    assert loaded.sample_rate == 16000 and loaded.model.view_dim == 256
-    assert loaded.embedding_dim == 256 * len(loaded.model.test_speeds)  # test-time speed views, side by side
+    # Two encoders (two training seeds) side by side, stored at half precision.
+    assert loaded.sample_rate == 16000 and isinstance(loaded.model, SpeakerEnsemble)
+    assert [m.view_dim for m in loaded.model.members] == [256, 256] and loaded.embedding_dim == 512
+    assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
+    assert [m["model_id"] for m in payload["members"]] == ["9eaa4b3b67208aed", "57649b7ec752df32"]
     assert -1 < loaded.threshold < 1
     # Telephone-band probes get their own, higher threshold (their impostors score higher).
     assert loaded.scorer.narrow is not None and loaded.scorer.narrow.threshold > loaded.scorer.threshold

@@ -89,3 +89,47 @@ def test_a_bad_false_accept_rate_is_refused_and_the_file_left_alone(tmp_path):
     with pytest.raises(DlspError, match="target_far"):
         recalibrate_speaker(path, [], target_far=1.5)
     assert path.read_bytes() == b""
+
+
+def test_an_ensemble_of_two_seeds_is_one_half_precision_model_file_with_its_own_thresholds(tmp_path, cli):
+    from dlsp.models.speaker import SpeakerEnsemble
+    from dlsp.release import publish_speaker
+    from dlsp.speaker.embed import SpeakerEmbedder
+
+    corpus = make_synthetic_corpus(tmp_path / "c", seed=9, n_speakers=5, utterances_per_speaker=4,
+                                   utterance_seconds=(0.6, 1.0), noise_files_per_kind=1, noise_seconds=0.5,
+                                   sample_rate=SR, progress=False)
+    runs = []
+    for seed in (0, 1):
+        config = apply_overrides(SpeakerTrainConfig(), [*TINY, f"train.seed={seed}"])
+        train_run(config, load_data(config, [corpus / "speech"], progress=False), tmp_path / f"s{seed}",
+                  progress=False, log=lambda *a: None)
+        runs.append(tmp_path / f"s{seed}" / "best.pt")
+    out = tmp_path / "ensemble.pt"
+    code, printed, err = cli("speaker", "ensemble", *runs, "--data", corpus / "speech", "--out", out)
+    assert code == 0 and printed.startswith(f"wrote {out}") and "2 members" in printed, err
+    payload = torch.load(out, weights_only=True)
+    assert payload["model"] == "ensemble" and all(v.dtype == torch.float16 for k, v in payload["state_dict"].items()
+                                                   if v.is_floating_point())
+    assert [m["model_id"] for m in payload["members"]] == [load_speaker_model(r).model_id for r in runs]
+    loaded = load_speaker_model(out)
+    assert isinstance(loaded.model, SpeakerEnsemble) and loaded.embedding_dim == 16
+    assert loaded.scorer.kind == "asnorm" and loaded.scorer.cohort.shape[1] == 16 and loaded.scorer.narrow
+    assert loaded.scorer.table.far_at(loaded.scorer.threshold) == pytest.approx(
+        payload["scoring"]["table"]["far"][payload["scoring"]["table"]["score"].index(loaded.scorer.threshold)])
+    # It embeds as its members do, side by side: the cosine is the mean of theirs (members at half precision).
+    files = sorted((corpus / "speech").rglob("*.wav"))[::7][:2]
+    pair = SpeakerEmbedder(loaded, "cpu").embed_files(files)
+    members = [SpeakerEmbedder(load_speaker_model(r), "cpu").embed_files(files) for r in runs]
+    assert float(pair[0] @ pair[1]) == pytest.approx(np.mean([float(a @ b) for a, b in members]), abs=5e-3)
+    assert abs(float(members[0][0] @ members[0][1]) - float(members[1][0] @ members[1][1])) > 1e-3  # not alike
+    # Publishing keeps it at half precision (its weights, and so its id, unchanged).
+    published = publish_speaker(out, tmp_path / "published.pt")
+    assert load_speaker_model(published).model_id == loaded.model_id
+    assert torch.load(published, weights_only=True)["state_dict"]["members.0.projection.weight"].dtype == \
+        torch.float16
+    # Refused in one line: a single model, and an ensemble as a member.
+    code, _, err = cli("speaker", "ensemble", runs[0], "--data", corpus / "speech", "--out", tmp_path / "x.pt")
+    assert code == 2 and "two or more speaker model files" in err and err.count("\n") == 1
+    code, _, err = cli("speaker", "ensemble", out, runs[0], "--data", corpus / "speech", "--out", tmp_path / "x.pt")
+    assert code == 2 and "not ensembles" in err and not (tmp_path / "x.pt").exists()

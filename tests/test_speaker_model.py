@@ -175,3 +175,32 @@ def test_masks_apply_in_training_only():
         assert torch.equal(plain, model.frame_outputs(wave))
         model.train()
         assert not torch.equal(plain, model.frame_outputs(wave))
+
+
+def test_an_ensemble_puts_its_members_side_by_side_so_cosines_average(tmp_path):
+    from dlsp.models.speaker import MODELS, SpeakerEnsemble
+    from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(7)
+    first = SpeakerEncoder(**TINY).eval()
+    second = SpeakerEncoder(test_speeds=[0.9, 1.1], **{**TINY, "embedding_dim": 4}).eval()
+    ensemble = SpeakerEnsemble.of([first, second])
+    assert ensemble.embedding_dim == 8 + 8 and ensemble.min_samples == second.min_samples
+    a, b = torch.randn(2, 4000), torch.randn(2, 4000)
+    with torch.no_grad():
+        ea, eb = ensemble(a), ensemble(b)
+        members = [(m(a), m(b)) for m in (first, second)]
+    torch.testing.assert_close(ea[:, :8], members[0][0] / math.sqrt(2))
+    torch.testing.assert_close(ea.norm(dim=1), torch.ones(2), atol=1e-5, rtol=0)
+    mean_cosine = sum((x * y).sum(dim=1) for x, y in members) / 2
+    torch.testing.assert_close((ea * eb).sum(dim=1), mean_cosine, atol=1e-5, rtol=0)
+    # A checkpoint rebuilds it from plain data (the members' arguments) with the same weights.
+    path = save_checkpoint(tmp_path / "e.pt", ensemble, "ensemble", half=True)
+    again = build_from_checkpoint(load_checkpoint(path), MODELS, path)
+    assert isinstance(again, SpeakerEnsemble) and again.get_model_args() == ensemble.get_model_args()
+    with torch.no_grad():
+        torch.testing.assert_close(again(a), ensemble(a), atol=2e-3, rtol=0)  # float16 weights
+    with pytest.raises(ValueError, match="one sample rate"):
+        SpeakerEnsemble([{**TINY}, {**TINY, "sample_rate": 8000}])
+    with pytest.raises(ValueError, match="1 to 8 members"):
+        SpeakerEnsemble([])

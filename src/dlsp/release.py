@@ -37,11 +37,12 @@ DENOISER_PROVENANCE = (
 )
 MAX_SPEAKER_BYTES = 10 * 1024 * 1024
 SPEAKER_PROVENANCE = (
-    "Trained by recipes/speaker_wideband.yaml on ../shared/data: 109 of the 125 speechocean762 speakers (Zhang et "
-    "al. 2021; Apache 2.0) and the 18 training speakers of Arabic Speech Commands (CC BY 4.0, Ghandoura et al. "
-    "2021), each also at 0.9x and 1.1x speed, batches balanced between the two corpora. The 16 held-out "
-    "speechocean762 speakers (dlsp.data.holdout) and the 6 Arabic validation speakers select the checkpoint and set "
-    "the threshold; no Free Spoken Digit Dataset speaker is trained on."
+    "Two encoders trained by recipes/speaker_wideband.yaml (train.seed 0 and 1) on ../shared/data, combined by "
+    "'dlsp speaker ensemble': 109 of the 125 speechocean762 speakers (Zhang et al. 2021; Apache 2.0) and the 18 "
+    "training speakers of Arabic Speech Commands (CC BY 4.0, Ghandoura et al. 2021), each also at 0.9x and 1.1x "
+    "speed, batches balanced between the two corpora. The 16 held-out speechocean762 speakers (dlsp.data.holdout) "
+    "and the 6 Arabic validation speakers select each member's checkpoint and set the thresholds; no Free Spoken "
+    "Digit Dataset speaker is trained on."
 )
 
 
@@ -88,16 +89,65 @@ def publish_speaker(source: str | os.PathLike[str], target: str | os.PathLike[st
     loaded = load_speaker_model(source)
     target = Path(target) if target is not None else PRETRAINED_DIR / DEFAULT_SPEAKER_NAME
     payload = torch.load(Path(source), map_location="cpu", weights_only=True)
-    kept = {k: payload[k] for k in ("val_eer", "epoch") if k in payload}
+    kept = {k: payload[k] for k in ("val_eer", "epoch", "members") if k in payload}
+    # A file stored at half precision (an ensemble) stays so: its weights are already the rounded ones.
+    half = any(v.dtype == torch.float16 for v in payload["state_dict"].values())
     path = save_speaker_model(target, loaded.model, loaded.name, sample_rate=loaded.sample_rate,
                               threshold=loaded.threshold, trim_db=loaded.trim_db, config=loaded.config,
                               scorer=loaded.scorer, window_seconds=loaded.window_seconds,
-                              hop_seconds=loaded.hop_seconds, provenance=SPEAKER_PROVENANCE, **kept, **extra)
+                              hop_seconds=loaded.hop_seconds, provenance=SPEAKER_PROVENANCE, half=half, **kept,
+                              **extra)
     size = path.stat().st_size
     if size > MAX_SPEAKER_BYTES:
         path.unlink()
         raise DlspError(f"model file is {size / 2**20:.1f} MB; the default model must be at most 10 MB", source)
     return path
+
+
+def ensemble_speakers(sources: list[str | os.PathLike[str]], data: list[str], out: str | os.PathLike[str],
+                      format: str = "auto", device: str = "cpu") -> dict[str, Any]:
+    """Write a model file embedding with every speaker model of `sources` at once (`SpeakerEnsemble`: the
+    members' unit embeddings side by side, so its cosine is the mean of theirs), its weights stored at half
+    precision (the model computes with the rounded weights, so what is calibrated is what ships).
+
+    The members must take one sample rate, silence trimming and windowing. The first member's config says how
+    to score (`score` section) and names the training and validation speakers, found in `data` as training
+    found them: the ensemble gets its own AS-norm cohort from the training speakers and its own thresholds and
+    rate tables on the validation speakers (`dlsp.speaker.validation.calibrate_scoring`), as training sets a
+    model's. Returns the summary of that calibration with the validation EER (`val_eer`, per corpus too).
+    """
+    from dlsp.config import from_dict, to_dict
+    from dlsp.device import resolve_device
+    from dlsp.models.speaker import SpeakerEncoder, SpeakerEnsemble
+    from dlsp.speaker.train import SpeakerTrainConfig, load_data
+    from dlsp.speaker.validation import calibrate_scoring, validation_eer
+
+    if len(sources) < 2:
+        raise DlspError("an ensemble needs two or more speaker model files")
+    members = [load_speaker_model(source) for source in sources]
+    first = members[0]
+    for source, member in zip(sources, members, strict=True):
+        if not isinstance(member.model, SpeakerEncoder):
+            raise DlspError("an ensemble's members are single encoders, not ensembles", source)
+        settings = (member.sample_rate, member.trim_db, member.window_seconds, member.hop_seconds)
+        if settings != (first.sample_rate, first.trim_db, first.window_seconds, first.hop_seconds):
+            raise DlspError(f"member embeds at {settings[0]} Hz, trimming at {settings[1]:g} dB, windows "
+                            f"{settings[2]:g}/{settings[3]:g} s; the first member at {first.sample_rate} Hz, "
+                            f"{first.trim_db:g} dB, {first.window_seconds:g}/{first.hop_seconds:g} s", source)
+    ensemble = round_to_half(SpeakerEnsemble.of([member.model for member in members]))
+    config = from_dict(SpeakerTrainConfig, first.config)
+    loaded_data = load_data(config, data, format, progress=False)
+    run_on = resolve_device(device)
+    record = validation_eer(ensemble.to(run_on), loaded_data.val, run_on, config.score, first.sample_rate)
+    scorer, summary = calibrate_scoring(ensemble, loaded_data.train, loaded_data.val, config.score, run_on,
+                                        first.sample_rate, config.train.seed)
+    path = save_speaker_model(out, ensemble.cpu(), "ensemble", sample_rate=first.sample_rate,
+                              threshold=record["val_threshold"], trim_db=first.trim_db, config=to_dict(config),
+                              scorer=scorer, window_seconds=first.window_seconds, hop_seconds=first.hop_seconds,
+                              half=True, val_eer=record["val_eer"],
+                              members=[{"file": Path(source).name, "model_id": member.model_id}
+                                       for source, member in zip(sources, members, strict=True)])
+    return {**record, **summary, "path": str(path), "bytes": path.stat().st_size}
 
 
 def compare_engines(model: DenoiserModel, onnx_model: DenoiserModel, seconds: float = 2.0, seed: int = 0) -> float:

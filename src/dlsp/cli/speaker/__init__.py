@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dlsp.cli.common import add_command_group
-from dlsp.cli.speaker import calibrate, db, embed, enroll, eval, identify, train, verify
+from dlsp.cli.speaker import calibrate, db, embed, enroll, ensemble, eval, identify, train, verify
 
 EXAMPLES = """\
 dlsp speaker enroll alice alice1.wav alice2.wav --db speakers.db
@@ -23,5 +23,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "speaker", "speaker verification: train encoders, embed, enroll, verify, evaluate EER",
         "Speaker embeddings from a bidirectional GRU encoder (a default model ships with dlsp), an SQLite enrolment "
         "database, verification at a calibrated threshold, and EER/minDCF evaluation.",
-        EXAMPLES, (train, embed, enroll, verify, identify, calibrate, db, eval),
+        EXAMPLES, (train, embed, enroll, verify, identify, calibrate, db, eval, ensemble),
     )
