@@ -62,9 +62,11 @@ def test_cli_enroll_and_verify_with_the_default_model(tmp_path, cli):
                                                    synth_utterance(speaker, 1.5, 16000, rng=50 + take), 16000)
     db = tmp_path / "s.db"
     for speaker in (low, high):
-        code, _, err = cli("speaker", "enroll", speaker.name, *(files[speaker.name, t] for t in range(3)),
-                           "--db", db)
+        code, out, err = cli("speaker", "enroll", speaker.name, *(files[speaker.name, t] for t in range(3)),
+                             "--db", db)
         assert code == 0, err
+        assert f"verify judges {speaker.name} at the model's threshold for speaker models of 3 recordings " \
+               "(validation: " in out and "expect more" not in out
     code, out, _ = cli("speaker", "verify", low.name, files[low.name, 3], "--db", db)
     assert code == 0 and "ACCEPT" in out
     code, out, _ = cli("speaker", "verify", low.name, files[high.name, 3], "--db", db)
@@ -72,8 +74,9 @@ def test_cli_enroll_and_verify_with_the_default_model(tmp_path, cli):
     assert "measured on people" not in out  # enrolled with 3, as the model's thresholds were set
     # Someone enrolled with another number of recordings than the validation models: the rate is said to be
     # measured on models of 3.
-    code, _, err = cli("speaker", "enroll", "one", files[low.name, 0], "--db", db)
+    code, out, err = cli("speaker", "enroll", "one", files[low.name, 0], "--db", db)
     assert code == 0, err
+    assert "with 1 recording expect more false rejects: enroll 2 more" in out
     code, out, _ = cli("speaker", "verify", "one", files[low.name, 3], "--db", db, "--json", tmp_path / "v.json")
     assert "expected false-accept rate at the threshold" in out
     assert "measured on people enrolled with 3 recordings; one has 1)" in out
