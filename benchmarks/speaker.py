@@ -753,10 +753,12 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
         table("Where the errors at the shipped threshold come from (1 vs 1; a diagnosis, not a result)",
               ["system", "corpus", "pair accepted most", "its trials accepted %", "speaker rejected most",
                "its trials rejected %"], diag_rows)
+    # A corpus whose speakers have too few recordings for enrolled-3 models (a --max-per-speaker run) has none.
     trial_counts = "; ".join(
-        f"{results['corpora'][c]['label']}: 1v1 {r['n_target']} target / {r['n_nontarget']} non-target, "
-        f"enrolled {e['n_target']} / {e['n_nontarget']}"
-        for c in shorts if (r := get[systems[0].name, c]["1v1"]) and (e := get[systems[0].name, c]["enrolled"]))
+        f"{results['corpora'][c]['label']}: 1v1 {r['n_target']} target / {r['n_nontarget']} non-target, " + (
+            f"enrolled {e['n_target']} / {e['n_nontarget']}" if (e := get[systems[0].name, c].get("enrolled"))
+            else "no enrolled trials")
+        for c in shorts if (r := get[systems[0].name, c]["1v1"]))
     lines.extend([f"Trials: {trial_counts}.", ""])
     lines.extend(verdicts(results, dlsp, systems, shorts))
     return "\n".join(lines)
