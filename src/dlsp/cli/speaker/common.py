@@ -10,8 +10,8 @@ from dlsp.cli.common import add_device_option
 def add_speaker_model_options(parser: argparse.ArgumentParser) -> None:
     """--model and --device, shared by the `dlsp speaker` subcommands that embed audio."""
     parser.add_argument("--model", metavar="MODEL", default=None,
-                        help="speaker model file (best.pt of 'dlsp speaker train'); default: the encoder shipped "
-                             "with dlsp")
+                        help="speaker model file (best.pt of 'dlsp speaker train', or a 'dlsp speaker ensemble' "
+                             "file); default: the model shipped with dlsp")
     add_device_option(parser)
 
 
