@@ -295,8 +295,9 @@ class DlspSystem(System):
 
     def thresholds(self, narrowband: np.ndarray, enrolled: int = 1) -> np.ndarray:
         scorer = self.scorer.for_enrolment(enrolled)
-        narrow = np.inf if scorer.narrow is None else scorer.narrow.threshold
-        return np.where(narrowband & (scorer.narrow is not None), narrow, scorer.threshold)
+        if scorer.narrow is None:
+            return np.full(narrowband.shape, scorer.threshold, dtype=np.float64)
+        return np.where(narrowband, scorer.narrow.threshold, scorer.threshold)
 
     def describe(self) -> dict:
         table, narrow = self.scorer.table, self.scorer.narrow
@@ -669,8 +670,8 @@ def report(results: dict, systems: list[System], corpora: list[Corpus]) -> str:
         # The thresholds of the 1 vs 1 and enrolled-3 columns, by the size they were set on (once when both
         # columns pick the same size); None: the model's one threshold.
         picked: dict = {}
-        for n in (1, N_ENROLL) if s.scorer.by_enrolment else ():
-            picked.setdefault(s.scorer.for_enrolment(n).enrolled, s.scorer.for_enrolment(n))
+        for chosen in (s.scorer.for_enrolment(n) for n in (1, N_ENROLL)) if s.scorer.by_enrolment else ():
+            picked.setdefault(chosen.enrolled, chosen)
         rules, promises = [], []
         for n, scorer in (picked or {None: s.scorer}).items():
             said = "" if n is None else f"set on models of {n}: "

@@ -211,7 +211,9 @@ def calibrate_thresholds(encoder: nn.Module, val: SpeakerClips, scorer: Scorer, 
     by_enrolment = []
     for n in sorted(score.enroll_sizes):
         try:
-            entry = _thresholds_at_size(scorer, wide, limited, val, n, score)
+            # The size of the one threshold's trials has those thresholds already (the same seeded draws).
+            entry = (EnrolmentThresholds(n, threshold, table, narrow) if n == score.enroll_clips else
+                     _thresholds_at_size(scorer, wide, limited, val, n, score))
         except DlspError:  # no corpus has two speakers with more than n validation clips
             summary.setdefault("enroll_sizes_unmeasured", []).append(n)
             continue

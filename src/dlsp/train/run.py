@@ -2,7 +2,7 @@
 
 The engine owns the run folder, the same for `dlsp <task> train`, `dlsp run` and `dlsp tune`'s trials: the rule
 for an existing folder (`dlsp.train.run_folder.check_run_folder`); `config.yaml` (rewritten on resuming, so the
-overrides given then are recorded; what they change is logged) and `splits.json` when a run starts;
+overrides given then are recorded, and what they change is warned about) and `splits.json` when a run starts;
 `metrics.jsonl`, `best.pt` and `last.pt` after every epoch; `results.json` at the end (`best_epoch` counted from
 1, `epochs`, `stopped` and the task's figures); the tracker (`dlsp.train.tracking`); under torchrun, writing from
 rank 0 only. A task supplies what differs as a `Training`, built by its `setup(device)`: the module to train, its
