@@ -1,4 +1,4 @@
-"""dlsp.models.speaker: the bidirectional-GRU speaker encoder."""
+"""dlsp.models.speaker: the bidirectional-GRU speaker encoder, its TDNN backbone and ensembles."""
 
 from __future__ import annotations
 
@@ -51,6 +51,63 @@ def test_conv_frontend_sees_a_spectral_shape_alike_in_any_band():
 def test_unknown_frontend_is_refused():
     with pytest.raises(ValueError, match="frontend"):
         SpeakerEncoder(frontend="resnet")
+
+
+@pytest.mark.parametrize("frontend", ["none", "conv"])
+def test_tdnn_backbone_embeds_unit_vectors_of_any_length_and_keeps_frames(frontend):
+    from dlsp.models.speaker import MODELS, TdnnSpeakerEncoder
+
+    torch.manual_seed(5)
+    model = MODELS["tdnn"](features="logmel", n_mels=20, frontend=frontend, conv_channels=4, tdnn_channels=16,
+                           **TINY).eval()
+    assert isinstance(model, TdnnSpeakerEncoder) and not hasattr(model, "gru")
+    assert model.get_model_args()["backbone"] == "tdnn"
+    with torch.no_grad():
+        for samples in (300, 4000, 9999):  # from one STFT frame up
+            wave = torch.randn(2, samples)
+            frames = model.frame_outputs(wave)
+            assert frames.shape == (2, samples // TINY["hop_length"] + 1, 2 * TINY["hidden"])
+            torch.testing.assert_close(model(wave).norm(dim=1), torch.ones(2), atol=1e-5, rtol=0)
+
+
+class NoExcitation(torch.nn.Module):
+    def forward(self, squeezed: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(squeezed)
+
+
+def test_tdnn_res2_splits_widen_the_receptive_field_split_by_split():
+    from dlsp.models.speaker import RES2_SCALE, SeRes2Block
+
+    torch.manual_seed(6)
+    width = 4
+    block = SeRes2Block(width * RES2_SCALE, dilation=2).eval()
+    block.squeeze = NoExcitation()  # squeeze-excitation averages over all time; look at the convolutions
+    block.outer = torch.nn.Identity()
+    x = torch.zeros(1, width * RES2_SCALE, 61)
+    x[..., 30] = 1.0  # one impulse in every channel
+    with torch.no_grad():
+        change = (block(x) - x - block(torch.zeros_like(x)))[0].abs() > 1e-6  # (channels, frames)
+    # Split i (after the pass-through split 0) has i dilated width-3 convolutions behind it: it reaches at most
+    # 2 * i frames either side of the impulse; the last reaches further than the first.
+    reach = []
+    for i in range(1, RES2_SCALE):
+        frames = change[i * width:(i + 1) * width].any(dim=0).nonzero().flatten()
+        assert frames.numel() and frames.min() >= 30 - 2 * i and frames.max() <= 30 + 2 * i
+        reach.append(int((frames - 30).abs().max()))
+    assert reach[0] <= 2 < reach[-1]
+
+
+def test_tdnn_model_file_round_trip(tmp_path):
+    from dlsp.models.speaker import MODELS
+    from dlsp.train.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(8)
+    model = MODELS["tdnn"](tdnn_channels=16, **TINY).eval()
+    path = save_checkpoint(tmp_path / "t.pt", model, "tdnn")
+    again = build_from_checkpoint(load_checkpoint(path), MODELS, path).eval()
+    wave = torch.randn(1, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(again(wave), model(wave))
 
 
 def test_default_is_the_studies_architecture():
@@ -163,6 +220,10 @@ def test_bad_options_are_refused():
         SpeakerEncoder(features="mfcc")
     with pytest.raises(ValueError, match="pooling"):
         SpeakerEncoder(pooling="max")
+    with pytest.raises(ValueError, match="backbone"):
+        SpeakerEncoder(backbone="lstm")
+    with pytest.raises(ValueError, match="tdnn_channels"):
+        SpeakerEncoder(backbone="tdnn", tdnn_channels=12)
 
 
 def test_masks_apply_in_training_only():

@@ -128,12 +128,13 @@ def test_bad_augmentation_settings_are_refused(bad):
         SegmentSampler(_two_speaker_clips(), SpeakerDataConfig(sample_rate=SR, **bad))
 
 
-@pytest.mark.parametrize("objective", ["amsoftmax", "bce", "amsoftmax_ge2e"])
-def test_overfits_two_synthetic_speakers(objective):
+@pytest.mark.parametrize("objective,backbone", [("amsoftmax", "gru"), ("bce", "gru"), ("amsoftmax_ge2e", "gru"),
+                                                ("amsoftmax", "tdnn")])
+def test_overfits_two_synthetic_speakers(objective, backbone):
     torch.manual_seed(0)
     clips = _two_speaker_clips()
     encoder = SpeakerEncoder(sample_rate=SR, features="logmel", n_mels=20, n_fft=256, hop_length=128, hidden=24,
-                             embedding_dim=8)
+                             embedding_dim=8, backbone=backbone, tdnn_channels=64)
     sampler = SegmentSampler(clips, SpeakerDataConfig(sample_rate=SR, segment_seconds=0.4))
     encoder.fit_normalizer(torch.from_numpy(np.stack([sampler.cut(i, np.random.default_rng(i)) for i in range(8)])))
     loss = {"amsoftmax": AmSoftmaxLoss(2, 8, scale=10.0, margin=0.2), "bce": PairLoss("bce"),

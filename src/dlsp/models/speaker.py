@@ -13,6 +13,13 @@ GRU, two of them halving the feature axis, so the GRU reads `conv_channels` maps
 spectral shapes (formant and harmonic patterns) that do not depend on exactly which band they fall in, as the
 convolutional stems of ResNet and ECAPA speaker encoders give them. The GRU stays the sequence model.
 
+TDNN backbone (`backbone="tdnn"`, model name "tdnn"): in place of the GRU, a small ECAPA-TDNN (Desplanques et
+al. 2020) reads the frames: a width-5 convolution, three SE-Res2 blocks (Res2Net splits of dilated width-3
+convolutions, squeeze-excitation over time, residual) at dilations 2, 3 and 4, and the three blocks' outputs
+concatenated and mixed by a 1x1 convolution to `2 * hidden` channels, so pooling and projection are the GRU's.
+Its receptive field is fixed (some 0.3 s) where the GRU's is the whole utterance, and it runs in parallel over
+time where the GRU steps frame by frame.
+
 Test-time speed views (`test_speeds`, eval mode only): the recording is also embedded played slightly faster
 and slower (speed perturbation made those other voices training speakers) and the unit embeddings of the views
 are concatenated and scaled by 1 / sqrt(views), so the cosine of two such embeddings is the mean of the
@@ -45,6 +52,10 @@ from torch import nn
 FEATURES = ("stft", "logmel")
 POOLINGS = ("mean", "attention", "stats", "attention_stats")
 FRONTENDS = ("none", "conv")
+BACKBONES = ("gru", "tdnn")
+TDNN_DILATIONS = (2, 3, 4)
+RES2_SCALE = 8  # Res2Net splits per block
+SE_BOTTLENECK = 128
 STD_FLOOR = 1e-4
 LOG_EPS = 1e-5
 MAX_VIEWS = 16
@@ -72,13 +83,15 @@ class SpeakerEncoder(nn.Module):
         test_speeds: speeds of the views embedded in eval mode (see the module docstring); `[1.0]`: one.
         frontend: "none" (features straight into the GRU) or "conv" (see the module docstring).
         conv_channels: channels of the convolutional front end.
+        backbone: "gru" (the bidirectional GRU) or "tdnn" (see the module docstring; `layers` is then unused).
+        tdnn_channels: channels of the TDNN blocks (a multiple of 8, the Res2 splits).
     """
 
     def __init__(self, sample_rate: int = 16000, features: str = "stft", n_fft: int = 1024, hop_length: int = 256,
                  n_mels: int = 64, f_max: float | None = None, hidden: int = 256, layers: int = 1,
                  embedding_dim: int = 256, pooling: str = "attention", dropout: float = 0.0, freq_mask: int = 0,
                  time_mask: int = 0, test_speeds: Sequence[float] = (1.0,), frontend: str = "none",
-                 conv_channels: int = 32) -> None:
+                 conv_channels: int = 32, backbone: str = "gru", tdnn_channels: int = 256) -> None:
         super().__init__()
         test_speeds = [float(speed) for speed in test_speeds]
         if not 1 <= len(test_speeds) <= MAX_VIEWS or any(not 0.5 <= speed <= 2.0 for speed in test_speeds):
@@ -89,12 +102,18 @@ class SpeakerEncoder(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+        if tdnn_channels < RES2_SCALE or tdnn_channels % RES2_SCALE:
+            raise ValueError(f"tdnn_channels must be a positive multiple of {RES2_SCALE}, got {tdnn_channels}")
         if f_max is not None and (features != "logmel" or not 0 < f_max <= sample_rate / 2):
             raise ValueError(f"f_max must be in (0, {sample_rate / 2:g}] Hz and needs logmel features, got {f_max}")
         self.args = dict(sample_rate=sample_rate, features=features, n_fft=n_fft, hop_length=hop_length,
                          n_mels=n_mels, f_max=f_max, hidden=hidden, layers=layers, embedding_dim=embedding_dim,
                          pooling=pooling, dropout=dropout, freq_mask=freq_mask, time_mask=time_mask,
                          test_speeds=test_speeds, frontend=frontend, conv_channels=conv_channels)
+        if backbone != "gru":  # files written before the option existed keep loading with the same arguments
+            self.args.update(backbone=backbone, tdnn_channels=tdnn_channels)
         self.test_speeds = test_speeds
         self.freq_mask, self.time_mask = freq_mask, time_mask
         self.sample_rate, self.features, self.n_fft, self.hop_length = sample_rate, features, n_fft, hop_length
@@ -108,8 +127,12 @@ class SpeakerEncoder(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(self.n_inputs))
         self.register_buffer("feature_std", torch.ones(self.n_inputs))
         self.frontend = conv_frontend(conv_channels) if frontend == "conv" else None
-        gru_inputs = conv_channels * conv_output_bands(self.n_inputs) if frontend == "conv" else self.n_inputs
-        self.gru = nn.GRU(gru_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        backbone_inputs = conv_channels * conv_output_bands(self.n_inputs) if frontend == "conv" else self.n_inputs
+        self.backbone = backbone
+        if backbone == "gru":
+            self.gru = nn.GRU(backbone_inputs, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        else:
+            self.tdnn = Tdnn(backbone_inputs, tdnn_channels, 2 * hidden)
         self.attention = nn.Linear(2 * hidden, 1) if pooling.startswith("attention") else None
         self.with_std = pooling.endswith("stats")
         self.dropout = nn.Dropout(dropout)
@@ -158,13 +181,15 @@ class SpeakerEncoder(nn.Module):
         self.feature_std.copy_(feats.std(dim=0).clamp_min(1e-3))
 
     def frame_outputs(self, wave: torch.Tensor) -> torch.Tensor:
-        """GRU outputs per frame. Shape: `(B, S) -> (B, T, 2 * hidden)`."""
+        """Backbone outputs per frame. Shape: `(B, S) -> (B, T, 2 * hidden)`."""
         feats = (self.log_features(wave) - self.feature_mean) / self.feature_std
         if self.training and (self.freq_mask or self.time_mask):
             feats = _mask(_mask(feats, self.freq_mask, dim=2), self.time_mask, dim=1)
         if self.frontend is not None:
             maps = self.frontend(feats.unsqueeze(1))  # (B, C, T, F / 4)
             feats = maps.permute(0, 2, 1, 3).flatten(2)
+        if self.backbone == "tdnn":
+            return self.tdnn(feats.transpose(1, 2)).transpose(1, 2)
         return self.gru(feats)[0]
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -187,6 +212,53 @@ class SpeakerEncoder(nn.Module):
             pooled = torch.cat([pooled, variance.clamp_min(STD_FLOOR).sqrt()], dim=-1)
         embedding = self.projection(self.dropout(pooled))
         return nn.functional.normalize(embedding, dim=-1)
+
+
+class Tdnn(nn.Module):
+    """The ECAPA-TDNN trunk of the module docstring. Shape: `(B, inputs, T) -> (B, outputs, T)`."""
+
+    def __init__(self, inputs: int, channels: int, outputs: int) -> None:
+        super().__init__()
+        self.stem = conv_bn(inputs, channels, 5)
+        self.blocks = nn.ModuleList([SeRes2Block(channels, dilation) for dilation in TDNN_DILATIONS])
+        self.mix = conv_bn(len(TDNN_DILATIONS) * channels, outputs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        outputs = []
+        for block in self.blocks:
+            x = block(x)
+            outputs.append(x)
+        return self.mix(torch.cat(outputs, dim=1))  # every block's view, as ECAPA's multi-layer aggregation
+
+
+class SeRes2Block(nn.Module):
+    """1x1 convolution, Res2Net splits (each split's dilated convolution also reads the previous split's output,
+    so the receptive fields grow across splits), 1x1 convolution, squeeze-excitation, residual."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        width = channels // RES2_SCALE
+        self.inner = conv_bn(channels, channels, 1)
+        self.splits = nn.ModuleList([conv_bn(width, width, 3, dilation) for _ in range(RES2_SCALE - 1)])
+        self.outer = conv_bn(channels, channels, 1)
+        self.squeeze = nn.Sequential(nn.Linear(channels, SE_BOTTLENECK), nn.ReLU(),
+                                     nn.Linear(SE_BOTTLENECK, channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.chunk(self.inner(x), RES2_SCALE, dim=1)
+        out, previous = [parts[0]], None
+        for conv, part in zip(self.splits, parts[1:], strict=True):
+            previous = conv(part if previous is None else part + previous)
+            out.append(previous)
+        y = self.outer(torch.cat(out, dim=1))
+        return x + y * self.squeeze(y.mean(dim=2)).unsqueeze(2)
+
+
+def conv_bn(inputs: int, outputs: int, kernel: int, dilation: int = 1) -> nn.Sequential:
+    """A 1-D convolution over time keeping the length, ReLU, batch norm. Shape: `(B, inputs, T) -> (B, outputs, T)`."""
+    return nn.Sequential(nn.Conv1d(inputs, outputs, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
+                         nn.ReLU(), nn.BatchNorm1d(outputs))
 
 
 def conv_frontend(channels: int) -> nn.Sequential:
@@ -279,4 +351,11 @@ class SpeakerEnsemble(nn.Module):
         return torch.cat(embeddings, dim=-1) / math.sqrt(len(embeddings))
 
 
-MODELS: dict[str, type[nn.Module]] = {"gru": SpeakerEncoder, "ensemble": SpeakerEnsemble}
+class TdnnSpeakerEncoder(SpeakerEncoder):
+    """`SpeakerEncoder` with the TDNN backbone (model name "tdnn"; the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "backbone": "tdnn"})
+
+
+MODELS: dict[str, type[nn.Module]] = {"gru": SpeakerEncoder, "tdnn": TdnnSpeakerEncoder, "ensemble": SpeakerEnsemble}
