@@ -476,9 +476,14 @@ def summary(scores: np.ndarray, target: np.ndarray, boot: int = 0) -> dict | Non
     """EER, minDCF (p_target 0.01), counts and (with `boot`) 95% intervals; None without both kinds of trial."""
     from dlsp.speaker.evaluate import summarize_scores
 
-    if target.size == 0 or target.all() or not target.any():
+    if not both_kinds(target):
         return None
     return summarize_scores(scores, target, boot)
+
+
+def both_kinds(target: np.ndarray) -> bool:
+    """Whether the trials hold genuine and impostor ones (rates need both)."""
+    return bool(target.any() and not target.all())
 
 
 def rates_at(scores: np.ndarray, target: np.ndarray, threshold: float | np.ndarray,
@@ -500,7 +505,7 @@ def oracle_rates(scores: np.ndarray, target: np.ndarray, far: float = MAX_FAR) -
     well its threshold carries over. None without both kinds of trial."""
     from dlsp.speaker.scoring import threshold_at_far
 
-    if target.size == 0 or target.all() or not target.any():
+    if not both_kinds(target):
         return None
     return rates_at(scores, target, threshold_at_far(scores, target, far))
 
@@ -815,10 +820,10 @@ def verdicts(results: dict, dlsp: list[System], systems: list[System], shorts: l
         checks.append((None if value is None else value <= EER_ENROLLED_SPEECHOCEAN,
                        f"EER enrolled {N_ENROLL} speechocean762 {pct(value)} % <= 2 %"))
         for c in shorts:
-            for key, tag in (("1v1_at_threshold", "1v1"), ("enrolled_at_threshold", f"enrolled {N_ENROLL}")):
-                r = corpora[c]["systems"][s.name].get(key)
+            for kind, tag in (("1v1", "1v1"), ("enrolled", f"enrolled {N_ENROLL}")):
+                r = corpora[c]["systems"][s.name].get(f"{kind}_at_threshold")
                 ok = None if r is None else r["far"] <= MAX_FAR and r["frr"] <= MAX_FRR
-                best = corpora[c]["systems"][s.name].get(key.replace("_at_threshold", "_oracle"))
+                best = corpora[c]["systems"][s.name].get(f"{kind}_oracle")
                 checks.append((ok, f"at the shipped threshold, {corpora[c]['label']}, {tag}: FAR "
                                    f"{pct(None if r is None else r['far'])} % <= 5 %, FRR "
                                    f"{pct(None if r is None else r['frr'])} % <= 10 %"

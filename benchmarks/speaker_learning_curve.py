@@ -102,7 +102,7 @@ def speechocean_selection(data: Path, keep_every: int) -> tuple[list[str], list[
     root = data / "speech" / "speechocean762"
     speakers = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in held_out)
     kept = speakers[::keep_every]
-    return kept, [s for s in speakers if s not in set(kept)]
+    return kept, [s for i, s in enumerate(speakers) if i % keep_every]
 
 
 def train(run: Path, data: Path, dropped: list[str]) -> None:
